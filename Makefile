@@ -1,0 +1,40 @@
+# dreamdrive: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1
+DEVKIT_NEEDS := matplotlib opencv-python-headless shapely scikit-learn pyquaternion descartes \
+	pycocotools pandas motmetrics cachetools tqdm fire parameterized scipy Pillow
+
+.PHONY: demo test bench system clean-venv
+
+demo: $(STAMP)
+	$(VENV)/bin/dreamdrive demo --out outputs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_nusc_io.py
+
+# Debian EGL/Mesa packages for headless moderngl rendering, installed only when missing and root.
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing Debian packages:$$missing (run as root or install them: apt-get install$$missing)"; fi; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt Makefile | system
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt --no-deps nuscenes-devkit==1.2.0
+	$(PIP) install -q -c constraints.txt $(DEVKIT_NEEDS)
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,138 @@
+"""A multi-view driving clip: frames, agents with a box on every frame, the map and the rig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from dreamdrive.core.boxes import Box3D
+from dreamdrive.core.camera import CameraRig
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.core.hdmap import HDMap
+
+# An image is a file on disk or an (H, W, 3) uint8 RGB array held in memory.
+ImageSource = Union[str, Path, np.ndarray]
+# A point cloud is a nuScenes .pcd.bin file or an (N, 5) float32 array (x, y, z, intensity, ring) in the LiDAR frame.
+PointsSource = Union[str, Path, np.ndarray]
+
+KEYFRAME_HZ = 2
+CAMERA_HZ = 12
+
+
+@dataclass
+class Frame:
+    """One camera frame of all cameras.
+
+    Args:
+        timestamp: microseconds.
+        global_T_ego: the ego pose at `timestamp`.
+        images: image per camera channel.
+        is_key: True on the 2 Hz annotated key frames (nuScenes samples).
+        lidar: the LIDAR_TOP sweep at this frame, or None.
+        camera_poses: for cameras captured at another moment than `timestamp` (real nuScenes
+            cameras fire as the LiDAR sweeps past them): channel -> (timestamp, global_T_ego).
+    """
+
+    timestamp: int
+    global_T_ego: Transform
+    images: dict[str, ImageSource]
+    is_key: bool = False
+    lidar: PointsSource | None = None
+    camera_poses: dict[str, tuple[int, Transform]] = field(default_factory=dict)
+
+    def camera_pose(self, channel: str) -> tuple[int, Transform]:
+        """(timestamp, global_T_ego) at which `channel` captured its image."""
+        return self.camera_poses.get(channel, (self.timestamp, self.global_T_ego))
+
+
+@dataclass
+class Agent:
+    """One object across a clip.
+
+    Args:
+        instance_id: unique within the clip.
+        category: full nuScenes category name.
+        boxes: one entry per frame of the clip, in the global frame; None where the
+            object is not in the scene (before it appears or after it leaves).
+    """
+
+    instance_id: str
+    category: str
+    boxes: list[Box3D | None]
+
+    def span(self) -> tuple[int, int]:
+        """Indices of the first and last frame on which the agent has a box."""
+        present = [i for i, box in enumerate(self.boxes) if box is not None]
+        return present[0], present[-1]
+
+
+@dataclass
+class Clip:
+    """A scene: frames in time order, the agents in it, the rig that filmed it and its map.
+
+    Args:
+        name: scene name, unique within a dataset (nuScenes `scene.name`).
+        frames: camera frames, strictly increasing timestamps, at least one key frame.
+        agents: the annotated objects; every agent has one box slot per frame.
+        rig: the cameras (intrinsics, extrinsics, image size).
+        location: the map location (nuScenes `log.location`).
+        hdmap: the vector map of `location`, if known.
+        description: free text (nuScenes `scene.description`).
+        log_name: the recording's name (nuScenes `log.logfile`); defaults to `name`.
+    """
+
+    name: str
+    frames: list[Frame]
+    agents: list[Agent]
+    rig: CameraRig
+    location: str
+    hdmap: HDMap | None = None
+    description: str = ""
+    log_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.log_name = self.log_name or self.name
+
+    @property
+    def key_indices(self) -> list[int]:
+        return [i for i, frame in enumerate(self.frames) if frame.is_key]
+
+    def boxes_at(self, index: int) -> list[Box3D]:
+        """The boxes present on frame `index`."""
+        return [agent.boxes[index] for agent in self.agents if agent.boxes[index] is not None]
+
+    def validate(self) -> None:
+        """Raise DreamdriveError if the clip breaks an invariant the writer and renderers rely on."""
+        where = f"clip {self.name!r}"
+        if not self.name or "/" in self.name:
+            raise DreamdriveError(f"{where}: a scene name must be non-empty and contain no '/'.")
+        if not self.frames:
+            raise DreamdriveError(f"{where} has no frames.")
+        times = np.array([frame.timestamp for frame in self.frames], dtype=np.int64)
+        if np.any(np.diff(times) <= 0):
+            raise DreamdriveError(f"{where}: frame timestamps must strictly increase.")
+        if not self.key_indices:
+            raise DreamdriveError(f"{where} has no key frame; mark the 2 Hz annotated frames is_key=True.")
+        for i, frame in enumerate(self.frames):
+            missing = [name for name in self.rig.names if name not in frame.images]
+            if missing:
+                raise DreamdriveError(f"{where}: frame {i} has no image for {missing}.")
+        ids = [agent.instance_id for agent in self.agents]
+        if len(set(ids)) != len(ids):
+            raise DreamdriveError(f"{where}: instance ids must be unique, got duplicates.")
+        for agent in self.agents:
+            if len(agent.boxes) != len(self.frames):
+                raise DreamdriveError(
+                    f"{where}: agent {agent.instance_id} has {len(agent.boxes)} box slots for {len(self.frames)} frames."
+                )
+            present = [box for box in agent.boxes if box is not None]
+            if not any(agent.boxes[i] is not None for i in self.key_indices):
+                raise DreamdriveError(f"{where}: agent {agent.instance_id} has no box on any key frame.")
+            if any(box.category != agent.category or box.instance_id != agent.instance_id for box in present):
+                raise DreamdriveError(
+                    f"{where}: boxes of agent {agent.instance_id} must carry its category and instance id."
+                )

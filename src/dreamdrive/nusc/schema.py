@@ -1,0 +1,77 @@
+"""The nuScenes table layout, deterministic tokens and small file helpers shared by reader and writer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dreamdrive.core.camera import CAMERA_NAMES
+from dreamdrive.core.categories import ATTRIBUTES, CATEGORIES, VISIBILITY_LEVELS
+from dreamdrive.core.geometry import Transform
+
+TABLES: tuple[str, ...] = (
+    "category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose",
+    "log", "scene", "sample", "sample_data", "sample_annotation", "map",
+)
+DEFAULT_VERSION = "v1.0-dreamdrive"
+SIDECAR_DIR = "dreamdrive"
+SIDECAR_INDEX = "index.json"
+SIDECAR_FORMAT = 1
+LIDAR_CHANNEL = "LIDAR_TOP"
+LIDAR_COLUMNS = 5  # x, y, z, intensity, ring index, float32, as nuScenes .pcd.bin
+# The nuScenes LiDAR mount: 1.84 m up, its x axis turned -90 degrees from the ego's.
+DEFAULT_EGO_T_LIDAR = Transform.from_pose2d(0.943713, 0.0, -np.pi / 2, 1.84023)
+# nuScenes maps are semantic masks at 0.1 m/pixel with the global origin at the bottom-left pixel.
+MAP_MASK_RESOLUTION = 0.1
+
+PREDEFINED_SPLITS = ("train", "val", "test", "mini_train", "mini_val", "train_detect", "train_track")
+
+
+def make_token(*parts: object) -> str:
+    """A 32-hex-digit token, a pure function of `parts` (so rewriting gives the same bytes)."""
+    return hashlib.md5("/".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def static_tables() -> dict[str, list[dict]]:
+    """The tables whose rows do not depend on the clips: category, attribute, visibility, sensor."""
+    return {
+        "category": [{"token": make_token("category", n), "name": n, "description": d} for n, d in CATEGORIES.items()],
+        "attribute": [{"token": make_token("attribute", n), "name": n, "description": d} for n, d in ATTRIBUTES.items()],
+        "visibility": [
+            {"token": token, "level": level, "description": description}
+            for token, (level, description, _) in VISIBILITY_LEVELS.items()
+        ],
+        "sensor": [
+            {"token": make_token("sensor", channel), "channel": channel, "modality": "camera"} for channel in CAMERA_NAMES
+        ]
+        + [{"token": make_token("sensor", LIDAR_CHANNEL), "channel": LIDAR_CHANNEL, "modality": "lidar"}],
+    }
+
+
+def dumps(rows: object) -> bytes:
+    """Canonical JSON bytes (stable key order and float formatting)."""
+    return json.dumps(rows, indent=1, sort_keys=False).encode()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def pose_record(token: str, timestamp: int, transform: Transform) -> dict:
+    return {
+        "token": token,
+        "timestamp": int(timestamp),
+        "rotation": transform.quaternion.tolist(),
+        "translation": transform.translation.tolist(),
+    }

@@ -1,0 +1,465 @@
+"""Clips to a nuScenes-format dataset: the 13 tables, images, LiDAR sweeps, splits and sidecars.
+
+Writing is atomic and resumable. Each clip's files are written one by one
+(each atomically) and then a fragment holding its table rows is committed in a
+staging folder; a rerun skips clips whose fragment matches. The tables appear
+only at the very end, by renaming the finished version folder into place, so
+`NuScenes(version, dataroot)` sees either no dataset or the whole one. Tokens
+and file names are pure functions of the clips, so a run that was killed and
+rerun gives the same bytes as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from dreamdrive.core.boxes import Box3D
+from dreamdrive.core.categories import visibility_token
+from dreamdrive.core.clip import Clip, ImageSource, PointsSource
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.core.hdmap import HDMap
+from dreamdrive.nusc.schema import (
+    DEFAULT_EGO_T_LIDAR,
+    DEFAULT_VERSION,
+    LIDAR_CHANNEL,
+    LIDAR_COLUMNS,
+    MAP_MASK_RESOLUTION,
+    PREDEFINED_SPLITS,
+    SIDECAR_DIR,
+    SIDECAR_FORMAT,
+    SIDECAR_INDEX,
+    TABLES,
+    atomic_write,
+    dumps,
+    make_token,
+    pose_record,
+    static_tables,
+)
+
+STAGING_DIR = ".dreamdrive-staging"
+DATE_CAPTURED = "2026-01-01"  # nuScenes logs carry a date; ours is fixed so that bytes are reproducible
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How images are encoded.
+
+    Args:
+        jpeg_quality: 1..100, for images given as arrays or as non-JPEG files.
+    """
+
+    jpeg_quality: int = 95
+
+
+def clip_fingerprint(clip: Clip) -> str:
+    """A digest of everything in `clip` that the written dataset depends on."""
+    digest = hashlib.sha256()
+
+    def add_source(source: ImageSource | PointsSource | None) -> None:
+        if source is None:
+            digest.update(b"none")
+        elif isinstance(source, np.ndarray):
+            digest.update(str((source.shape, source.dtype.str)).encode())
+            digest.update(np.ascontiguousarray(source).tobytes())
+        else:
+            path = Path(source)
+            stat = path.stat() if path.exists() else None
+            digest.update(str((str(path.resolve()), stat and stat.st_size, stat and stat.st_mtime_ns)).encode())
+
+    digest.update(json.dumps([clip.name, clip.location, clip.description, clip.log_name]).encode())
+    digest.update(json.dumps(clip.hdmap.to_json() if clip.hdmap else None).encode())
+    for camera in clip.rig:
+        digest.update(repr((camera.name, camera.intrinsic.tolist(), camera.ego_T_cam.matrix.tolist(),
+                            camera.width, camera.height)).encode())
+    for frame in clip.frames:
+        digest.update(repr((frame.timestamp, frame.is_key, frame.global_T_ego.matrix.tolist(),
+                            sorted((k, t, p.matrix.tolist()) for k, (t, p) in frame.camera_poses.items()))).encode())
+        for channel in clip.rig.names:
+            add_source(frame.images[channel])
+        add_source(frame.lidar)
+    for agent in clip.agents:
+        for box in agent.boxes:
+            digest.update(repr(None if box is None else _box_json(box)).encode())
+    return digest.hexdigest()
+
+
+def _box_json(box: Box3D) -> dict:
+    return {
+        "instance_id": box.instance_id,
+        "category": box.category,
+        "translation": box.center.tolist(),
+        "size": box.size.tolist(),
+        "rotation": box.quaternion.tolist(),
+        "yaw": box.yaw,
+        "velocity": box.velocity.tolist(),
+        "attributes": list(box.attributes),
+        "num_lidar_pts": box.num_lidar_pts,
+        "num_radar_pts": box.num_radar_pts,
+        "visibility": box.visibility,
+    }
+
+
+def _encode_jpeg(rgb: np.ndarray, quality: int, what: str) -> bytes:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DreamdriveError(f"{what}: an image array must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}.")
+    ok, data = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DreamdriveError(f"{what}: JPEG encoding failed.")
+    return data.tobytes()
+
+
+def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what: str) -> bytes:
+    """JPEG bytes of an image source, checked against the camera's (width, height)."""
+    if isinstance(source, np.ndarray):
+        if source.shape[:2] != (size[1], size[0]):
+            raise DreamdriveError(f"{what}: image is {source.shape[1]}x{source.shape[0]}, the camera says {size[0]}x{size[1]}.")
+        return _encode_jpeg(source, quality, what)
+    path = Path(source)
+    if not path.is_file():
+        raise DreamdriveError(f"{what}: image file {path} does not exist.")
+    data = path.read_bytes()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DreamdriveError(f"{what}: {path} is not a readable image.")
+    if image.shape[:2] != (size[1], size[0]):
+        raise DreamdriveError(f"{what}: {path} is {image.shape[1]}x{image.shape[0]}, the camera says {size[0]}x{size[1]}.")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        return data
+    return _encode_jpeg(image[:, :, ::-1], quality, what)
+
+
+def load_points(source: PointsSource, what: str) -> np.ndarray:
+    """LiDAR points (N, 5) float32 from an array or a nuScenes .pcd.bin file."""
+    if isinstance(source, np.ndarray):
+        points = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DreamdriveError(f"{what}: point cloud {path} does not exist.")
+        raw = np.fromfile(path, dtype=np.float32)
+        if raw.size % LIDAR_COLUMNS:
+            raise DreamdriveError(f"{what}: {path} is not a nuScenes .pcd.bin ({LIDAR_COLUMNS} float32 per point).")
+        points = raw.reshape(-1, LIDAR_COLUMNS)
+    if points.ndim != 2 or points.shape[1] != LIDAR_COLUMNS:
+        raise DreamdriveError(f"{what}: points must be (N, {LIDAR_COLUMNS}) x, y, z, intensity, ring; got {points.shape}.")
+    return np.ascontiguousarray(points, dtype=np.float32)
+
+
+def map_mask_png(hdmap: HDMap | None) -> bytes:
+    """The nuScenes semantic-prior map: drivable area at 0.1 m/pixel, origin at the bottom-left."""
+    polygons = hdmap.drivable_areas if hdmap else []
+    x_max = max([float(p[:, 0].max()) for p in polygons], default=0.0)
+    y_max = max([float(p[:, 1].max()) for p in polygons], default=0.0)
+    width = max(1, int(np.ceil(x_max / MAP_MASK_RESOLUTION)))
+    height = max(1, int(np.ceil(y_max / MAP_MASK_RESOLUTION)))
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for polygon in polygons:
+        pixels = np.stack([polygon[:, 0] / MAP_MASK_RESOLUTION, height - polygon[:, 1] / MAP_MASK_RESOLUTION], axis=1)
+        cv2.fillPoly(mask, [np.round(pixels).astype(np.int32)], 255)
+    ok, data = cv2.imencode(".png", mask)
+    assert ok
+    return data.tobytes()
+
+
+class DatasetWriter:
+    """Writes clips into `dataroot` as the nuScenes version `version`, resumably.
+
+    Use `write_dataset` unless clips are produced one at a time (the procedural
+    world builder renders a clip, writes it, then drops it).
+    """
+
+    def __init__(self, dataroot: str | Path, version: str = DEFAULT_VERSION, options: WriteOptions = WriteOptions()):
+        if not version or "/" in version:
+            raise DreamdriveError(f"version {version!r} must be a folder name such as {DEFAULT_VERSION!r}.")
+        self.dataroot = Path(dataroot)
+        self.version = version
+        self.options = options
+        self.staging = self.dataroot / STAGING_DIR
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        return self.dataroot / SIDECAR_DIR / SIDECAR_INDEX
+
+    def existing_fingerprint(self) -> str | None:
+        """The fingerprint of the finished dataset in `dataroot`, or None when there is none."""
+        if not (self.dataroot / self.version / "scene.json").is_file() or not self.index_path.is_file():
+            return None
+        try:
+            return json.loads(self.index_path.read_text()).get("fingerprint")
+        except json.JSONDecodeError:
+            return None
+
+    def fragment_path(self, scene: str) -> Path:
+        return self.staging / "fragments" / f"{scene}.json"
+
+    def has_clip(self, scene: str, fingerprint: str) -> bool:
+        path = self.fragment_path(scene)
+        if not path.is_file():
+            return False
+        return json.loads(path.read_text()).get("fingerprint") == fingerprint
+
+    def remove_existing(self) -> None:
+        """Delete a finished dataset's tables and sidecar index, so it reads as absent, then the rest."""
+        shutil.rmtree(self.dataroot / self.version, ignore_errors=True)
+        self.index_path.unlink(missing_ok=True)
+        for folder in ("samples", "sweeps", "maps", SIDECAR_DIR, STAGING_DIR):
+            shutil.rmtree(self.dataroot / folder, ignore_errors=True)
+
+    # -- one clip ----------------------------------------------------------------------------
+
+    def write_clip(self, clip: Clip, fingerprint: str | None = None) -> None:
+        """Write a clip's images, LiDAR and sidecar, then commit its table rows as a fragment."""
+        clip.validate()
+        fingerprint = fingerprint or clip_fingerprint(clip)
+        if self.has_clip(clip.name, fingerprint):
+            return
+        rows = self._clip_rows(clip)
+        sidecar = {"frames": [
+            {"timestamp": frame.timestamp, "boxes": [_box_json(box) for box in clip.boxes_at(i)]}
+            for i, frame in enumerate(clip.frames)
+        ]}
+        atomic_write(self.dataroot / SIDECAR_DIR / "boxes" / f"{clip.name}.json", dumps(sidecar))
+        fragment = {"fingerprint": fingerprint, "location": clip.location,
+                    "hdmap": clip.hdmap.to_json() if clip.hdmap else None, "rows": rows}
+        atomic_write(self.fragment_path(clip.name), dumps(fragment))
+
+    def _clip_rows(self, clip: Clip) -> dict[str, list[dict]]:
+        """Write the clip's files and return its rows of the per-clip tables."""
+        scene = clip.name
+        rows: dict[str, list[dict]] = {t: [] for t in ("calibrated_sensor", "ego_pose", "log", "scene", "sample",
+                                                        "sample_data", "sample_annotation", "instance")}
+        log_token = make_token(scene, "log")
+        rows["log"].append({"token": log_token, "logfile": clip.log_name, "vehicle": "dreamdrive",
+                            "date_captured": DATE_CAPTURED, "location": clip.location})
+
+        # 1. Calibrations: one record per channel for the scene.
+        calib_tokens = {}
+        for camera in clip.rig:
+            calib_tokens[camera.name] = make_token(scene, "calibrated_sensor", camera.name)
+            rows["calibrated_sensor"].append({
+                "token": calib_tokens[camera.name], "sensor_token": make_token("sensor", camera.name),
+                "translation": camera.ego_T_cam.translation.tolist(), "rotation": camera.ego_T_cam.quaternion.tolist(),
+                "camera_intrinsic": camera.intrinsic.tolist(),
+            })
+        calib_tokens[LIDAR_CHANNEL] = make_token(scene, "calibrated_sensor", LIDAR_CHANNEL)
+        rows["calibrated_sensor"].append({
+            "token": calib_tokens[LIDAR_CHANNEL], "sensor_token": make_token("sensor", LIDAR_CHANNEL),
+            "translation": DEFAULT_EGO_T_LIDAR.translation.tolist(), "rotation": DEFAULT_EGO_T_LIDAR.quaternion.tolist(),
+            "camera_intrinsic": [],
+        })
+
+        # 2. Samples: one per key frame, linked in time order.
+        keys = clip.key_indices
+        sample_tokens = {i: make_token(scene, "sample", clip.frames[i].timestamp) for i in keys}
+        for n, i in enumerate(keys):
+            rows["sample"].append({
+                "token": sample_tokens[i], "timestamp": clip.frames[i].timestamp,
+                "prev": sample_tokens[keys[n - 1]] if n > 0 else "",
+                "next": sample_tokens[keys[n + 1]] if n + 1 < len(keys) else "",
+                "scene_token": make_token(scene, "scene"),
+            })
+        rows["scene"].append({
+            "token": make_token(scene, "scene"), "log_token": log_token, "nbr_samples": len(keys),
+            "first_sample_token": sample_tokens[keys[0]], "last_sample_token": sample_tokens[keys[-1]],
+            "name": scene, "description": clip.description,
+        })
+
+        # 3. Sample data: every camera on every frame, LiDAR on key frames and wherever a sweep is given.
+        # A sweep belongs to the next key frame's sample (the devkit interpolates boxes on that basis).
+        owner = {}
+        for i in range(len(clip.frames)):
+            later = [k for k in keys if k >= i]
+            owner[i] = later[0] if later else keys[-1]
+        lidar_points: dict[int, np.ndarray] = {}
+        for channel in (*clip.rig.names, LIDAR_CHANNEL):
+            chain = []
+            for i, frame in enumerate(clip.frames):
+                if channel == LIDAR_CHANNEL and frame.lidar is None and not frame.is_key:
+                    continue
+                timestamp, global_T_ego = frame.camera_pose(channel) if channel != LIDAR_CHANNEL else (
+                    frame.timestamp, frame.global_T_ego)
+                token = make_token(scene, "sample_data", channel, i)
+                folder = "samples" if frame.is_key else "sweeps"
+                if channel == LIDAR_CHANNEL:
+                    filename = f"{folder}/{channel}/{clip.log_name}__{channel}__{timestamp}.pcd.bin"
+                    points = (load_points(frame.lidar, f"{scene} frame {i} {channel}") if frame.lidar is not None
+                              else np.zeros((0, LIDAR_COLUMNS), np.float32))
+                    lidar_points[i] = points
+                    atomic_write(self.dataroot / filename, points.tobytes())
+                    width = height = 0
+                    fileformat = "pcd"
+                else:
+                    filename = f"{folder}/{channel}/{clip.log_name}__{channel}__{timestamp}.jpg"
+                    camera = clip.rig[channel]
+                    data = _image_bytes(frame.images[channel], (camera.width, camera.height),
+                                        self.options.jpeg_quality, f"{scene} frame {i} {channel}")
+                    atomic_write(self.dataroot / filename, data)
+                    width, height, fileformat = camera.width, camera.height, "jpg"
+                rows["ego_pose"].append(pose_record(token, timestamp, global_T_ego))
+                chain.append({
+                    "token": token, "sample_token": sample_tokens[owner[i]], "ego_pose_token": token,
+                    "calibrated_sensor_token": calib_tokens[channel], "timestamp": int(timestamp),
+                    "fileformat": fileformat, "is_key_frame": bool(frame.is_key), "height": height, "width": width,
+                    "filename": filename, "prev": "", "next": "",
+                })
+            for a, b in zip(chain, chain[1:]):
+                a["next"], b["prev"] = b["token"], a["token"]
+            rows["sample_data"].extend(chain)
+
+        # 4. Annotations on key frames, chained per instance.
+        for agent in clip.agents:
+            annotated = [i for i in keys if agent.boxes[i] is not None]
+            tokens = [make_token(scene, "sample_annotation", agent.instance_id, i) for i in annotated]
+            instance_token = make_token(scene, "instance", agent.instance_id)
+            for n, i in enumerate(annotated):
+                box = agent.boxes[i]
+                frame = clip.frames[i]
+                rows["sample_annotation"].append({
+                    "token": tokens[n], "sample_token": sample_tokens[i], "instance_token": instance_token,
+                    "visibility_token": box.visibility or self._visibility(clip, box, frame.global_T_ego),
+                    "attribute_tokens": [make_token("attribute", a) for a in box.attributes],
+                    "translation": box.center.tolist(), "size": box.size.tolist(),
+                    "rotation": box.quaternion.tolist(),
+                    "prev": tokens[n - 1] if n > 0 else "", "next": tokens[n + 1] if n + 1 < len(tokens) else "",
+                    "num_lidar_pts": int(box.num_lidar_pts if box.num_lidar_pts is not None
+                                         else _count_points(box, lidar_points[i], frame.global_T_ego)),
+                    "num_radar_pts": int(box.num_radar_pts),
+                })
+            rows["instance"].append({
+                "token": instance_token, "category_token": make_token("category", agent.category),
+                "nbr_annotations": len(tokens), "first_annotation_token": tokens[0], "last_annotation_token": tokens[-1],
+            })
+        return rows
+
+    @staticmethod
+    def _visibility(clip: Clip, box: Box3D, global_T_ego: Transform) -> str:
+        return visibility_token(box.visible_fraction(clip.rig, global_T_ego.inverse()))
+
+    # -- commit ------------------------------------------------------------------------------
+
+    def finalize(self, scenes: Sequence[str], splits: dict[str, list[str]], fingerprint: str) -> Path:
+        """Assemble the tables of `scenes` from their fragments and publish the dataset atomically."""
+        tables = static_tables()
+        for name in ("instance", "calibrated_sensor", "ego_pose", "log", "scene", "sample", "sample_data",
+                     "sample_annotation", "map"):
+            tables[name] = []
+        maps: dict[str, HDMap | None] = {}
+        logs_at: dict[str, list[str]] = {}
+        for scene in scenes:
+            path = self.fragment_path(scene)
+            if not path.is_file():
+                raise DreamdriveError(f"scene {scene!r} was never written; call write_clip before finalize.")
+            fragment = json.loads(path.read_text())
+            for table, table_rows in fragment["rows"].items():
+                tables[table].extend(table_rows)
+            location = fragment["location"]
+            logs_at.setdefault(location, []).extend(row["token"] for row in fragment["rows"]["log"])
+            maps.setdefault(location, None)
+            if fragment["hdmap"] is not None:
+                maps[location] = HDMap.from_json(fragment["hdmap"])
+
+        # Maps: the semantic-prior PNG the devkit expects, and our vector map sidecar.
+        map_sidecars = {}
+        for location in sorted(maps):
+            filename = f"maps/{make_token('map', location)}.png"
+            atomic_write(self.dataroot / filename, map_mask_png(maps[location]))
+            tables["map"].append({"token": make_token("map", location), "log_tokens": logs_at[location],
+                                  "category": "semantic_prior", "filename": filename})
+            if maps[location] is not None:
+                map_sidecars[location] = f"maps/{location}.json"
+                atomic_write(self.dataroot / SIDECAR_DIR / map_sidecars[location], dumps(maps[location].to_json()))
+
+        # Tables into a staging version folder, then one rename publishes them.
+        staged = self.staging / self.version
+        shutil.rmtree(staged, ignore_errors=True)
+        for table in TABLES:
+            atomic_write(staged / f"{table}.json", dumps(tables[table]))
+        atomic_write(staged / "splits.json", dumps(splits))
+        index = {"format": SIDECAR_FORMAT, "version": self.version, "fingerprint": fingerprint,
+                 "maps": map_sidecars, "scenes": {s: {"boxes": f"boxes/{s}.json"} for s in scenes}}
+        atomic_write(self.index_path, dumps(index))
+        target = self.dataroot / self.version
+        shutil.rmtree(target, ignore_errors=True)
+        staged.rename(target)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return target
+
+
+def _count_points(box: Box3D, points_lidar: np.ndarray, global_T_ego: Transform) -> int:
+    if len(points_lidar) == 0:
+        return 0
+    points_global = (global_T_ego @ DEFAULT_EGO_T_LIDAR).apply(points_lidar[:, :3])
+    return int(box.contains(points_global).sum())
+
+
+def check_splits(splits: dict[str, list[str]], scenes: Sequence[str]) -> dict[str, list[str]]:
+    """Validate custom split names and their scenes."""
+    for name, members in splits.items():
+        if name in PREDEFINED_SPLITS:
+            raise DreamdriveError(
+                f"split name {name!r} is reserved by the nuscenes-devkit for the official scene lists; "
+                f"name custom splits otherwise (e.g. 'proc_train', 'proc_val')."
+            )
+        unknown = sorted(set(members) - set(scenes))
+        if unknown:
+            raise DreamdriveError(f"split {name!r} names scenes that are not in the dataset: {unknown}.")
+    return {name: list(members) for name, members in splits.items()}
+
+
+def write_dataset(
+    clips: Iterable[Clip],
+    dataroot: str | Path,
+    version: str = DEFAULT_VERSION,
+    splits: dict[str, list[str]] | None = None,
+    overwrite: bool = False,
+    options: WriteOptions = WriteOptions(),
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> Path:
+    """Write clips as a nuScenes-format dataset; returns the version folder.
+
+    Rerunning with the same clips is a no-op; a run that was killed resumes. A
+    different dataset already in `dataroot` is replaced only with `overwrite`.
+
+    Args:
+        clips: the scenes, in the order their rows appear in the tables.
+        dataroot: output folder (created).
+        version: the version folder name read by `NuScenes(version, dataroot)`.
+        splits: custom split name -> scene names (default: one split "all").
+        overwrite: replace a different finished dataset in `dataroot`.
+        progress: wraps the clip iteration, e.g. a progress bar.
+    """
+    clips = list(clips)
+    scenes = [clip.name for clip in clips]
+    if len(set(scenes)) != len(scenes):
+        raise DreamdriveError(f"scene names must be unique within a dataset, got {scenes}.")
+    if not clips:
+        raise DreamdriveError("no clips to write.")
+    splits = check_splits(splits if splits is not None else {"all": scenes}, scenes)
+    writer = DatasetWriter(dataroot, version, options)
+    fingerprints = [clip_fingerprint(clip) for clip in clips]
+    fingerprint = hashlib.sha256(json.dumps([version, splits, options.jpeg_quality, fingerprints]).encode()).hexdigest()
+    existing = writer.existing_fingerprint()
+    if existing == fingerprint:
+        return writer.dataroot / version
+    if existing is not None or (writer.dataroot / version).exists():
+        if not overwrite:
+            raise DreamdriveError(
+                f"{writer.dataroot / version} already holds a different dataset; choose another output folder "
+                "or pass overwrite."
+            )
+        writer.remove_existing()
+    pairs = list(zip(clips, fingerprints))
+    for clip, clip_digest in progress(pairs) if progress else pairs:
+        writer.write_clip(clip, clip_digest)
+    return writer.finalize(scenes, splits, fingerprint)
