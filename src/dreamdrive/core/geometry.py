@@ -223,5 +223,7 @@ def clip_polygon_near(points_cam: np.ndarray, near: float = 0.1) -> np.ndarray:
             out.append(current)
         if current_in != following_in:
             t = (near - current[2]) / (following[2] - current[2])
-            out.append(current + t * (following - current))
+            crossing = current + t * (following - current)
+            crossing[2] = near  # exactly on the plane, so later `depth >= near` tests keep it
+            out.append(crossing)
     return np.asarray(out).reshape(-1, 3)

@@ -228,6 +228,7 @@ class NuscDataset:
             raise DreamdriveError(f"scene {scene_name} has no per-frame box sidecar; read with boxes='interpolate'.")
         if sidecar_path is not None and boxes != "interpolate":
             agents = self._sidecar_agents(sidecar_path, frames)
+            self._check_sidecar(scene_name, chains[REFERENCE_CHANNEL], agents, sidecar_path)
         else:
             agents = self._interpolated_agents(chains[REFERENCE_CHANNEL])
 
@@ -256,6 +257,20 @@ class NuscDataset:
                 agent = agents.setdefault(box.instance_id, Agent(box.instance_id, box.category, [None] * len(frames)))
                 agent.boxes[i] = box
         return list(agents.values())
+
+    def _check_sidecar(self, scene_name: str, reference_chain: list[dict], agents: list[Agent], path: Path) -> None:
+        """The sidecar's key-frame boxes must be the tables' annotations (and those must be valid)."""
+        for i, sd in enumerate(reference_chain):
+            if not sd["is_key_frame"]:
+                continue
+            anns = [self.nusc.get("sample_annotation", t) for t in self.nusc.get("sample", sd["sample_token"])["anns"]]
+            table = sorted(tuple(np.round(self._annotation_box(a, velocity=np.zeros(2)).center, 6)) for a in anns)
+            side = sorted(tuple(np.round(a.boxes[i].center, 6)) for a in agents if a.boxes[i] is not None)
+            if table != side:
+                raise DreamdriveError(
+                    f"{path} disagrees with the sample_annotation table on key frame {i} of scene {scene_name} "
+                    "(the tables were edited after writing); read with boxes='interpolate' or re-write the dataset."
+                )
 
     def _annotation_box(self, ann: dict, velocity: np.ndarray | None = None) -> Box3D:
         where = f"sample_annotation {ann['token']} in {self.dataroot / self.version}"

@@ -1,0 +1,30 @@
+"""Shared fixtures: a small hand-made dataset written once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dreamdrive.demo import handmade_clips
+from dreamdrive.nusc.writer import write_dataset
+from tests.helpers import SPLITS
+
+
+@pytest.fixture(scope="session")
+def clips():
+    return handmade_clips(scenes=2, seconds=2.0, width=192, height=108, seed=0)
+
+
+@pytest.fixture(scope="session")
+def dataroot(clips, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("handmade")
+    write_dataset(clips, root, splits=SPLITS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def nusc(dataroot):
+    from nuscenes.nuscenes import NuScenes
+
+    return NuScenes("v1.0-dreamdrive", str(dataroot), verbose=False)
