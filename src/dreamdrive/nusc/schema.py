@@ -57,10 +57,16 @@ def dumps(rows: object) -> bytes:
     return json.dumps(rows, indent=1, sort_keys=False).encode()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+def atomic_write(path: Path, data: bytes, scratch: Path | None = None) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file first, in `scratch` if given (a folder on the same
+    file system that the caller clears, so a killed writer leaves no stray file beside `path`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    folder = scratch if scratch is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}.tmp{os.getpid()}"
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

@@ -185,6 +185,9 @@ class DatasetWriter:
         self.options = options
         self.staging = self.dataroot / STAGING_DIR
 
+    def _write(self, path: Path, data: bytes) -> None:
+        atomic_write(path, data, scratch=self.staging / "tmp")
+
     # -- state -------------------------------------------------------------------------------
 
     @property
@@ -229,10 +232,10 @@ class DatasetWriter:
             {"timestamp": frame.timestamp, "boxes": [_box_json(box) for box in clip.boxes_at(i)]}
             for i, frame in enumerate(clip.frames)
         ]}
-        atomic_write(self.dataroot / SIDECAR_DIR / "boxes" / f"{clip.name}.json", dumps(sidecar))
+        self._write(self.dataroot / SIDECAR_DIR / "boxes" / f"{clip.name}.json", dumps(sidecar))
         fragment = {"fingerprint": fingerprint, "location": clip.location,
                     "hdmap": clip.hdmap.to_json() if clip.hdmap else None, "rows": rows}
-        atomic_write(self.fragment_path(clip.name), dumps(fragment))
+        self._write(self.fragment_path(clip.name), dumps(fragment))
 
     def _clip_rows(self, clip: Clip) -> dict[str, list[dict]]:
         """Write the clip's files and return its rows of the per-clip tables."""
@@ -296,7 +299,7 @@ class DatasetWriter:
                     points = (load_points(frame.lidar, f"{scene} frame {i} {channel}") if frame.lidar is not None
                               else np.zeros((0, LIDAR_COLUMNS), np.float32))
                     lidar_points[i] = points
-                    atomic_write(self.dataroot / filename, points.tobytes())
+                    self._write(self.dataroot / filename, points.tobytes())
                     width = height = 0
                     fileformat = "pcd"
                 else:
@@ -304,7 +307,7 @@ class DatasetWriter:
                     camera = clip.rig[channel]
                     data = _image_bytes(frame.images[channel], (camera.width, camera.height),
                                         self.options.jpeg_quality, f"{scene} frame {i} {channel}")
-                    atomic_write(self.dataroot / filename, data)
+                    self._write(self.dataroot / filename, data)
                     width, height, fileformat = camera.width, camera.height, "jpg"
                 rows["ego_pose"].append(pose_record(token, timestamp, global_T_ego))
                 chain.append({
@@ -373,22 +376,22 @@ class DatasetWriter:
         map_sidecars = {}
         for location in sorted(maps):
             filename = f"maps/{make_token('map', location)}.png"
-            atomic_write(self.dataroot / filename, map_mask_png(maps[location]))
+            self._write(self.dataroot / filename, map_mask_png(maps[location]))
             tables["map"].append({"token": make_token("map", location), "log_tokens": logs_at[location],
                                   "category": "semantic_prior", "filename": filename})
             if maps[location] is not None:
                 map_sidecars[location] = f"maps/{location}.json"
-                atomic_write(self.dataroot / SIDECAR_DIR / map_sidecars[location], dumps(maps[location].to_json()))
+                self._write(self.dataroot / SIDECAR_DIR / map_sidecars[location], dumps(maps[location].to_json()))
 
         # Tables into a staging version folder, then one rename publishes them.
         staged = self.staging / self.version
         shutil.rmtree(staged, ignore_errors=True)
         for table in TABLES:
-            atomic_write(staged / f"{table}.json", dumps(tables[table]))
-        atomic_write(staged / "splits.json", dumps(splits))
+            self._write(staged / f"{table}.json", dumps(tables[table]))
+        self._write(staged / "splits.json", dumps(splits))
         index = {"format": SIDECAR_FORMAT, "version": self.version, "fingerprint": fingerprint,
                  "maps": map_sidecars, "scenes": {s: {"boxes": f"boxes/{s}.json"} for s in scenes}}
-        atomic_write(self.index_path, dumps(index))
+        self._write(self.index_path, dumps(index))
         target = self.dataroot / self.version
         shutil.rmtree(target, ignore_errors=True)
         staged.rename(target)
@@ -446,11 +449,14 @@ def write_dataset(
     if not clips:
         raise DreamdriveError("no clips to write.")
     splits = check_splits(splits if splits is not None else {"all": scenes}, scenes)
+    for clip in clips:
+        clip.validate()
     writer = DatasetWriter(dataroot, version, options)
     fingerprints = [clip_fingerprint(clip) for clip in clips]
     fingerprint = hashlib.sha256(json.dumps([version, splits, options.jpeg_quality, fingerprints]).encode()).hexdigest()
     existing = writer.existing_fingerprint()
     if existing == fingerprint:
+        shutil.rmtree(writer.staging, ignore_errors=True)  # a run killed while cleaning up
         return writer.dataroot / version
     if existing is not None or (writer.dataroot / version).exists():
         if not overwrite:
