@@ -112,8 +112,13 @@ def paint_frame(rig: CameraRig, global_T_ego: Transform, hdmap: HDMap, boxes: li
     return images
 
 
-def handmade_clip(name: str, seed: int, seconds: float = 2.0, width: int = 320, height: int = 180) -> Clip:
-    """One clip on the straight road: ego at 8 m/s in the second lane, 13 agents of all 10 classes."""
+def handmade_clip(
+    name: str, seed: int, seconds: float = 2.0, width: int = 320, height: int = 180, paint: bool = True
+) -> Clip:
+    """One clip on the straight road: ego at 8 m/s in the right lane, 13 agents of all 10 classes.
+
+    With `paint=False` every image is one shared grey frame (for I/O benchmarks).
+    """
     rng = np.random.default_rng(seed)
     hdmap = straight_road_map()
     rig = CameraRig.default(width, height)
@@ -122,13 +127,15 @@ def handmade_clip(name: str, seed: int, seconds: float = 2.0, width: int = 320, 
     n_frames = int(round(seconds * CAMERA_HZ)) + 1
     step = CAMERA_HZ // KEYFRAME_HZ
     frames, per_frame_boxes = [], []
+    blank = np.full((height, width, 3), 110, np.uint8)
     for i in range(n_frames):
         t = i / CAMERA_HZ
         global_T_ego = Transform.from_pose2d(ego_x0 + ego_speed * t, ego_y, 0.0)
         boxes = [track.box(t, f"{name}-{k}") for k, track in enumerate(tracks)]
         frames.append(Frame(
             timestamp=START_US + seed * 10**9 + int(round(t * 1e6)), global_T_ego=global_T_ego,
-            images=paint_frame(rig, global_T_ego, hdmap, boxes), is_key=(i % step == 0),
+            images=paint_frame(rig, global_T_ego, hdmap, boxes) if paint else {c: blank for c in rig.names},
+            is_key=(i % step == 0),
         ))
         per_frame_boxes.append(boxes)
     agents = [
@@ -139,6 +146,8 @@ def handmade_clip(name: str, seed: int, seconds: float = 2.0, width: int = 320, 
                 description=f"hand-made straight road, seed {seed}")
 
 
-def handmade_clips(scenes: int = 2, seconds: float = 2.0, width: int = 320, height: int = 180, seed: int = 0) -> list[Clip]:
+def handmade_clips(
+    scenes: int = 2, seconds: float = 2.0, width: int = 320, height: int = 180, seed: int = 0, paint: bool = True
+) -> list[Clip]:
     """`scenes` hand-made clips named handmade-0000, handmade-0001, ..."""
-    return [handmade_clip(f"handmade-{k:04d}", seed + k, seconds, width, height) for k in range(scenes)]
+    return [handmade_clip(f"handmade-{k:04d}", seed + k, seconds, width, height, paint) for k in range(scenes)]

@@ -53,15 +53,16 @@ def static_tables() -> dict[str, list[dict]]:
 
 
 def dumps(rows: object) -> bytes:
-    """Canonical JSON bytes (stable key order and float formatting)."""
-    return json.dumps(rows, indent=1, sort_keys=False).encode()
+    """Canonical JSON bytes (stable key order and float formatting; compact, so the C encoder runs)."""
+    return json.dumps(rows, separators=(",", ":")).encode()
 
 
-def atomic_write(path: Path, data: bytes, scratch: Path | None = None) -> None:
+def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
 
     The bytes go to a temporary file first, in `scratch` if given (a folder on the same
     file system that the caller clears, so a killed writer leaves no stray file beside `path`).
+    `durable=False` skips the fsync: for bulk files whose writer syncs once before it commits.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = scratch if scratch is not None else path.parent
@@ -69,8 +70,9 @@ def atomic_write(path: Path, data: bytes, scratch: Path | None = None) -> None:
     tmp = folder / f".{path.name}.tmp{os.getpid()}"
     with open(tmp, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 

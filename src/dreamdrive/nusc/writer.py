@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -185,8 +187,12 @@ class DatasetWriter:
         self.options = options
         self.staging = self.dataroot / STAGING_DIR
 
-    def _write(self, path: Path, data: bytes) -> None:
-        atomic_write(path, data, scratch=self.staging / "tmp")
+    def _write(self, path: Path, data: bytes, durable: bool = True) -> None:
+        atomic_write(path, data, scratch=self.staging / "tmp", durable=durable)
+
+    def _write_image(self, job: tuple[Path, ImageSource, tuple[int, int], str]) -> None:
+        path, source, size, what = job
+        self._write(path, _image_bytes(source, size, self.options.jpeg_quality, what), durable=False)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -228,6 +234,7 @@ class DatasetWriter:
         if self.has_clip(clip.name, fingerprint):
             return
         rows = self._clip_rows(clip)
+        os.sync()  # the clip's images and sweeps reach the disk before its fragment says they are there
         sidecar = {"frames": [
             {"timestamp": frame.timestamp, "boxes": [_box_json(box) for box in clip.boxes_at(i)]}
             for i, frame in enumerate(clip.frames)
@@ -285,6 +292,7 @@ class DatasetWriter:
             later = [k for k in keys if k >= i]
             owner[i] = later[0] if later else keys[-1]
         lidar_points: dict[int, np.ndarray] = {}
+        image_jobs: list[tuple[Path, ImageSource, tuple[int, int], str]] = []
         for channel in (*clip.rig.names, LIDAR_CHANNEL):
             chain = []
             for i, frame in enumerate(clip.frames):
@@ -299,15 +307,14 @@ class DatasetWriter:
                     points = (load_points(frame.lidar, f"{scene} frame {i} {channel}") if frame.lidar is not None
                               else np.zeros((0, LIDAR_COLUMNS), np.float32))
                     lidar_points[i] = points
-                    self._write(self.dataroot / filename, points.tobytes())
+                    self._write(self.dataroot / filename, points.tobytes(), durable=False)
                     width = height = 0
                     fileformat = "pcd"
                 else:
                     filename = f"{folder}/{channel}/{clip.log_name}__{channel}__{timestamp}.jpg"
                     camera = clip.rig[channel]
-                    data = _image_bytes(frame.images[channel], (camera.width, camera.height),
-                                        self.options.jpeg_quality, f"{scene} frame {i} {channel}")
-                    self._write(self.dataroot / filename, data)
+                    image_jobs.append((self.dataroot / filename, frame.images[channel], (camera.width, camera.height),
+                                       f"{scene} frame {i} {channel}"))
                     width, height, fileformat = camera.width, camera.height, "jpg"
                 rows["ego_pose"].append(pose_record(token, timestamp, global_T_ego))
                 chain.append({
@@ -319,6 +326,9 @@ class DatasetWriter:
             for a, b in zip(chain, chain[1:]):
                 a["next"], b["prev"] = b["token"], a["token"]
             rows["sample_data"].extend(chain)
+        # JPEG encoding and file writes release the GIL: spread them over the cores.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(self._write_image, image_jobs))
 
         # 4. Annotations on key frames, chained per instance.
         for agent in clip.agents:
