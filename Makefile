@@ -14,6 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/dreamdrive demo --out outputs/demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

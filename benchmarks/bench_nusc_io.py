@@ -56,10 +56,14 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()} "
-          f"python {platform.python_version()}")
-    print(f"data: {args.scenes} scenes x {args.seconds:g} s, {samples} samples, {images} camera images "
-          f"at {args.width}x{args.height}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()} "
+        f"python {platform.python_version()}"
+    )
+    print(
+        f"data: {args.scenes} scenes x {args.seconds:g} s, {samples} samples, {images} camera images "
+        f"at {args.width}x{args.height}"
+    )
     rows = [
         ("write dataset", write_s),
         ("rerun write (no-op check)", noop_s),
@@ -70,7 +74,9 @@ def main() -> None:
     ]
     print(f"{'step':38s} {'seconds':>9s} {'samples/s':>10s} {'images/s':>10s} {'x devkit load':>14s}")
     for name, seconds in rows:
-        print(f"{name:38s} {seconds:9.3f} {samples / seconds:10.1f} {images / seconds:10.1f} {seconds / devkit_s:14.2f}")
+        print(
+            f"{name:38s} {seconds:9.3f} {samples / seconds:10.1f} {images / seconds:10.1f} {seconds / devkit_s:14.2f}"
+        )
 
 
 if __name__ == "__main__":

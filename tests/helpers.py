@@ -12,5 +12,6 @@ def tree_digest(root: Path) -> dict[str, str]:
     """sha256 of every file under `root`, keyed by relative path."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }

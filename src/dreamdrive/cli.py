@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import typer
 from rich.console import Console
@@ -14,8 +14,11 @@ from rich.table import Table
 
 from dreamdrive.core.errors import DreamdriveError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="dreamdrive: a driving world model as a synthetic-data generator for camera perception.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="dreamdrive: a driving world model as a synthetic-data generator for camera perception.",
+)
 console = Console()
 
 
@@ -23,15 +26,20 @@ def _progress(description: str):
     def wrap(items: Iterable) -> Iterable:
         items = list(items)
         return track(items, description=description, console=console, transient=False, disable=not items)
+
     return wrap
 
 
 def print_summary(summary: dict) -> None:
-    console.print(f"[bold]{summary['dataroot']}[/bold]  version [cyan]{summary['version']}[/cyan]"
-                  f"  ({'with' if summary['sidecar'] else 'without'} dreamdrive sidecars)")
-    console.print(f"{len(summary['scenes'])} scenes, {summary['samples']} samples (key frames), "
-                  f"{summary['sweeps']} camera sweeps, {summary['camera_frames']} camera images, "
-                  f"{summary['annotations']} annotations")
+    console.print(
+        f"[bold]{summary['dataroot']}[/bold]  version [cyan]{summary['version']}[/cyan]"
+        f"  ({'with' if summary['sidecar'] else 'without'} dreamdrive sidecars)"
+    )
+    console.print(
+        f"{len(summary['scenes'])} scenes, {summary['samples']} samples (key frames), "
+        f"{summary['sweeps']} camera sweeps, {summary['camera_frames']} camera images, "
+        f"{summary['annotations']} annotations"
+    )
     scenes = Table("scene", "samples", "description", title="scenes")
     for scene in summary["scenes"]:
         scenes.add_row(scene["name"], str(scene["samples"]), scene["description"])
@@ -53,7 +61,7 @@ def print_summary(summary: dict) -> None:
 @app.command()
 def info(
     dataroot: Path = typer.Argument(..., help="folder holding the nuScenes version folder"),
-    version: Optional[str] = typer.Option(None, help="version folder (found automatically if there is one)"),
+    version: str | None = typer.Option(None, help="version folder (found automatically if there is one)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Summarise a nuScenes-format dataset: scenes, samples, sweeps, cameras, classes, splits."""
@@ -66,8 +74,9 @@ def info(
         print_summary(summary)
 
 
-def write_scene_pictures(dataroot: Path, scene: str, out: Path, version: str | None, frame: int | None,
-                         gif: bool) -> list[Path]:
+def write_scene_pictures(
+    dataroot: Path, scene: str, out: Path, version: str | None, frame: int | None, gif: bool
+) -> list[Path]:
     from dreamdrive.nusc.reader import NuscDataset
     from dreamdrive.viz.pictures import bev_plot, save_png, six_view_grid, write_video
 
@@ -75,9 +84,11 @@ def write_scene_pictures(dataroot: Path, scene: str, out: Path, version: str | N
     index = len(clip.frames) // 2 if frame is None else frame
     if not 0 <= index < len(clip.frames):
         raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
-    written = [bev_plot(clip, index, out / f"{scene}_bev.png"),
-               save_png(six_view_grid(clip, index), out / f"{scene}_grid.png"),
-               write_video(clip, out / f"{scene}.mp4", progress=_progress(f"video {scene}"))]
+    written = [
+        bev_plot(clip, index, out / f"{scene}_bev.png"),
+        save_png(six_view_grid(clip, index), out / f"{scene}_grid.png"),
+        write_video(clip, out / f"{scene}.mp4", progress=_progress(f"video {scene}")),
+    ]
     if gif:
         written.append(write_video(clip, out / f"{scene}.gif", tile_width=200, progress=_progress(f"gif {scene}")))
     return written
@@ -88,8 +99,8 @@ def show(
     dataroot: Path = typer.Argument(..., help="folder holding the nuScenes version folder"),
     scene: str = typer.Option(..., help="scene name, e.g. scene-0061"),
     out: Path = typer.Option(..., help="output folder for the pictures"),
-    version: Optional[str] = typer.Option(None, help="version folder (found automatically if there is one)"),
-    frame: Optional[int] = typer.Option(None, help="frame index for the BEV plot and grid (default: the middle)"),
+    version: str | None = typer.Option(None, help="version folder (found automatically if there is one)"),
+    frame: int | None = typer.Option(None, help="frame index for the BEV plot and grid (default: the middle)"),
     gif: bool = typer.Option(False, help="also write a GIF"),
 ) -> None:
     """Write a scene's BEV plot, six-view grid (PNG) and video (MP4, one frame per camera frame)."""
@@ -114,8 +125,13 @@ def demo(
     names = [clip.name for clip in clips]
     split = max(1, len(names) - 1) if len(names) > 1 else 1
     dataroot = out / "dataset"
-    write_dataset(clips, dataroot, splits={"demo_train": names[:split], "demo_val": names[split:]}, overwrite=True,
-                  progress=_progress("writing scenes"))
+    write_dataset(
+        clips,
+        dataroot,
+        splits={"demo_train": names[:split], "demo_val": names[split:]},
+        overwrite=True,
+        progress=_progress("writing scenes"),
+    )
     from dreamdrive.nusc.reader import NuscDataset
 
     print_summary(NuscDataset(dataroot).summary())

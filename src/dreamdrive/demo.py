@@ -62,9 +62,13 @@ class _Track:
         direction = np.array([np.cos(self.yaw), np.sin(self.yaw)])
         xy = np.array([self.x, self.y]) + self.speed * t * direction
         return Box3D(
-            center=np.array([xy[0], xy[1], height / 2]), size=np.array([width, length, height]), yaw=self.yaw,
-            category=DEFAULT_CATEGORY[self.detection], instance_id=instance_id,
-            velocity=self.speed * direction, attributes=(self.attribute,) if self.attribute else (),
+            center=np.array([xy[0], xy[1], height / 2]),
+            size=np.array([width, length, height]),
+            yaw=self.yaw,
+            category=DEFAULT_CATEGORY[self.detection],
+            instance_id=instance_id,
+            velocity=self.speed * direction,
+            attributes=(self.attribute,) if self.attribute else (),
             num_lidar_pts=max(1, int(400 / max(1.0, abs(self.x - 30)))),
         )
 
@@ -101,8 +105,11 @@ def paint_frame(rig: CameraRig, global_T_ego: Transform, hdmap: HDMap, boxes: li
         sky = np.array([150, 190, 235]) - 40 * rows[:horizon] / max(1, horizon)
         image[:horizon] = sky[:, None, :].astype(np.uint8)
         image[horizon:] = (90, 92, 95)
-        for name, lines in (("road_boundary", hdmap.road_boundaries), ("lane_divider", hdmap.lane_dividers),
-                            ("ped_crossing", [np.vstack([p, p[:1]]) for p in hdmap.ped_crossings])):
+        for name, lines in (
+            ("road_boundary", hdmap.road_boundaries),
+            ("lane_divider", hdmap.lane_dividers),
+            ("ped_crossing", [np.vstack([p, p[:1]]) for p in hdmap.ped_crossings]),
+        ):
             for line in lines:
                 points = np.column_stack([line, np.zeros(len(line))])
                 draw_polyline_3d(image, points, camera, cam_T_global, MAP_COLORS[name], thickness=2)
@@ -132,18 +139,28 @@ def handmade_clip(
         t = i / CAMERA_HZ
         global_T_ego = Transform.from_pose2d(ego_x0 + ego_speed * t, ego_y, 0.0)
         boxes = [track.box(t, f"{name}-{k}") for k, track in enumerate(tracks)]
-        frames.append(Frame(
-            timestamp=START_US + seed * 10**9 + int(round(t * 1e6)), global_T_ego=global_T_ego,
-            images=paint_frame(rig, global_T_ego, hdmap, boxes) if paint else {c: blank for c in rig.names},
-            is_key=(i % step == 0),
-        ))
+        frames.append(
+            Frame(
+                timestamp=START_US + seed * 10**9 + int(round(t * 1e6)),
+                global_T_ego=global_T_ego,
+                images=paint_frame(rig, global_T_ego, hdmap, boxes) if paint else {c: blank for c in rig.names},
+                is_key=(i % step == 0),
+            )
+        )
         per_frame_boxes.append(boxes)
     agents = [
         Agent(f"{name}-{k}", DEFAULT_CATEGORY[track.detection], [boxes[k] for boxes in per_frame_boxes])
         for k, track in enumerate(tracks)
     ]
-    return Clip(name=name, frames=frames, agents=agents, rig=rig, location=hdmap.name, hdmap=hdmap,
-                description=f"hand-made straight road, seed {seed}")
+    return Clip(
+        name=name,
+        frames=frames,
+        agents=agents,
+        rig=rig,
+        location=hdmap.name,
+        hdmap=hdmap,
+        description=f"hand-made straight road, seed {seed}",
+    )
 
 
 def handmade_clips(

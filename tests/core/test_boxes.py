@@ -61,17 +61,25 @@ def test_transformed_box():
     assert np.allclose(moved.velocity, [0.0, 2.0])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(center=np.array([np.nan, 0, 0])), "NaN"),
-    (dict(size=np.array([1.0, -2.0, 1.0])), "must be positive"),
-    (dict(category="vehicle.spaceship"), "unknown category"),
-    (dict(attributes=("pedestrian.moving",)), "does not apply"),
-    (dict(attributes=("vehicle.moving", "vehicle.parked")), "at most one"),
-    (dict(visibility="7"), "visibility"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(center=np.array([np.nan, 0, 0])), "NaN"),
+        (dict(size=np.array([1.0, -2.0, 1.0])), "must be positive"),
+        (dict(category="vehicle.spaceship"), "unknown category"),
+        (dict(attributes=("pedestrian.moving",)), "does not apply"),
+        (dict(attributes=("vehicle.moving", "vehicle.parked")), "at most one"),
+        (dict(visibility="7"), "visibility"),
+    ],
+)
 def test_bad_boxes_rejected(kwargs, message):
-    args = dict(center=np.array([1.0, 2.0, 0.5]), size=np.array([2.0, 4.0, 1.5]), yaw=0.0, category="vehicle.car",
-                instance_id="x")
+    args = dict(
+        center=np.array([1.0, 2.0, 0.5]),
+        size=np.array([2.0, 4.0, 1.5]),
+        yaw=0.0,
+        category="vehicle.car",
+        instance_id="x",
+    )
     args.update(kwargs)
     with pytest.raises(DreamdriveError, match=message):
         Box3D(**args)

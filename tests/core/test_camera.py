@@ -28,7 +28,14 @@ def hand_projection(channel, point):
 
 def test_ring_order():
     assert CameraRig.default().names == CAMERA_NAMES
-    assert CAMERA_NAMES == ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT")
+    assert CAMERA_NAMES == (
+        "CAM_FRONT_LEFT",
+        "CAM_FRONT",
+        "CAM_FRONT_RIGHT",
+        "CAM_BACK_RIGHT",
+        "CAM_BACK",
+        "CAM_BACK_LEFT",
+    )
 
 
 def test_literal_known_answers_front_camera():
@@ -93,8 +100,12 @@ def test_resize_and_crop_update_intrinsics():
 def test_rig_from_calibrated_sensor_records():
     rig = CameraRig.default(320, 180)
     records = {
-        c.name: {"token": c.name, "translation": c.ego_T_cam.translation.tolist(),
-                 "rotation": c.ego_T_cam.quaternion.tolist(), "camera_intrinsic": c.intrinsic.tolist()}
+        c.name: {
+            "token": c.name,
+            "translation": c.ego_T_cam.translation.tolist(),
+            "rotation": c.ego_T_cam.quaternion.tolist(),
+            "camera_intrinsic": c.intrinsic.tolist(),
+        }
         for c in rig
     }
     loaded = CameraRig.from_calibrated_sensors(records, {c.name: (320, 180) for c in rig})
@@ -106,8 +117,12 @@ def test_rig_from_calibrated_sensor_records():
 
 def test_bad_calibration_rejected():
     rig = CameraRig.default()
-    record = {"token": "t", "translation": [0, 0, 1], "rotation": [0.9, 0.1, 0.0, 0.0],
-              "camera_intrinsic": rig["CAM_FRONT"].intrinsic.tolist()}
+    record = {
+        "token": "t",
+        "translation": [0, 0, 1],
+        "rotation": [0.9, 0.1, 0.0, 0.0],
+        "camera_intrinsic": rig["CAM_FRONT"].intrinsic.tolist(),
+    }
     with pytest.raises(DreamdriveError, match="not a unit quaternion"):
         CameraRig.from_calibrated_sensors({"CAM_FRONT": record}, {"CAM_FRONT": (1600, 900)})
     with pytest.raises(DreamdriveError, match="distinct cameras"):

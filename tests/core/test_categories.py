@@ -1,7 +1,12 @@
 import pytest
 
 from dreamdrive.core.categories import (
-    CATEGORIES, DEFAULT_CATEGORY, DETECTION_CLASSES, TYPICAL_SIZE, detection_class, visibility_token,
+    CATEGORIES,
+    DEFAULT_CATEGORY,
+    DETECTION_CLASSES,
+    TYPICAL_SIZE,
+    detection_class,
+    visibility_token,
 )
 
 

@@ -3,8 +3,16 @@ import pytest
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import (
-    Transform, clip_polygon_near, normalize_quaternion, project_points, quat_to_rotmat, quat_to_yaw, rotmat_to_quat,
-    slerp, wrap_angle, yaw_to_quat,
+    Transform,
+    clip_polygon_near,
+    normalize_quaternion,
+    project_points,
+    quat_to_rotmat,
+    quat_to_yaw,
+    rotmat_to_quat,
+    slerp,
+    wrap_angle,
+    yaw_to_quat,
 )
 
 
@@ -44,8 +52,9 @@ def test_slerp_midpoint_of_yaws_is_mean_yaw():
     q = slerp(yaw_to_quat(0.2), yaw_to_quat(1.0), 0.25)
     assert quat_to_yaw(q) == pytest.approx(0.4)
     # across the +-pi seam, the short way round
-    assert quat_to_yaw(slerp(yaw_to_quat(3.0), yaw_to_quat(-3.0), 0.5)) == pytest.approx(np.pi, abs=1e-9) or \
-        quat_to_yaw(slerp(yaw_to_quat(3.0), yaw_to_quat(-3.0), 0.5)) == pytest.approx(-np.pi, abs=1e-9)
+    assert quat_to_yaw(slerp(yaw_to_quat(3.0), yaw_to_quat(-3.0), 0.5)) == pytest.approx(
+        np.pi, abs=1e-9
+    ) or quat_to_yaw(slerp(yaw_to_quat(3.0), yaw_to_quat(-3.0), 0.5)) == pytest.approx(-np.pi, abs=1e-9)
 
 
 def test_non_unit_quaternion_is_rejected():

@@ -12,16 +12,19 @@ def simple_map():
         lane_dividers=[np.array([[100.0, 52.0], [200.0, 52.0]])],
         road_boundaries=[np.array([[100.0, 40.0], [200.0, 40.0]])],
         ped_crossings=[np.array([[160.0, 40.0], [164.0, 40.0], [164.0, 60.0], [160.0, 60.0]])],
-        lanes={"a": Lane("a", np.array([[100.0, 50.0], [200.0, 50.0]]), ("b",)),
-               "b": Lane("b", np.array([[200.0, 50.0], [210.0, 60.0]]))},
+        lanes={
+            "a": Lane("a", np.array([[100.0, 50.0], [200.0, 50.0]]), ("b",)),
+            "b": Lane("b", np.array([[200.0, 50.0], [210.0, 60.0]])),
+        },
     )
 
 
 def test_raster_known_pixels():
     # ego at (150, 50) heading +x: the divider is 2 m to the left, the boundary 10 m to the right,
     # the crossing spans 10..14 m ahead.
-    raster = simple_map().rasterize(Transform.from_pose2d(150.0, 50.0, 0.0), patch_size=102.4, resolution=0.2,
-                                    thickness=1)
+    raster = simple_map().rasterize(
+        Transform.from_pose2d(150.0, 50.0, 0.0), patch_size=102.4, resolution=0.2, thickness=1
+    )
     assert raster.shape == (3, 512, 512)
     boundary, divider, crossing = raster
     assert np.nonzero(divider.any(axis=0))[0].tolist() == [246]  # col = 256 - 2 / 0.2

@@ -94,15 +94,33 @@ def test_writer_rejects_bad_input(clips, tmp_path):
         write_dataset(clips[1:], tmp_path / "c")
     clip = clips[0]
     bad = type(clip)(clip.name, clip.frames[:3], [], clip.rig, clip.location)
-    bad.frames = [type(f)(f.timestamp, f.global_T_ego, {"CAM_FRONT": f.images["CAM_FRONT"]}, f.is_key) for f in bad.frames]
+    bad.frames = [
+        type(f)(f.timestamp, f.global_T_ego, {"CAM_FRONT": f.images["CAM_FRONT"]}, f.is_key) for f in bad.frames
+    ]
     with pytest.raises(DreamdriveError, match=r"frame 0 has no image for \['CAM_FRONT_LEFT'"):
         write_dataset([bad], tmp_path / "d")
-    missing = type(clip)("m", [type(f)(f.timestamp, f.global_T_ego, {c: "/nonexistent.jpg" for c in clip.rig.names},
-                                       f.is_key) for f in clip.frames[:2]], [], clip.rig, clip.location)
+    missing = type(clip)(
+        "m",
+        [
+            type(f)(f.timestamp, f.global_T_ego, {c: "/nonexistent.jpg" for c in clip.rig.names}, f.is_key)
+            for f in clip.frames[:2]
+        ],
+        [],
+        clip.rig,
+        clip.location,
+    )
     with pytest.raises(DreamdriveError, match="image file /nonexistent.jpg does not exist"):
         write_dataset([missing], tmp_path / "e")
-    wrong = type(clip)("w", [type(f)(f.timestamp, f.global_T_ego, {c: np.zeros((5, 5, 3), np.uint8) for c in clip.rig.names},
-                                     f.is_key) for f in clip.frames[:2]], [], clip.rig, clip.location)
+    wrong = type(clip)(
+        "w",
+        [
+            type(f)(f.timestamp, f.global_T_ego, {c: np.zeros((5, 5, 3), np.uint8) for c in clip.rig.names}, f.is_key)
+            for f in clip.frames[:2]
+        ],
+        [],
+        clip.rig,
+        clip.location,
+    )
     with pytest.raises(DreamdriveError, match="image is 5x5, the camera says 192x108"):
         write_dataset([wrong], tmp_path / "f")
 
@@ -113,6 +131,19 @@ def test_cli_prints_error_without_traceback(copy):
     assert result.returncode == 2
     assert "sample.json" in result.stderr and "error:" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    result = subprocess.run([sys.executable, "-m", "dreamdrive.cli", "show", str(copy.parent / "nothing"),
-                             "--scene", "x", "--out", str(copy / "o")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamdrive.cli",
+            "show",
+            str(copy.parent / "nothing"),
+            "--scene",
+            "x",
+            "--out",
+            str(copy / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr

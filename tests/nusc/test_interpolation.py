@@ -25,10 +25,18 @@ def make_clip() -> Clip:
             (x, y), yaw = keys[i]
         else:  # a wiggle that interpolation cannot know
             x, y, yaw = 10.0 + i, 0.3 * i + np.sin(i), 0.05 * i
-        boxes.append(Box3D(np.array([x, y, 0.8]), np.array([1.9, 4.5, 1.6]), yaw, "vehicle.car", "car-1",
-                           num_lidar_pts=5))
-    frames = [Frame(T0 + i * STEP_US, Transform.from_pose2d(0.5 * i, 0.0, 0.0), {c: image for c in rig.names},
-                    is_key=(i % 6 == 0)) for i in range(13)]
+        boxes.append(
+            Box3D(np.array([x, y, 0.8]), np.array([1.9, 4.5, 1.6]), yaw, "vehicle.car", "car-1", num_lidar_pts=5)
+        )
+    frames = [
+        Frame(
+            T0 + i * STEP_US,
+            Transform.from_pose2d(0.5 * i, 0.0, 0.0),
+            {c: image for c in rig.names},
+            is_key=(i % 6 == 0),
+        )
+        for i in range(13)
+    ]
     return Clip("interp", frames, [Agent("car-1", "vehicle.car", boxes)], rig, location="nowhere")
 
 

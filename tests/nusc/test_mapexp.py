@@ -29,18 +29,40 @@ def build_expansion(root):
     crossing = polygon([(18, 0), (22, 0), (22, 7), (18, 7)])
 
     def straight(x0, x1, y):
-        return [{"start_pose": [x0, y, 0.0], "end_pose": [x1, y, 0.0], "shape": "LSR", "radius": 999.0,
-                 "segment_length": [0.0, float(x1 - x0), 0.0]}]
+        return [
+            {
+                "start_pose": [x0, y, 0.0],
+                "end_pose": [x1, y, 0.0],
+                "shape": "LSR",
+                "radius": 999.0,
+                "segment_length": [0.0, float(x1 - x0), 0.0],
+            }
+        ]
 
-    lane = lambda token, poly: {"token": token, "polygon_token": poly, "lane_type": "CAR",  # noqa: E731
-                                "from_edge_line_token": "", "to_edge_line_token": "",
-                                "left_lane_divider_segments": [], "right_lane_divider_segments": []}
+    def lane(token, poly):
+        return {
+            "token": token,
+            "polygon_token": poly,
+            "lane_type": "CAR",
+            "from_edge_line_token": "",
+            "to_edge_line_token": "",
+            "left_lane_divider_segments": [],
+            "right_lane_divider_segments": [],
+        }
+
     data = {
-        "version": "1.3", "canvas_edge": [100.0, 100.0],
-        "node": nodes, "polygon": polygons, "line": lines,
+        "version": "1.3",
+        "canvas_edge": [100.0, 100.0],
+        "node": nodes,
+        "polygon": polygons,
+        "line": lines,
         "drivable_area": [{"token": "d0", "polygon_tokens": [road]}],
         "road_segment": [{"token": "r0", "polygon_token": road, "is_intersection": False, "drivable_area_token": "d0"}],
-        "road_block": [], "walkway": [], "stop_line": [], "carpark_area": [], "traffic_light": [],
+        "road_block": [],
+        "walkway": [],
+        "stop_line": [],
+        "carpark_area": [],
+        "traffic_light": [],
         "lane": [lane("A", lane_a), lane("B", lane_b)],
         "ped_crossing": [{"token": "c0", "polygon_token": crossing, "road_segment_token": "r0"}],
         "lane_divider": [{"token": "ld0", "line_token": line([(0, 3.5), (40, 3.5)]), "lane_divider_segments": []}],

@@ -26,8 +26,12 @@ write_dataset(clips, sys.argv[2], splits={SPLITS!r})
 
 def run_child(clips_file, root, kill_after: float | None) -> bool:
     """Run the writer in a subprocess; SIGKILL it `kill_after` seconds into writing. True if it finished."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(clips_file), str(root)], stdout=subprocess.PIPE,
-                             text=True, env=os.environ.copy())
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(clips_file), str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert child.stdout.readline().strip() == "ready"
     if kill_after is not None:
         time.sleep(kill_after)

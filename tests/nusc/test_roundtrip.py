@@ -11,7 +11,6 @@ from dreamdrive.core.geometry import quat_to_rotmat
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.viz.pictures import load_image
-
 from tests.helpers import SPLITS, tree_digest
 
 
@@ -40,8 +39,10 @@ def test_devkit_sees_every_pose_calibration_and_box(clips, nusc):
                     assert np.allclose(calib["translation"], camera.ego_T_cam.translation, atol=1e-6)
                     assert np.allclose(quat_to_rotmat(calib["rotation"]), camera.ego_T_cam.rotation, atol=1e-6)
                     assert (sd["width"], sd["height"]) == (camera.width, camera.height)
-            anns = {nusc.get("sample_annotation", t)["translation"][0]: nusc.get("sample_annotation", t)
-                    for t in sample["anns"]}
+            anns = {
+                nusc.get("sample_annotation", t)["translation"][0]: nusc.get("sample_annotation", t)
+                for t in sample["anns"]
+            }
             boxes = clip.boxes_at(index)
             assert len(anns) == len(boxes)
             for box in boxes:
@@ -80,20 +81,35 @@ def test_detection_eval_ground_truth_scores_ap_one(nusc, tmp_path):
             ann = nusc.get("sample_annotation", token)
             name = category_to_detection_name(ann["category_name"])
             attrs = [nusc.get("attribute", t)["name"] for t in ann["attribute_tokens"]]
-            results[sample["token"]].append({
-                "sample_token": sample["token"], "translation": ann["translation"], "size": ann["size"],
-                "rotation": ann["rotation"], "velocity": list(nusc.box_velocity(token)[:2]),
-                "detection_name": name, "detection_score": 0.9, "attribute_name": attrs[0] if attrs else "",
-            })
+            results[sample["token"]].append(
+                {
+                    "sample_token": sample["token"],
+                    "translation": ann["translation"],
+                    "size": ann["size"],
+                    "rotation": ann["rotation"],
+                    "velocity": list(nusc.box_velocity(token)[:2]),
+                    "detection_name": name,
+                    "detection_score": 0.9,
+                    "attribute_name": attrs[0] if attrs else "",
+                }
+            )
     for split in SPLITS:
         split_scenes = {s["token"] for s in nusc.scene if s["name"] in SPLITS[split]}
-        submission = {"meta": {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False,
-                               "use_external": False},
-                      "results": {k: v for k, v in results.items() if nusc.get("sample", k)["scene_token"] in split_scenes}}
+        submission = {
+            "meta": {
+                "use_camera": True,
+                "use_lidar": False,
+                "use_radar": False,
+                "use_map": False,
+                "use_external": False,
+            },
+            "results": {k: v for k, v in results.items() if nusc.get("sample", k)["scene_token"] in split_scenes},
+        }
         path = tmp_path / f"{split}.json"
         path.write_text(json.dumps(submission))
-        evaluator = DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(path), split,
-                                  str(tmp_path / split), verbose=False)
+        evaluator = DetectionEval(
+            nusc, config_factory("detection_cvpr_2019"), str(path), split, str(tmp_path / split), verbose=False
+        )
         metrics, _ = evaluator.evaluate()
         present = {box.detection_name for box in evaluator.gt_boxes.all}
         assert present == set(DETECTION_CLASSES)

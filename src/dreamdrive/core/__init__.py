@@ -9,6 +9,17 @@ from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap, Lane
 
 __all__ = [
-    "Agent", "Box3D", "CAMERA_NAMES", "Camera", "CameraRig", "Clip", "DETECTION_CLASSES", "DreamdriveError",
-    "Frame", "HDMap", "Lane", "Transform", "detection_class",
+    "Agent",
+    "Box3D",
+    "CAMERA_NAMES",
+    "Camera",
+    "CameraRig",
+    "Clip",
+    "DETECTION_CLASSES",
+    "DreamdriveError",
+    "Frame",
+    "HDMap",
+    "Lane",
+    "Transform",
+    "detection_class",
 ]

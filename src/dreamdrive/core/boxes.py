@@ -21,7 +21,18 @@ BOX_FACES: tuple[tuple[int, int, int, int], ...] = (
     (1, 2, 6, 5),  # right
 )
 BOX_EDGES: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7),
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 0),
+    (4, 5),
+    (5, 6),
+    (6, 7),
+    (7, 4),
+    (0, 4),
+    (1, 5),
+    (2, 6),
+    (3, 7),
 )
 
 
@@ -66,7 +77,9 @@ class Box3D:
         check_category(self.category)
         attributes = tuple(self.attributes)
         if len(attributes) > 1:
-            raise DreamdriveError(f"{what}: give at most one attribute (nuScenes evaluation needs one), got {attributes}.")
+            raise DreamdriveError(
+                f"{what}: give at most one attribute (nuScenes evaluation needs one), got {attributes}."
+            )
         for attribute in attributes:
             if attribute not in ATTRIBUTES or not attribute_applies(attribute, self.category):
                 raise DreamdriveError(f"{what}: attribute {attribute!r} does not apply to {self.category}.")
@@ -98,7 +111,7 @@ class Box3D:
         z = height / 2 * np.array([1, 1, -1, -1, 1, 1, -1, -1])
         return self.frame_T_box.apply(np.stack([x, y, z], axis=1))
 
-    def transformed(self, a_T_frame: Transform) -> "Box3D":
+    def transformed(self, a_T_frame: Transform) -> Box3D:
         """This box expressed in frame a (velocity is rotated, not translated)."""
         center = a_T_frame.apply(self.center[None])[0]
         velocity = a_T_frame.apply_vectors(np.array([[self.velocity[0], self.velocity[1], 0.0]]))[0, :2]

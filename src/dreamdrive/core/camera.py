@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -74,12 +74,12 @@ class Camera:
     def cam_T_ego(self) -> Transform:
         return self.ego_T_cam.inverse()
 
-    def resized(self, width: int, height: int) -> "Camera":
+    def resized(self, width: int, height: int) -> Camera:
         """The same camera with the image scaled to `width` x `height` (intrinsics scale with it)."""
         scale = np.diag([width / self.width, height / self.height, 1.0])
         return replace(self, intrinsic=scale @ self.intrinsic, width=width, height=height)
 
-    def cropped(self, left: int, top: int, width: int, height: int) -> "Camera":
+    def cropped(self, left: int, top: int, width: int, height: int) -> Camera:
         """The camera seeing only the window [left, left+width) x [top, top+height) of its image."""
         if left < 0 or top < 0 or left + width > self.width or top + height > self.height:
             raise DreamdriveError(
@@ -111,30 +111,24 @@ class CameraRig:
         names = [camera.name for camera in self.cameras]
         unknown = [name for name in names if name not in CAMERA_NAMES]
         if unknown or len(set(names)) != len(names) or not names:
-            raise DreamdriveError(
-                f"a rig holds distinct cameras named from {list(CAMERA_NAMES)}, got {names}."
-            )
+            raise DreamdriveError(f"a rig holds distinct cameras named from {list(CAMERA_NAMES)}, got {names}.")
         ordered = tuple(sorted(self.cameras, key=lambda camera: CAMERA_NAMES.index(camera.name)))
         object.__setattr__(self, "cameras", ordered)
 
     @staticmethod
-    def default(width: int = NUSCENES_WIDTH, height: int = NUSCENES_HEIGHT) -> "CameraRig":
+    def default(width: int = NUSCENES_WIDTH, height: int = NUSCENES_HEIGHT) -> CameraRig:
         """A nuScenes-like rig: six level cameras, 1600x900 intrinsics scaled to `width` x `height`."""
         cameras = []
         for name in CAMERA_NAMES:
             yaw_deg, mount, focal = _DEFAULT_MOUNTS[name]
-            intrinsic = np.array(
-                [[focal, 0.0, NUSCENES_WIDTH / 2], [0.0, focal, NUSCENES_HEIGHT / 2], [0.0, 0.0, 1.0]]
-            )
+            intrinsic = np.array([[focal, 0.0, NUSCENES_WIDTH / 2], [0.0, focal, NUSCENES_HEIGHT / 2], [0.0, 0.0, 1.0]])
             ego_T_cam = Transform(level_camera_rotation(np.deg2rad(yaw_deg)), np.array(mount))
             camera = Camera(name, intrinsic, ego_T_cam, NUSCENES_WIDTH, NUSCENES_HEIGHT)
             cameras.append(camera.resized(width, height))
         return CameraRig(tuple(cameras))
 
     @staticmethod
-    def from_calibrated_sensors(
-        records: Mapping[str, Mapping], sizes: Mapping[str, tuple[int, int]]
-    ) -> "CameraRig":
+    def from_calibrated_sensors(records: Mapping[str, Mapping], sizes: Mapping[str, tuple[int, int]]) -> CameraRig:
         """A rig from nuScenes `calibrated_sensor` records keyed by channel, and (width, height) per channel."""
         cameras = []
         for name, record in records.items():
@@ -162,8 +156,8 @@ class CameraRig:
     def __len__(self) -> int:
         return len(self.cameras)
 
-    def resized(self, width: int, height: int) -> "CameraRig":
+    def resized(self, width: int, height: int) -> CameraRig:
         return CameraRig(tuple(camera.resized(width, height) for camera in self.cameras))
 
-    def cropped(self, left: int, top: int, width: int, height: int) -> "CameraRig":
+    def cropped(self, left: int, top: int, width: int, height: int) -> CameraRig:
         return CameraRig(tuple(camera.cropped(left, top, width, height) for camera in self.cameras))

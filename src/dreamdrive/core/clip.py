@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -15,9 +14,9 @@ from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap
 
 # An image is a file on disk or an (H, W, 3) uint8 RGB array held in memory.
-ImageSource = Union[str, Path, np.ndarray]
+ImageSource = str | Path | np.ndarray
 # A point cloud is a nuScenes .pcd.bin file or an (N, 5) float32 array (x, y, z, intensity, ring) in the LiDAR frame.
-PointsSource = Union[str, Path, np.ndarray]
+PointsSource = str | Path | np.ndarray
 
 KEYFRAME_HZ = 2
 CAMERA_HZ = 12
@@ -127,7 +126,8 @@ class Clip:
         for agent in self.agents:
             if len(agent.boxes) != len(self.frames):
                 raise DreamdriveError(
-                    f"{where}: agent {agent.instance_id} has {len(agent.boxes)} box slots for {len(self.frames)} frames."
+                    f"{where}: agent {agent.instance_id} has {len(agent.boxes)} box slots "
+                    f"for {len(self.frames)} frames."
                 )
             present = [box for box in agent.boxes if box is not None]
             if not any(agent.boxes[i] is not None for i in self.key_indices):

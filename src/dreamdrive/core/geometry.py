@@ -129,21 +129,21 @@ class Transform:
         object.__setattr__(self, "translation", translation)
 
     @staticmethod
-    def identity() -> "Transform":
+    def identity() -> Transform:
         return Transform(np.eye(3), np.zeros(3))
 
     @staticmethod
-    def from_quat(quaternion: np.ndarray | list | tuple, translation: np.ndarray | list | tuple) -> "Transform":
+    def from_quat(quaternion: np.ndarray | list | tuple, translation: np.ndarray | list | tuple) -> Transform:
         return Transform(quat_to_rotmat(quaternion), np.asarray(translation, dtype=np.float64))
 
     @staticmethod
-    def from_pose2d(x: float, y: float, yaw: float, z: float = 0.0) -> "Transform":
+    def from_pose2d(x: float, y: float, yaw: float, z: float = 0.0) -> Transform:
         """A transform whose x axis points along `yaw` from the point (x, y, z)."""
         c, s = np.cos(yaw), np.sin(yaw)
         return Transform(np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]), np.array([x, y, z]))
 
     @staticmethod
-    def from_matrix(matrix: np.ndarray) -> "Transform":
+    def from_matrix(matrix: np.ndarray) -> Transform:
         matrix = np.asarray(matrix, dtype=np.float64)
         return Transform(matrix[:3, :3], matrix[:3, 3])
 
@@ -162,10 +162,10 @@ class Transform:
         out[:3, 3] = self.translation
         return out
 
-    def inverse(self) -> "Transform":
+    def inverse(self) -> Transform:
         return Transform(self.rotation.T, -self.rotation.T @ self.translation)
 
-    def __matmul__(self, other: "Transform") -> "Transform":
+    def __matmul__(self, other: Transform) -> Transform:
         # a_T_b @ b_T_c = a_T_c
         return Transform(self.rotation @ other.rotation, self.rotation @ other.translation + self.translation)
 
@@ -206,9 +206,7 @@ def project_points(
     safe_depth = np.where(in_front, depth, 1.0)  # avoid dividing by ~0 behind the camera
     uvw = points_cam @ np.asarray(intrinsic, dtype=np.float64).T  # (N, 3)
     pixels = uvw[:, :2] / safe_depth[:, None]
-    in_image = (
-        in_front & (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
-    )
+    in_image = in_front & (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
     return Projection(pixels=pixels, depth=depth, in_front=in_front, in_image=in_image)
 
 

@@ -66,15 +66,19 @@ class HDMap:
     lanes: dict[str, Lane] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.lane_dividers = [_polyline(p, f"lane divider {i} of map {self.name}") for i, p in enumerate(self.lane_dividers)]
+        self.lane_dividers = [
+            _polyline(p, f"lane divider {i} of map {self.name}") for i, p in enumerate(self.lane_dividers)
+        ]
         self.road_boundaries = [
             _polyline(p, f"road boundary {i} of map {self.name}") for i, p in enumerate(self.road_boundaries)
         ]
         self.ped_crossings = [
-            _polyline(p, f"pedestrian crossing {i} of map {self.name}", closed=True) for i, p in enumerate(self.ped_crossings)
+            _polyline(p, f"pedestrian crossing {i} of map {self.name}", closed=True)
+            for i, p in enumerate(self.ped_crossings)
         ]
         self.drivable_areas = [
-            _polyline(p, f"drivable area {i} of map {self.name}", closed=True) for i, p in enumerate(self.drivable_areas)
+            _polyline(p, f"drivable area {i} of map {self.name}", closed=True)
+            for i, p in enumerate(self.drivable_areas)
         ]
         for lane in self.lanes.values():
             missing = [s for s in lane.successors if s not in self.lanes]
@@ -133,14 +137,18 @@ class HDMap:
             "ped_crossings": [p.tolist() for p in self.ped_crossings],
             "drivable_areas": [p.tolist() for p in self.drivable_areas],
             "lanes": [
-                {"id": lane.lane_id, "centerline": lane.centerline.tolist(), "successors": list(lane.successors),
-                 "width": lane.width}
+                {
+                    "id": lane.lane_id,
+                    "centerline": lane.centerline.tolist(),
+                    "successors": list(lane.successors),
+                    "width": lane.width,
+                }
                 for lane in self.lanes.values()
             ],
         }
 
     @staticmethod
-    def from_json(data: dict) -> "HDMap":
+    def from_json(data: dict) -> HDMap:
         try:
             lanes = {
                 item["id"]: Lane(item["id"], np.asarray(item["centerline"]), tuple(item["successors"]), item["width"])
@@ -155,4 +163,6 @@ class HDMap:
                 lanes=lanes,
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise DreamdriveError(f"malformed vector map: {error!r}; expected the layout HDMap.to_json writes.") from error
+            raise DreamdriveError(
+                f"malformed vector map: {error!r}; expected the layout HDMap.to_json writes."
+            ) from error

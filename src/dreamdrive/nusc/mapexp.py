@@ -50,7 +50,9 @@ def hdmap_from_expansion(dataroot: str | Path, location: str) -> HDMap:
 
     dividers = [line(r) for r in nmap.lane_divider + nmap.road_divider]
     road = unary_union([nmap.extract_polygon(r["polygon_token"]) for r in nmap.road_segment + nmap.lane])
-    crossings = [np.asarray(nmap.extract_polygon(r["polygon_token"]).exterior.coords)[:-1, :2] for r in nmap.ped_crossing]
+    crossings = [
+        np.asarray(nmap.extract_polygon(r["polygon_token"]).exterior.coords)[:-1, :2] for r in nmap.ped_crossing
+    ]
     drivable = []
     for record in nmap.drivable_area:
         for token in record["polygon_tokens"]:
@@ -69,7 +71,9 @@ def hdmap_from_expansion(dataroot: str | Path, location: str) -> HDMap:
     return HDMap(
         name=location,
         lane_dividers=[d for d in dividers if len(d) >= 2],
-        road_boundaries=[r for r in _exteriors(road) if len(r) >= 2] if isinstance(road, (Polygon, MultiPolygon)) else [],
+        road_boundaries=[r for r in _exteriors(road) if len(r) >= 2]
+        if isinstance(road, (Polygon, MultiPolygon))
+        else [],
         ped_crossings=[c for c in crossings if len(c) >= 3],
         drivable_areas=[d for d in drivable if len(d) >= 3],
         lanes=lanes,

@@ -61,10 +61,14 @@ def _load_devkit(dataroot: Path, version: str):
             try:
                 json.loads((folder / f"{table}.json").read_text())
             except json.JSONDecodeError as inner:
-                raise DreamdriveError(f"{folder / f'{table}.json'} is not valid JSON ({inner}); restore the file.") from error
+                raise DreamdriveError(
+                    f"{folder / f'{table}.json'} is not valid JSON ({inner}); restore the file."
+                ) from error
         raise DreamdriveError(f"a table in {folder} is not valid JSON: {error}") from error
     except (KeyError, AssertionError) as error:
-        raise DreamdriveError(f"the tables in {folder} are inconsistent ({error!r}); they do not link up as nuScenes requires.") from error
+        raise DreamdriveError(
+            f"the tables in {folder} are inconsistent ({error!r}); they do not link up as nuScenes requires."
+        ) from error
 
 
 class NuscDataset:
@@ -137,7 +141,9 @@ class NuscDataset:
         return {
             "dataroot": str(self.dataroot),
             "version": self.version,
-            "scenes": [{"name": s["name"], "samples": s["nbr_samples"], "description": s["description"]} for s in nusc.scene],
+            "scenes": [
+                {"name": s["name"], "samples": s["nbr_samples"], "description": s["description"]} for s in nusc.scene
+            ],
             "samples": len(nusc.sample),
             "sweeps": sum(1 for sd in camera_data if not sd["is_key_frame"]),
             "camera_frames": len(camera_data),
@@ -152,12 +158,21 @@ class NuscDataset:
 
     def _chain(self, first_token: str) -> list[dict]:
         """All sample_data of one sensor in a scene, from the first to the last, in time order."""
-        record = self.nusc.get("sample_data", first_token)
-        while record["prev"]:
-            record = self.nusc.get("sample_data", record["prev"])
+        nusc = self.nusc
+        record = nusc.get("sample_data", first_token)
+        scene = nusc.get("sample", record["sample_token"])["scene_token"]
+
+        def same_scene(token: str) -> bool:
+            return (
+                bool(token)
+                and nusc.get("sample", nusc.get("sample_data", token)["sample_token"])["scene_token"] == scene
+            )
+
+        while same_scene(record["prev"]):
+            record = nusc.get("sample_data", record["prev"])
         chain = [record]
-        while record["next"]:
-            record = self.nusc.get("sample_data", record["next"])
+        while same_scene(record["next"]):
+            record = nusc.get("sample_data", record["next"])
             chain.append(record)
         return chain
 
@@ -196,7 +211,9 @@ class NuscDataset:
         # 1. The rig, from the calibrations of the first frame.
         calibs = {c: nusc.get("calibrated_sensor", chains[c][0]["calibrated_sensor_token"]) for c in channels}
         try:
-            rig = CameraRig.from_calibrated_sensors(calibs, {c: (chains[c][0]["width"], chains[c][0]["height"]) for c in channels})
+            rig = CameraRig.from_calibrated_sensors(
+                calibs, {c: (chains[c][0]["width"], chains[c][0]["height"]) for c in channels}
+            )
         except DreamdriveError as error:
             raise DreamdriveError(f"calibrated_sensor of scene {scene_name}: {error}") from error
 
@@ -216,8 +233,11 @@ class NuscDataset:
                         camera_poses[channel] = (other["timestamp"], other_pose)
             lidar = None
             if sd["is_key_frame"]:
-                lidar_sd = nusc.get("sample_data", nusc.get("sample", sd["sample_token"])["data"][LIDAR_CHANNEL]) \
-                    if LIDAR_CHANNEL in nusc.get("sample", sd["sample_token"])["data"] else None
+                lidar_sd = (
+                    nusc.get("sample_data", nusc.get("sample", sd["sample_token"])["data"][LIDAR_CHANNEL])
+                    if LIDAR_CHANNEL in nusc.get("sample", sd["sample_token"])["data"]
+                    else None
+                )
                 if lidar_sd is not None and (self.dataroot / lidar_sd["filename"]).is_file():
                     lidar = str(self.dataroot / lidar_sd["filename"])
             frames.append(Frame(timestamp, pose, images, bool(sd["is_key_frame"]), lidar, camera_poses))
@@ -233,8 +253,16 @@ class NuscDataset:
             agents = self._interpolated_agents(chains[REFERENCE_CHANNEL])
 
         log = nusc.get("log", scene["log_token"])
-        return Clip(name=scene_name, frames=frames, agents=agents, rig=rig, location=log["location"],
-                    hdmap=self.hdmap(log["location"]), description=scene["description"], log_name=log["logfile"])
+        return Clip(
+            name=scene_name,
+            frames=frames,
+            agents=agents,
+            rig=rig,
+            location=log["location"],
+            hdmap=self.hdmap(log["location"]),
+            description=scene["description"],
+            log_name=log["logfile"],
+        )
 
     def _sidecar_boxes_path(self, scene_name: str) -> Path | None:
         if not self.sidecar or scene_name not in self.sidecar.get("scenes", {}):
@@ -281,10 +309,16 @@ class NuscDataset:
             velocity = np.nan_to_num(np.asarray(velocity, dtype=np.float64))  # the devkit gives NaN for lone boxes
             attributes = tuple(self.nusc.get("attribute", t)["name"] for t in ann["attribute_tokens"])
             return Box3D(
-                center=np.asarray(ann["translation"], dtype=np.float64), size=np.asarray(ann["size"], dtype=np.float64),
-                yaw=quat_to_yaw(rotation), category=ann["category_name"], instance_id=ann["instance_token"],
-                velocity=velocity, attributes=attributes[:1], num_lidar_pts=ann["num_lidar_pts"],
-                num_radar_pts=ann["num_radar_pts"], visibility=ann["visibility_token"] or None,
+                center=np.asarray(ann["translation"], dtype=np.float64),
+                size=np.asarray(ann["size"], dtype=np.float64),
+                yaw=quat_to_yaw(rotation),
+                category=ann["category_name"],
+                instance_id=ann["instance_token"],
+                velocity=velocity,
+                attributes=attributes[:1],
+                num_lidar_pts=ann["num_lidar_pts"],
+                num_radar_pts=ann["num_radar_pts"],
+                visibility=ann["visibility_token"] or None,
             )
         except DreamdriveError as error:
             raise DreamdriveError(f"{where}: {error}") from error
@@ -351,18 +385,33 @@ def _interpolate(before: Box3D, after: Box3D, alpha: float) -> Box3D:
     center = before.center + alpha * (after.center - before.center)
     yaw = quat_to_yaw(slerp(before.quaternion, after.quaternion, alpha))
     velocity = before.velocity + alpha * (after.velocity - before.velocity)
-    return Box3D(center=center, size=after.size, yaw=yaw, category=after.category, instance_id=after.instance_id,
-                 velocity=velocity, attributes=after.attributes, num_lidar_pts=None, num_radar_pts=0,
-                 visibility=after.visibility)
+    return Box3D(
+        center=center,
+        size=after.size,
+        yaw=yaw,
+        category=after.category,
+        instance_id=after.instance_id,
+        velocity=velocity,
+        attributes=after.attributes,
+        num_lidar_pts=None,
+        num_radar_pts=0,
+        visibility=after.visibility,
+    )
 
 
 def _box_from_sidecar(item: dict, path: Path) -> Box3D:
     try:
         return Box3D(
-            center=np.asarray(item["translation"]), size=np.asarray(item["size"]), yaw=float(item["yaw"]),
-            category=item["category"], instance_id=item["instance_id"], velocity=np.asarray(item["velocity"]),
-            attributes=tuple(item["attributes"]), num_lidar_pts=item["num_lidar_pts"],
-            num_radar_pts=item["num_radar_pts"], visibility=item["visibility"],
+            center=np.asarray(item["translation"]),
+            size=np.asarray(item["size"]),
+            yaw=float(item["yaw"]),
+            category=item["category"],
+            instance_id=item["instance_id"],
+            velocity=np.asarray(item["velocity"]),
+            attributes=tuple(item["attributes"]),
+            num_lidar_pts=item["num_lidar_pts"],
+            num_radar_pts=item["num_radar_pts"],
+            visibility=item["visibility"],
         )
     except (KeyError, TypeError) as error:
         raise DreamdriveError(f"{path}: malformed box entry ({error!r}).") from error

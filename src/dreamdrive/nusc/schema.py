@@ -14,8 +14,19 @@ from dreamdrive.core.categories import ATTRIBUTES, CATEGORIES, VISIBILITY_LEVELS
 from dreamdrive.core.geometry import Transform
 
 TABLES: tuple[str, ...] = (
-    "category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose",
-    "log", "scene", "sample", "sample_data", "sample_annotation", "map",
+    "category",
+    "attribute",
+    "visibility",
+    "instance",
+    "sensor",
+    "calibrated_sensor",
+    "ego_pose",
+    "log",
+    "scene",
+    "sample",
+    "sample_data",
+    "sample_annotation",
+    "map",
 )
 DEFAULT_VERSION = "v1.0-dreamdrive"
 SIDECAR_DIR = "dreamdrive"
@@ -40,13 +51,16 @@ def static_tables() -> dict[str, list[dict]]:
     """The tables whose rows do not depend on the clips: category, attribute, visibility, sensor."""
     return {
         "category": [{"token": make_token("category", n), "name": n, "description": d} for n, d in CATEGORIES.items()],
-        "attribute": [{"token": make_token("attribute", n), "name": n, "description": d} for n, d in ATTRIBUTES.items()],
+        "attribute": [
+            {"token": make_token("attribute", n), "name": n, "description": d} for n, d in ATTRIBUTES.items()
+        ],
         "visibility": [
             {"token": token, "level": level, "description": description}
             for token, (level, description, _) in VISIBILITY_LEVELS.items()
         ],
         "sensor": [
-            {"token": make_token("sensor", channel), "channel": channel, "modality": "camera"} for channel in CAMERA_NAMES
+            {"token": make_token("sensor", channel), "channel": channel, "modality": "camera"}
+            for channel in CAMERA_NAMES
         ]
         + [{"token": make_token("sensor", LIDAR_CHANNEL), "channel": LIDAR_CHANNEL, "modality": "lidar"}],
     }

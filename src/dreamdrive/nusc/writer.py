@@ -15,10 +15,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -80,11 +80,22 @@ def clip_fingerprint(clip: Clip) -> str:
     digest.update(json.dumps([clip.name, clip.location, clip.description, clip.log_name]).encode())
     digest.update(json.dumps(clip.hdmap.to_json() if clip.hdmap else None).encode())
     for camera in clip.rig:
-        digest.update(repr((camera.name, camera.intrinsic.tolist(), camera.ego_T_cam.matrix.tolist(),
-                            camera.width, camera.height)).encode())
+        digest.update(
+            repr(
+                (camera.name, camera.intrinsic.tolist(), camera.ego_T_cam.matrix.tolist(), camera.width, camera.height)
+            ).encode()
+        )
     for frame in clip.frames:
-        digest.update(repr((frame.timestamp, frame.is_key, frame.global_T_ego.matrix.tolist(),
-                            sorted((k, t, p.matrix.tolist()) for k, (t, p) in frame.camera_poses.items()))).encode())
+        digest.update(
+            repr(
+                (
+                    frame.timestamp,
+                    frame.is_key,
+                    frame.global_T_ego.matrix.tolist(),
+                    sorted((k, t, p.matrix.tolist()) for k, (t, p) in frame.camera_poses.items()),
+                )
+            ).encode()
+        )
         for channel in clip.rig.names:
             add_source(frame.images[channel])
         add_source(frame.lidar)
@@ -123,7 +134,9 @@ def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what:
     """JPEG bytes of an image source, checked against the camera's (width, height)."""
     if isinstance(source, np.ndarray):
         if source.shape[:2] != (size[1], size[0]):
-            raise DreamdriveError(f"{what}: image is {source.shape[1]}x{source.shape[0]}, the camera says {size[0]}x{size[1]}.")
+            raise DreamdriveError(
+                f"{what}: image is {source.shape[1]}x{source.shape[0]}, the camera says {size[0]}x{size[1]}."
+            )
         return _encode_jpeg(source, quality, what)
     path = Path(source)
     if not path.is_file():
@@ -133,7 +146,9 @@ def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what:
     if image is None:
         raise DreamdriveError(f"{what}: {path} is not a readable image.")
     if image.shape[:2] != (size[1], size[0]):
-        raise DreamdriveError(f"{what}: {path} is {image.shape[1]}x{image.shape[0]}, the camera says {size[0]}x{size[1]}.")
+        raise DreamdriveError(
+            f"{what}: {path} is {image.shape[1]}x{image.shape[0]}, the camera says {size[0]}x{size[1]}."
+        )
     if path.suffix.lower() in (".jpg", ".jpeg"):
         return data
     return _encode_jpeg(image[:, :, ::-1], quality, what)
@@ -152,7 +167,9 @@ def load_points(source: PointsSource, what: str) -> np.ndarray:
             raise DreamdriveError(f"{what}: {path} is not a nuScenes .pcd.bin ({LIDAR_COLUMNS} float32 per point).")
         points = raw.reshape(-1, LIDAR_COLUMNS)
     if points.ndim != 2 or points.shape[1] != LIDAR_COLUMNS:
-        raise DreamdriveError(f"{what}: points must be (N, {LIDAR_COLUMNS}) x, y, z, intensity, ring; got {points.shape}.")
+        raise DreamdriveError(
+            f"{what}: points must be (N, {LIDAR_COLUMNS}) x, y, z, intensity, ring; got {points.shape}."
+        )
     return np.ascontiguousarray(points, dtype=np.float32)
 
 
@@ -235,55 +252,96 @@ class DatasetWriter:
             return
         rows = self._clip_rows(clip)
         os.sync()  # the clip's images and sweeps reach the disk before its fragment says they are there
-        sidecar = {"frames": [
-            {"timestamp": frame.timestamp, "boxes": [_box_json(box) for box in clip.boxes_at(i)]}
-            for i, frame in enumerate(clip.frames)
-        ]}
+        sidecar = {
+            "frames": [
+                {"timestamp": frame.timestamp, "boxes": [_box_json(box) for box in clip.boxes_at(i)]}
+                for i, frame in enumerate(clip.frames)
+            ]
+        }
         self._write(self.dataroot / SIDECAR_DIR / "boxes" / f"{clip.name}.json", dumps(sidecar))
-        fragment = {"fingerprint": fingerprint, "location": clip.location,
-                    "hdmap": clip.hdmap.to_json() if clip.hdmap else None, "rows": rows}
+        fragment = {
+            "fingerprint": fingerprint,
+            "location": clip.location,
+            "hdmap": clip.hdmap.to_json() if clip.hdmap else None,
+            "rows": rows,
+        }
         self._write(self.fragment_path(clip.name), dumps(fragment))
 
     def _clip_rows(self, clip: Clip) -> dict[str, list[dict]]:
         """Write the clip's files and return its rows of the per-clip tables."""
         scene = clip.name
-        rows: dict[str, list[dict]] = {t: [] for t in ("calibrated_sensor", "ego_pose", "log", "scene", "sample",
-                                                        "sample_data", "sample_annotation", "instance")}
+        rows: dict[str, list[dict]] = {
+            t: []
+            for t in (
+                "calibrated_sensor",
+                "ego_pose",
+                "log",
+                "scene",
+                "sample",
+                "sample_data",
+                "sample_annotation",
+                "instance",
+            )
+        }
         log_token = make_token(scene, "log")
-        rows["log"].append({"token": log_token, "logfile": clip.log_name, "vehicle": "dreamdrive",
-                            "date_captured": DATE_CAPTURED, "location": clip.location})
+        rows["log"].append(
+            {
+                "token": log_token,
+                "logfile": clip.log_name,
+                "vehicle": "dreamdrive",
+                "date_captured": DATE_CAPTURED,
+                "location": clip.location,
+            }
+        )
 
         # 1. Calibrations: one record per channel for the scene.
         calib_tokens = {}
         for camera in clip.rig:
             calib_tokens[camera.name] = make_token(scene, "calibrated_sensor", camera.name)
-            rows["calibrated_sensor"].append({
-                "token": calib_tokens[camera.name], "sensor_token": make_token("sensor", camera.name),
-                "translation": camera.ego_T_cam.translation.tolist(), "rotation": camera.ego_T_cam.quaternion.tolist(),
-                "camera_intrinsic": camera.intrinsic.tolist(),
-            })
+            rows["calibrated_sensor"].append(
+                {
+                    "token": calib_tokens[camera.name],
+                    "sensor_token": make_token("sensor", camera.name),
+                    "translation": camera.ego_T_cam.translation.tolist(),
+                    "rotation": camera.ego_T_cam.quaternion.tolist(),
+                    "camera_intrinsic": camera.intrinsic.tolist(),
+                }
+            )
         calib_tokens[LIDAR_CHANNEL] = make_token(scene, "calibrated_sensor", LIDAR_CHANNEL)
-        rows["calibrated_sensor"].append({
-            "token": calib_tokens[LIDAR_CHANNEL], "sensor_token": make_token("sensor", LIDAR_CHANNEL),
-            "translation": DEFAULT_EGO_T_LIDAR.translation.tolist(), "rotation": DEFAULT_EGO_T_LIDAR.quaternion.tolist(),
-            "camera_intrinsic": [],
-        })
+        rows["calibrated_sensor"].append(
+            {
+                "token": calib_tokens[LIDAR_CHANNEL],
+                "sensor_token": make_token("sensor", LIDAR_CHANNEL),
+                "translation": DEFAULT_EGO_T_LIDAR.translation.tolist(),
+                "rotation": DEFAULT_EGO_T_LIDAR.quaternion.tolist(),
+                "camera_intrinsic": [],
+            }
+        )
 
         # 2. Samples: one per key frame, linked in time order.
         keys = clip.key_indices
         sample_tokens = {i: make_token(scene, "sample", clip.frames[i].timestamp) for i in keys}
         for n, i in enumerate(keys):
-            rows["sample"].append({
-                "token": sample_tokens[i], "timestamp": clip.frames[i].timestamp,
-                "prev": sample_tokens[keys[n - 1]] if n > 0 else "",
-                "next": sample_tokens[keys[n + 1]] if n + 1 < len(keys) else "",
-                "scene_token": make_token(scene, "scene"),
-            })
-        rows["scene"].append({
-            "token": make_token(scene, "scene"), "log_token": log_token, "nbr_samples": len(keys),
-            "first_sample_token": sample_tokens[keys[0]], "last_sample_token": sample_tokens[keys[-1]],
-            "name": scene, "description": clip.description,
-        })
+            rows["sample"].append(
+                {
+                    "token": sample_tokens[i],
+                    "timestamp": clip.frames[i].timestamp,
+                    "prev": sample_tokens[keys[n - 1]] if n > 0 else "",
+                    "next": sample_tokens[keys[n + 1]] if n + 1 < len(keys) else "",
+                    "scene_token": make_token(scene, "scene"),
+                }
+            )
+        rows["scene"].append(
+            {
+                "token": make_token(scene, "scene"),
+                "log_token": log_token,
+                "nbr_samples": len(keys),
+                "first_sample_token": sample_tokens[keys[0]],
+                "last_sample_token": sample_tokens[keys[-1]],
+                "name": scene,
+                "description": clip.description,
+            }
+        )
 
         # 3. Sample data: every camera on every frame, LiDAR on key frames and wherever a sweep is given.
         # A sweep belongs to the next key frame's sample (the devkit interpolates boxes on that basis).
@@ -298,14 +356,18 @@ class DatasetWriter:
             for i, frame in enumerate(clip.frames):
                 if channel == LIDAR_CHANNEL and frame.lidar is None and not frame.is_key:
                     continue
-                timestamp, global_T_ego = frame.camera_pose(channel) if channel != LIDAR_CHANNEL else (
-                    frame.timestamp, frame.global_T_ego)
+                timestamp, global_T_ego = (
+                    frame.camera_pose(channel) if channel != LIDAR_CHANNEL else (frame.timestamp, frame.global_T_ego)
+                )
                 token = make_token(scene, "sample_data", channel, i)
                 folder = "samples" if frame.is_key else "sweeps"
                 if channel == LIDAR_CHANNEL:
                     filename = f"{folder}/{channel}/{clip.log_name}__{channel}__{timestamp}.pcd.bin"
-                    points = (load_points(frame.lidar, f"{scene} frame {i} {channel}") if frame.lidar is not None
-                              else np.zeros((0, LIDAR_COLUMNS), np.float32))
+                    points = (
+                        load_points(frame.lidar, f"{scene} frame {i} {channel}")
+                        if frame.lidar is not None
+                        else np.zeros((0, LIDAR_COLUMNS), np.float32)
+                    )
                     lidar_points[i] = points
                     self._write(self.dataroot / filename, points.tobytes(), durable=False)
                     width = height = 0
@@ -313,16 +375,32 @@ class DatasetWriter:
                 else:
                     filename = f"{folder}/{channel}/{clip.log_name}__{channel}__{timestamp}.jpg"
                     camera = clip.rig[channel]
-                    image_jobs.append((self.dataroot / filename, frame.images[channel], (camera.width, camera.height),
-                                       f"{scene} frame {i} {channel}"))
+                    image_jobs.append(
+                        (
+                            self.dataroot / filename,
+                            frame.images[channel],
+                            (camera.width, camera.height),
+                            f"{scene} frame {i} {channel}",
+                        )
+                    )
                     width, height, fileformat = camera.width, camera.height, "jpg"
                 rows["ego_pose"].append(pose_record(token, timestamp, global_T_ego))
-                chain.append({
-                    "token": token, "sample_token": sample_tokens[owner[i]], "ego_pose_token": token,
-                    "calibrated_sensor_token": calib_tokens[channel], "timestamp": int(timestamp),
-                    "fileformat": fileformat, "is_key_frame": bool(frame.is_key), "height": height, "width": width,
-                    "filename": filename, "prev": "", "next": "",
-                })
+                chain.append(
+                    {
+                        "token": token,
+                        "sample_token": sample_tokens[owner[i]],
+                        "ego_pose_token": token,
+                        "calibrated_sensor_token": calib_tokens[channel],
+                        "timestamp": int(timestamp),
+                        "fileformat": fileformat,
+                        "is_key_frame": bool(frame.is_key),
+                        "height": height,
+                        "width": width,
+                        "filename": filename,
+                        "prev": "",
+                        "next": "",
+                    }
+                )
             for a, b in zip(chain, chain[1:]):
                 a["next"], b["prev"] = b["token"], a["token"]
             rows["sample_data"].extend(chain)
@@ -338,21 +416,35 @@ class DatasetWriter:
             for n, i in enumerate(annotated):
                 box = agent.boxes[i]
                 frame = clip.frames[i]
-                rows["sample_annotation"].append({
-                    "token": tokens[n], "sample_token": sample_tokens[i], "instance_token": instance_token,
-                    "visibility_token": box.visibility or self._visibility(clip, box, frame.global_T_ego),
-                    "attribute_tokens": [make_token("attribute", a) for a in box.attributes],
-                    "translation": box.center.tolist(), "size": box.size.tolist(),
-                    "rotation": box.quaternion.tolist(),
-                    "prev": tokens[n - 1] if n > 0 else "", "next": tokens[n + 1] if n + 1 < len(tokens) else "",
-                    "num_lidar_pts": int(box.num_lidar_pts if box.num_lidar_pts is not None
-                                         else _count_points(box, lidar_points[i], frame.global_T_ego)),
-                    "num_radar_pts": int(box.num_radar_pts),
-                })
-            rows["instance"].append({
-                "token": instance_token, "category_token": make_token("category", agent.category),
-                "nbr_annotations": len(tokens), "first_annotation_token": tokens[0], "last_annotation_token": tokens[-1],
-            })
+                rows["sample_annotation"].append(
+                    {
+                        "token": tokens[n],
+                        "sample_token": sample_tokens[i],
+                        "instance_token": instance_token,
+                        "visibility_token": box.visibility or self._visibility(clip, box, frame.global_T_ego),
+                        "attribute_tokens": [make_token("attribute", a) for a in box.attributes],
+                        "translation": box.center.tolist(),
+                        "size": box.size.tolist(),
+                        "rotation": box.quaternion.tolist(),
+                        "prev": tokens[n - 1] if n > 0 else "",
+                        "next": tokens[n + 1] if n + 1 < len(tokens) else "",
+                        "num_lidar_pts": int(
+                            box.num_lidar_pts
+                            if box.num_lidar_pts is not None
+                            else _count_points(box, lidar_points[i], frame.global_T_ego)
+                        ),
+                        "num_radar_pts": int(box.num_radar_pts),
+                    }
+                )
+            rows["instance"].append(
+                {
+                    "token": instance_token,
+                    "category_token": make_token("category", agent.category),
+                    "nbr_annotations": len(tokens),
+                    "first_annotation_token": tokens[0],
+                    "last_annotation_token": tokens[-1],
+                }
+            )
         return rows
 
     @staticmethod
@@ -364,8 +456,17 @@ class DatasetWriter:
     def finalize(self, scenes: Sequence[str], splits: dict[str, list[str]], fingerprint: str) -> Path:
         """Assemble the tables of `scenes` from their fragments and publish the dataset atomically."""
         tables = static_tables()
-        for name in ("instance", "calibrated_sensor", "ego_pose", "log", "scene", "sample", "sample_data",
-                     "sample_annotation", "map"):
+        for name in (
+            "instance",
+            "calibrated_sensor",
+            "ego_pose",
+            "log",
+            "scene",
+            "sample",
+            "sample_data",
+            "sample_annotation",
+            "map",
+        ):
             tables[name] = []
         maps: dict[str, HDMap | None] = {}
         logs_at: dict[str, list[str]] = {}
@@ -387,8 +488,14 @@ class DatasetWriter:
         for location in sorted(maps):
             filename = f"maps/{make_token('map', location)}.png"
             self._write(self.dataroot / filename, map_mask_png(maps[location]))
-            tables["map"].append({"token": make_token("map", location), "log_tokens": logs_at[location],
-                                  "category": "semantic_prior", "filename": filename})
+            tables["map"].append(
+                {
+                    "token": make_token("map", location),
+                    "log_tokens": logs_at[location],
+                    "category": "semantic_prior",
+                    "filename": filename,
+                }
+            )
             if maps[location] is not None:
                 map_sidecars[location] = f"maps/{location}.json"
                 self._write(self.dataroot / SIDECAR_DIR / map_sidecars[location], dumps(maps[location].to_json()))
@@ -399,8 +506,13 @@ class DatasetWriter:
         for table in TABLES:
             self._write(staged / f"{table}.json", dumps(tables[table]))
         self._write(staged / "splits.json", dumps(splits))
-        index = {"format": SIDECAR_FORMAT, "version": self.version, "fingerprint": fingerprint,
-                 "maps": map_sidecars, "scenes": {s: {"boxes": f"boxes/{s}.json"} for s in scenes}}
+        index = {
+            "format": SIDECAR_FORMAT,
+            "version": self.version,
+            "fingerprint": fingerprint,
+            "maps": map_sidecars,
+            "scenes": {s: {"boxes": f"boxes/{s}.json"} for s in scenes},
+        }
         self._write(self.index_path, dumps(index))
         target = self.dataroot / self.version
         shutil.rmtree(target, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -48,8 +48,14 @@ def densify(polyline: np.ndarray, step: float) -> np.ndarray:
 
 
 def draw_polyline_3d(
-    image: np.ndarray, points_frame: np.ndarray, camera: Camera, cam_T_frame: Transform,
-    color: tuple[int, int, int], thickness: int = 1, near: float = 0.5, step: float = 1.0,
+    image: np.ndarray,
+    points_frame: np.ndarray,
+    camera: Camera,
+    cam_T_frame: Transform,
+    color: tuple[int, int, int],
+    thickness: int = 1,
+    near: float = 0.5,
+    step: float = 1.0,
 ) -> None:
     """Draw a 3D polyline (N, 3) into `image`, split where it passes behind the near plane."""
     dense = densify(np.asarray(points_frame, dtype=np.float64), step)
@@ -68,8 +74,13 @@ def draw_polyline_3d(
 
 
 def draw_box_faces(
-    image: np.ndarray, boxes: Sequence[Box3D], camera: Camera, cam_T_frame: Transform,
-    colors: Sequence[tuple[int, int, int]], shade: bool = True, near: float = 0.1,
+    image: np.ndarray,
+    boxes: Sequence[Box3D],
+    camera: Camera,
+    cam_T_frame: Transform,
+    colors: Sequence[tuple[int, int, int]],
+    shade: bool = True,
+    near: float = 0.1,
 ) -> None:
     """Paint boxes as filled faces, farthest box first so nearer boxes cover farther ones."""
     order = sorted(range(len(boxes)), key=lambda i: -np.linalg.norm(cam_T_frame.apply(boxes[i].center[None])[0]))
@@ -96,8 +107,13 @@ def draw_box_faces(
 
 
 def draw_box_wireframe(
-    image: np.ndarray, box: Box3D, camera: Camera, cam_T_frame: Transform,
-    color: tuple[int, int, int], thickness: int = 1, near: float = 0.1,
+    image: np.ndarray,
+    box: Box3D,
+    camera: Camera,
+    cam_T_frame: Transform,
+    color: tuple[int, int, int],
+    thickness: int = 1,
+    near: float = 0.1,
 ) -> None:
     """Draw a box's 12 edges (clipped at the near plane) and a cross on its front face."""
     corners_cam = cam_T_frame.apply(box.corners())

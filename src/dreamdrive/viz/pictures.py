@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -37,8 +37,11 @@ def _map_polylines(clip: Clip) -> list[tuple[str, np.ndarray]]:
     if clip.hdmap is None:
         return []
     hdmap = clip.hdmap
-    return ([("road_boundary", p) for p in hdmap.road_boundaries] + [("lane_divider", p) for p in hdmap.lane_dividers]
-            + [("ped_crossing", np.vstack([p, p[:1]])) for p in hdmap.ped_crossings])
+    return (
+        [("road_boundary", p) for p in hdmap.road_boundaries]
+        + [("lane_divider", p) for p in hdmap.lane_dividers]
+        + [("ped_crossing", np.vstack([p, p[:1]])) for p in hdmap.ped_crossings]
+    )
 
 
 def annotated_view(clip: Clip, index: int, channel: str, thickness: int = 2, map_range: float = 60.0) -> np.ndarray:
@@ -50,7 +53,9 @@ def annotated_view(clip: Clip, index: int, channel: str, thickness: int = 2, map
     cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
     ego_xy = global_T_ego.translation[:2]
     for name, line in _map_polylines(clip):
-        near = np.linalg.norm(line - ego_xy, axis=1) < map_range + np.linalg.norm(np.diff(line, axis=0), axis=1).max(initial=0)
+        near = np.linalg.norm(line - ego_xy, axis=1) < map_range + np.linalg.norm(np.diff(line, axis=0), axis=1).max(
+            initial=0
+        )
         if near.any():
             points = np.column_stack([line, np.zeros(len(line))])
             draw_polyline_3d(image, points, camera, cam_T_global, MAP_COLORS[name], max(1, thickness - 1))
@@ -72,14 +77,24 @@ def six_view_grid(clip: Clip, index: int, tile_width: int | None = None, labels:
                 camera = clip.rig.cameras[0]
                 tile = np.zeros((camera.height, camera.width, 3), np.uint8)
             if tile_width and tile.shape[1] != tile_width:
-                tile = cv2.resize(tile, (tile_width, round(tile.shape[0] * tile_width / tile.shape[1])),
-                                  interpolation=cv2.INTER_AREA)
+                tile = cv2.resize(
+                    tile, (tile_width, round(tile.shape[0] * tile_width / tile.shape[1])), interpolation=cv2.INTER_AREA
+                )
             if labels:
                 scale = max(0.35, tile.shape[1] / 900)
-                cv2.putText(tile, channel, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3,
-                            cv2.LINE_AA)
-                cv2.putText(tile, channel, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                            1, cv2.LINE_AA)
+                cv2.putText(
+                    tile, channel, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA
+                )
+                cv2.putText(
+                    tile,
+                    channel,
+                    (8, int(24 * scale) + 4),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    scale,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
             row_tiles.append(tile)
         height = min(t.shape[0] for t in row_tiles)
         tiles.append(np.concatenate([t[:height] for t in row_tiles], axis=1))
@@ -111,7 +126,9 @@ def bev_plot(clip: Clip, index: int, out: str | Path, radius: float = 50.0) -> P
         for polygon in clip.hdmap.drivable_areas:
             ax.add_patch(PolygonPatch(np.column_stack(plot_xy(to_ego(polygon))), facecolor="0.92", edgecolor="none"))
         for polygon in clip.hdmap.ped_crossings:
-            ax.add_patch(PolygonPatch(np.column_stack(plot_xy(to_ego(polygon))), facecolor="#bfe6ff", edgecolor="#3c9fd8"))
+            ax.add_patch(
+                PolygonPatch(np.column_stack(plot_xy(to_ego(polygon))), facecolor="#bfe6ff", edgecolor="#3c9fd8")
+            )
         for line in clip.hdmap.lane_dividers:
             ax.plot(*plot_xy(to_ego(line)), color="0.55", lw=1, ls=(0, (6, 4)))
         for line in clip.hdmap.road_boundaries:
@@ -129,13 +146,18 @@ def bev_plot(clip: Clip, index: int, out: str | Path, radius: float = 50.0) -> P
         corners = to_ego(box.corners()[[0, 1, 5, 4], :2])  # bottom outline: front-left, front-right, back...
         label = name if name not in seen else None
         seen.add(name)
-        ax.add_patch(PolygonPatch(np.column_stack(plot_xy(corners)), facecolor=(*color, 0.35), edgecolor=color,
-                                  lw=1.2, label=label))
+        ax.add_patch(
+            PolygonPatch(
+                np.column_stack(plot_xy(corners)), facecolor=(*color, 0.35), edgecolor=color, lw=1.2, label=label
+            )
+        )
         ax.plot(*plot_xy(corners[:2]), color=color, lw=2.5)  # front edge
     ego_track = np.array([f.global_T_ego.translation[:2] for f in clip.frames])
     ax.plot(*plot_xy(to_ego(ego_track)), color="k", lw=1.5, ls="--", label="ego path")
-    w, l = EGO_SIZE
-    ego = np.array([[l / 2, w / 2], [l / 2, -w / 2], [-l / 2, -w / 2], [-l / 2, w / 2]])
+    width, length = EGO_SIZE
+    ego = np.array(
+        [[length / 2, width / 2], [length / 2, -width / 2], [-length / 2, -width / 2], [-length / 2, width / 2]]
+    )
     ax.add_patch(PolygonPatch(np.column_stack(plot_xy(ego)), facecolor="k", edgecolor="k", label="ego"))
     ax.set_xlim(-radius, radius)
     ax.set_ylim(-radius, radius)
@@ -169,16 +191,24 @@ def bev_canvas(clip: Clip, index: int, size: int, radius: float = 50.0) -> np.nd
         for polygon in clip.hdmap.drivable_areas:
             cv2.fillPoly(canvas, [pixels(polygon)], (235, 235, 235), cv2.LINE_AA, 4)
         for name, line in _map_polylines(clip):
-            cv2.polylines(canvas, [pixels(line)], False, MAP_COLORS[name] if name != "lane_divider" else (150, 150, 150),
-                          1, cv2.LINE_AA, 4)
+            cv2.polylines(
+                canvas,
+                [pixels(line)],
+                False,
+                MAP_COLORS[name] if name != "lane_divider" else (150, 150, 150),
+                1,
+                cv2.LINE_AA,
+                4,
+            )
     for box in clip.boxes_at(index):
         outline = pixels(box.corners()[[0, 1, 5, 4], :2])
         color = CLASS_COLORS[detection_class(box.category)]
         cv2.fillPoly(canvas, [outline], color, cv2.LINE_AA, 4)
         cv2.polylines(canvas, [outline[:2]], False, (0, 0, 0), 1, cv2.LINE_AA, 4)
-    w, l = EGO_SIZE
-    ego = np.round(np.array([[size / 2 - w / 2 * scale, size / 2 - l / 2 * scale],
-                             [size / 2 + w / 2 * scale, size / 2 + l / 2 * scale]])).astype(int)
+    half = np.array(EGO_SIZE) / 2 * scale  # (width, length) -> (columns, rows)
+    ego = np.round(
+        np.array([[size / 2 - half[0], size / 2 - half[1]], [size / 2 + half[0], size / 2 + half[1]]])
+    ).astype(int)
     cv2.rectangle(canvas, tuple(ego[0]), tuple(ego[1]), (0, 0, 0), -1)
     return canvas
 
@@ -193,7 +223,10 @@ def video_frame(clip: Clip, index: int, tile_width: int = 320) -> np.ndarray:
 
 
 def write_video(
-    clip: Clip, out: str | Path, tile_width: int = 320, fps: float | None = None,
+    clip: Clip,
+    out: str | Path,
+    tile_width: int = 320,
+    fps: float | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> Path:
     """Write the clip as MP4 (H.264, one video frame per camera frame) or GIF, chosen by `out`'s suffix."""
@@ -209,8 +242,9 @@ def write_video(
         frames = [video_frame(clip, i, tile_width) for i in (progress(indices) if progress else indices)]
         imageio.mimsave(out, frames, duration=1000.0 / fps, loop=0)
     elif out.suffix.lower() == ".mp4":
-        with imageio.get_writer(out, fps=fps, codec="libx264", quality=7, macro_block_size=16,
-                                ffmpeg_log_level="error") as writer:
+        with imageio.get_writer(
+            out, fps=fps, codec="libx264", quality=7, macro_block_size=16, ffmpeg_log_level="error"
+        ) as writer:
             for i in progress(indices) if progress else indices:
                 writer.append_data(video_frame(clip, i, tile_width))
     else:
@@ -227,5 +261,13 @@ def save_png(image: np.ndarray, out: str | Path) -> Path:
     return out
 
 
-__all__ = ["CAMERA_NAMES", "annotated_view", "bev_canvas", "bev_plot", "save_png", "six_view_grid", "video_frame",
-           "write_video"]
+__all__ = [
+    "CAMERA_NAMES",
+    "annotated_view",
+    "bev_canvas",
+    "bev_plot",
+    "save_png",
+    "six_view_grid",
+    "video_frame",
+    "write_video",
+]
