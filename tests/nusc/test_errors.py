@@ -147,3 +147,34 @@ def test_cli_prints_error_without_traceback(copy):
         text=True,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_writer_takes_image_files(clips, tmp_path):
+    """Images given as files: JPEGs are copied byte for byte, PNGs re-encoded, wrong sizes and junk refused."""
+    import cv2
+
+    clip = clips[0]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    frames = []
+    for i, frame in enumerate(clip.frames[:2]):
+        images = {}
+        for channel in clip.rig.names:
+            path = folder / f"{i}_{channel}.{'jpg' if i == 0 else 'png'}"
+            cv2.imwrite(str(path), frame.images[channel][:, :, ::-1])
+            images[channel] = str(path)
+        frames.append(type(frame)(frame.timestamp, frame.global_T_ego, images, frame.is_key))
+    files_clip = type(clip)("files", frames, [], clip.rig, clip.location)
+    root = tmp_path / "out"
+    write_dataset([files_clip], root)
+    rows = json.loads((root / "v1.0-dreamdrive" / "sample_data.json").read_text())
+    first = next(r for r in rows if r["filename"].startswith("samples/CAM_FRONT/"))
+    assert (root / first["filename"]).read_bytes() == (folder / "0_CAM_FRONT.jpg").read_bytes()
+    second = next(r for r in rows if r["filename"].startswith("sweeps/CAM_FRONT/"))
+    assert (root / second["filename"]).read_bytes()[:2] == b"\xff\xd8"  # re-encoded as JPEG
+    (folder / "0_CAM_FRONT.jpg").write_bytes(b"not an image")
+    with pytest.raises(DreamdriveError, match="is not a readable image"):
+        write_dataset([files_clip], tmp_path / "junk")
+    cv2.imwrite(str(folder / "0_CAM_FRONT.jpg"), np.zeros((10, 20, 3), np.uint8))
+    with pytest.raises(DreamdriveError, match="is 20x10, the camera says 192x108"):
+        write_dataset([files_clip], tmp_path / "small")

@@ -28,6 +28,10 @@ TABLES: tuple[str, ...] = (
     "sample_annotation",
     "map",
 )
+# The tables whose rows each clip contributes (the others are static, or `map`, shared per location).
+CLIP_TABLES: tuple[str, ...] = (
+    "instance", "calibrated_sensor", "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation",
+)  # fmt: skip
 DEFAULT_VERSION = "v1.0-dreamdrive"
 SIDECAR_DIR = "dreamdrive"
 SIDECAR_INDEX = "index.json"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.categories import visibility_token
@@ -30,6 +31,7 @@ from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap
 from dreamdrive.nusc.schema import (
+    CLIP_TABLES,
     DEFAULT_EGO_T_LIDAR,
     DEFAULT_VERSION,
     LIDAR_CHANNEL,
@@ -141,17 +143,19 @@ def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what:
     path = Path(source)
     if not path.is_file():
         raise DreamdriveError(f"{what}: image file {path} does not exist.")
-    data = path.read_bytes()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DreamdriveError(f"{what}: {path} is not a readable image.")
-    if image.shape[:2] != (size[1], size[0]):
+    try:
+        with Image.open(path) as image:  # reads the header only
+            image_size, image_format = image.size, image.format
+    except (OSError, ValueError) as error:
+        raise DreamdriveError(f"{what}: {path} is not a readable image ({error}).") from error
+    if image_size != tuple(size):
         raise DreamdriveError(
-            f"{what}: {path} is {image.shape[1]}x{image.shape[0]}, the camera says {size[0]}x{size[1]}."
+            f"{what}: {path} is {image_size[0]}x{image_size[1]}, the camera says {size[0]}x{size[1]}."
         )
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        return data
-    return _encode_jpeg(image[:, :, ::-1], quality, what)
+    if image_format == "JPEG":
+        return path.read_bytes()
+    with Image.open(path) as image:
+        return _encode_jpeg(np.asarray(image.convert("RGB")), quality, what)
 
 
 def load_points(source: PointsSource, what: str) -> np.ndarray:
@@ -270,19 +274,7 @@ class DatasetWriter:
     def _clip_rows(self, clip: Clip) -> dict[str, list[dict]]:
         """Write the clip's files and return its rows of the per-clip tables."""
         scene = clip.name
-        rows: dict[str, list[dict]] = {
-            t: []
-            for t in (
-                "calibrated_sensor",
-                "ego_pose",
-                "log",
-                "scene",
-                "sample",
-                "sample_data",
-                "sample_annotation",
-                "instance",
-            )
-        }
+        rows: dict[str, list[dict]] = {table: [] for table in CLIP_TABLES}
         log_token = make_token(scene, "log")
         rows["log"].append(
             {
@@ -455,19 +447,7 @@ class DatasetWriter:
 
     def finalize(self, scenes: Sequence[str], splits: dict[str, list[str]], fingerprint: str) -> Path:
         """Assemble the tables of `scenes` from their fragments and publish the dataset atomically."""
-        tables = static_tables()
-        for name in (
-            "instance",
-            "calibrated_sensor",
-            "ego_pose",
-            "log",
-            "scene",
-            "sample",
-            "sample_data",
-            "sample_annotation",
-            "map",
-        ):
-            tables[name] = []
+        tables = static_tables() | {table: [] for table in (*CLIP_TABLES, "map")}
         maps: dict[str, HDMap | None] = {}
         logs_at: dict[str, list[str]] = {}
         for scene in scenes:
