@@ -74,8 +74,11 @@ class _Builder:
 
     def box(self, lo, hi, rgb, material=MATTE) -> None:
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        self.add(trimesh.creation.box(extents=hi - lo, transform=trimesh.transformations.translation_matrix((lo + hi) / 2)),
-                 rgb, material)
+        self.add(
+            trimesh.creation.box(extents=hi - lo, transform=trimesh.transformations.translation_matrix((lo + hi) / 2)),
+            rgb,
+            material,
+        )
 
     def wheel(self, x, y, radius, width, rgb=(0.08, 0.08, 0.08)) -> None:
         rotate = trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0])
@@ -84,7 +87,9 @@ class _Builder:
 
     def cylinder(self, centre, radius, height, rgb, material=MATTE, sections=14) -> None:
         place = trimesh.transformations.translation_matrix(centre)
-        self.add(trimesh.creation.cylinder(radius=radius, height=height, sections=sections, transform=place), rgb, material)
+        self.add(
+            trimesh.creation.cylinder(radius=radius, height=height, sections=sections, transform=place), rgb, material
+        )
 
     def sphere(self, centre, radius, rgb, material=MATTE) -> None:
         sphere = trimesh.creation.icosphere(subdivisions=1, radius=radius)
@@ -98,12 +103,22 @@ class _Builder:
         width, length, height = size
         scale = np.array([length, width, height]) / (hi - lo)
         vertices = (mesh.vertices - (lo + hi) / 2) * scale
-        return Mesh(vertices.astype(np.float32), mesh.faces.astype(np.int32), np.asarray(mesh.visual.vertex_colors, np.uint8))
+        return Mesh(
+            vertices.astype(np.float32), mesh.faces.astype(np.int32), np.asarray(mesh.visual.vertex_colors, np.uint8)
+        )
 
 
 def _vehicle_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    palette = [(0.85, 0.85, 0.85), (0.1, 0.1, 0.12), (0.55, 0.56, 0.6), (0.6, 0.08, 0.08), (0.1, 0.2, 0.5),
-               (0.9, 0.9, 0.92), (0.25, 0.3, 0.25), (0.75, 0.55, 0.2)]
+    palette = [
+        (0.85, 0.85, 0.85),
+        (0.1, 0.1, 0.12),
+        (0.55, 0.56, 0.6),
+        (0.6, 0.08, 0.08),
+        (0.1, 0.2, 0.5),
+        (0.9, 0.9, 0.92),
+        (0.25, 0.3, 0.25),
+        (0.75, 0.55, 0.2),
+    ]
     return palette[int(rng.integers(len(palette)))]
 
 
@@ -180,13 +195,15 @@ def _pedestrian(b: _Builder, rng: np.random.Generator, style: int) -> None:
     skin = [(0.93, 0.78, 0.65), (0.75, 0.55, 0.4), (0.45, 0.3, 0.2)][style % 3]
     if style % 5 == 4:  # high-visibility vest (construction worker look)
         shirt = (0.95, 0.6, 0.05)
-    b.box([-0.15, -0.28, 0.0], [0.15, -0.04, 0.48], trousers)
-    b.box([-0.15, 0.04, 0.0], [0.15, 0.28, 0.48], trousers)
-    b.box([-0.22, -0.35, 0.46], [0.22, 0.35, 0.82], shirt)
-    b.box([-0.12, -0.5, 0.5], [0.12, -0.36, 0.8], shirt)  # arms
-    b.box([-0.12, 0.36, 0.5], [0.12, 0.5, 0.8], shirt)
-    b.sphere([0.0, 0.0, 0.91], 0.09, skin, SKIN)
-    b.box([-0.5, -0.05, 0.98], [0.5, 0.05, 1.0], skin, SKIN)  # keeps the top and length of the box filled
+    # mid-stride, so that feet and hands reach the front and back of the box
+    b.box([0.0, -0.28, 0.06], [0.22, -0.04, 0.48], trousers)
+    b.box([-0.22, 0.04, 0.06], [0.0, 0.28, 0.48], trousers)
+    b.box([0.0, -0.28, 0.0], [0.5, -0.06, 0.06], (0.1, 0.1, 0.1))  # shoes
+    b.box([-0.5, 0.06, 0.0], [0.0, 0.28, 0.06], (0.1, 0.1, 0.1))
+    b.box([-0.2, -0.35, 0.46], [0.2, 0.35, 0.82], shirt)
+    b.box([-0.4, -0.5, 0.5], [-0.05, -0.36, 0.8], shirt)  # arms swinging
+    b.box([0.05, 0.36, 0.5], [0.4, 0.5, 0.8], shirt)
+    b.sphere([0.0, 0.0, 0.905], 0.095, skin, SKIN)
 
 
 def _cycle(b: _Builder, rng: np.random.Generator, style: int, motor: bool, rider: bool) -> None:
@@ -304,20 +321,28 @@ class AssetLibrary:
                 data = json.loads(path.read_text())
                 infos.append(AssetInfo(**{**data, "size": tuple(data["size"])}))
             except (json.JSONDecodeError, TypeError) as error:
-                raise DreamdriveError(f"{path} is not an asset record ({error}); delete it or re-add the asset.") from error
+                raise DreamdriveError(
+                    f"{path} is not an asset record ({error}); delete it or re-add the asset."
+                ) from error
         return infos
 
     def get(self, asset_id: str) -> Asset:
         infos = {info.asset_id: info for info in self.list()}
         if asset_id not in infos:
             raise DreamdriveError(
-                f"no asset {asset_id!r} in {self.root}; `dreamdrive assets list` shows the ids "
-                f"({len(infos)} assets)."
+                f"no asset {asset_id!r} in {self.root}; `dreamdrive assets list` shows the ids ({len(infos)} assets)."
             )
         return Asset(infos[asset_id], load_mesh(self.root / f"{asset_id}.glb", up="+y", forward="+x"))
 
-    def add(self, path: str | Path, detection_class: str, asset_id: str | None = None, up: str = "+y",
-            forward: str = "+x", size: tuple[float, float, float] | None = None) -> Asset:
+    def add(
+        self,
+        path: str | Path,
+        detection_class: str,
+        asset_id: str | None = None,
+        up: str = "+y",
+        forward: str = "+x",
+        size: tuple[float, float, float] | None = None,
+    ) -> Asset:
         """Import a user's GLB/OBJ as an asset of `detection_class`.
 
         The mesh is turned so that `forward` and `up` (its own axes, e.g. "+x", "-z")
@@ -336,8 +361,14 @@ class AssetLibrary:
         fitted = Mesh(vertices.astype(np.float32), mesh.faces, mesh.colors)
         length, width, height = (fitted.extent.astype(np.float64)).tolist()
         asset_id = asset_id or f"user-{Path(path).stem}"
-        info = AssetInfo(asset_id, detection_class, DEFAULT_CATEGORY[detection_class],
-                         (round(width, 4), round(length, 4), round(height, 4)), "+x", f"file:{Path(path).name}")
+        info = AssetInfo(
+            asset_id,
+            detection_class,
+            DEFAULT_CATEGORY[detection_class],
+            (round(width, 4), round(length, 4), round(height, 4)),
+            "+x",
+            f"file:{Path(path).name}",
+        )
         asset = Asset(info, fitted)
         self.save(asset)
         return asset

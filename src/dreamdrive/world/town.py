@@ -24,10 +24,13 @@ CROSSWALK_WIDTH = 4.0
 ORIGIN = 100.0  # towns live in positive coordinates so the nuScenes map mask covers them
 
 
-def bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, step: float = 1.0) -> np.ndarray:
-    """Points (N, 2) along a cubic Bezier curve, about `step` metres apart."""
+def bezier(
+    p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, step: float = 1.0, samples: int | None = None
+) -> np.ndarray:
+    """Points (N, 2) along a cubic Bezier curve, about `step` metres apart (or exactly `samples` points)."""
     length = np.linalg.norm(p1 - p0) + np.linalg.norm(p2 - p1) + np.linalg.norm(p3 - p2)
-    t = np.linspace(0.0, 1.0, max(2, int(np.ceil(length / step)) + 1))[:, None]
+    count = samples if samples is not None else max(2, int(np.ceil(length / step)) + 1)
+    t = np.linspace(0.0, 1.0, count)[:, None]
     return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3
 
 
@@ -367,7 +370,8 @@ def _corner(end: RoadEnd, following: RoadEnd, outward: float = 0.0) -> np.ndarra
     p0 = end.left + n_end * outward
     p3 = following.right - n_next * outward
     reach = 0.5 * np.linalg.norm(p3 - p0)
-    return bezier(p0, p0 - end.direction * reach, p3 - following.direction * reach, p3, step=0.5)
+    # a fixed count, so that a curb and its sidewalk's outer edge pair up point by point
+    return bezier(p0, p0 - end.direction * reach, p3 - following.direction * reach, p3, samples=40)
 
 
 def _pedestrian_graph(ends: dict[str, list[RoadEnd]]):
@@ -431,7 +435,7 @@ def _roadside(rng: np.random.Generator, town: Town) -> list[StaticObject]:
                         "streetlight",
                         tuple(point + side * normal * (edge + 0.6)),
                         (0.3, 0.3, 7.0),
-                        yaw,
+                        yaw if side < 0 else yaw + np.pi,  # its left, where the arm reaches, faces the road
                         (0.3, 0.3, 0.32),
                     )
                 )

@@ -1,0 +1,514 @@
+"""The moderngl renderer of the procedural world (EGL, headless; Mesa llvmpipe on a CPU).
+
+One pass per camera writes, with multiple render targets: lit RGB; the
+camera-frame normal and metric depth (z along the optical axis); the instance
+index and semantic class. A sun shadow map, rendered once per frame around
+the ego, is shared by the six cameras. Time of day (day, dusk, night with
+headlights and street lights) and weather (clear, rain, fog) are scene
+parameters. The same machinery renders depth panoramas for the simulated LiDAR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dreamdrive.core.camera import Camera
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.world.geometry import FLOATS_PER_VERTEX, lamp_positions, town_soup
+
+TIMES_OF_DAY = ("day", "dusk", "night")
+WEATHERS = ("clear", "rain", "fog")
+NEAR, FAR = 0.1, 400.0
+MAX_LIGHTS = 16
+# The GL eye frame looks down -z with y up; the camera frame looks down +z with y down.
+EYE_T_CAM = np.diag([1.0, -1.0, -1.0, 1.0])
+
+_VERTEX = """
+#version 330
+uniform mat4 model;
+uniform mat4 view_proj;
+in vec3 in_pos;
+in vec3 in_normal;
+in vec4 in_color;
+in float in_semantic;
+out vec3 v_world;
+out vec3 v_normal;
+out vec4 v_color;
+flat out int v_semantic;
+void main() {
+    vec4 world = model * vec4(in_pos, 1.0);
+    v_world = world.xyz;
+    v_normal = mat3(model) * in_normal;
+    v_color = in_color;
+    v_semantic = int(in_semantic + 0.5);
+    gl_Position = view_proj * world;
+}
+"""
+
+_FRAGMENT = """
+#version 330
+uniform vec3 cam_pos;
+uniform mat3 cam_rot;          // cam_R_global
+uniform vec3 sun_dir;          // towards the sun
+uniform vec3 sun_color;
+uniform vec3 sky_ambient;
+uniform vec3 ground_ambient;
+uniform sampler2DShadow shadow_map;
+uniform mat4 light_view_proj;
+uniform int instance;
+uniform int lights_on;
+uniform float wetness;
+uniform float night;
+uniform vec3 fog_color;
+uniform float fog_density;
+uniform int n_lights;
+uniform vec3 light_pos[16];
+uniform vec3 light_dir[16];
+uniform vec3 light_color[16];
+uniform float light_cos[16];
+in vec3 v_world;
+in vec3 v_normal;
+in vec4 v_color;
+flat in int v_semantic;
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec4 out_geom;
+layout(location = 2) out ivec2 out_ids;
+
+float hash(vec2 p) { return fract(sin(dot(p, vec2(127.1, 311.7))) * 43758.5453); }
+float noise(vec2 p) {
+    vec2 i = floor(p), f = fract(p);
+    vec2 u = f * f * (3.0 - 2.0 * f);
+    return mix(mix(hash(i), hash(i + vec2(1, 0)), u.x), mix(hash(i + vec2(0, 1)), hash(i + vec2(1, 1)), u.x), u.y);
+}
+
+float shadow_at(vec3 world, vec3 n) {
+    vec4 ls = light_view_proj * vec4(world + n * 0.04, 1.0);
+    vec3 c = ls.xyz / ls.w * 0.5 + 0.5;
+    if (c.x <= 0.0 || c.x >= 1.0 || c.y <= 0.0 || c.y >= 1.0 || c.z >= 1.0) return 1.0;
+    // one tap: the sampler's linear filter gives 2x2 percentage-closer filtering in hardware
+    return texture(shadow_map, vec3(c.xy, c.z - 0.0015));
+}
+
+void main() {
+    vec3 n = normalize(v_normal);
+    if (!gl_FrontFacing) n = -n;
+    float material = floor(v_color.a * 255.0 + 0.5);
+    vec3 albedo = v_color.rgb;
+    float shine = 0.0;
+    vec3 emit = vec3(0.0);
+    if (v_semantic == 1) {                       // road: asphalt grain, darker and shinier when wet
+        albedo *= 0.8 + 0.35 * noise(v_world.xy * 3.0) + 0.1 * noise(v_world.xy * 0.3);
+        albedo *= 1.0 - 0.45 * wetness;
+        shine = 0.6 * wetness;
+    } else if (v_semantic == 2 || v_semantic == 8) {
+        albedo *= 0.85 + 0.3 * noise(v_world.xy * 1.5);
+    } else if (v_semantic == 3 || v_semantic == 4) {
+        albedo *= 0.9 + 0.1 * noise(v_world.xy * 8.0);
+        shine = 0.3 * wetness;
+    }
+    if (material == 120.0 && abs(n.z) < 0.5) {  // building walls: a grid of windows, some lit at night
+        vec2 facade = vec2(dot(v_world.xy, vec2(-n.y, n.x)), v_world.z);
+        vec2 cell = fract(facade / vec2(3.0, 3.2));
+        if (cell.x > 0.25 && cell.x < 0.75 && cell.y > 0.3 && cell.y < 0.8 && v_world.z > 1.0) {
+            albedo = vec3(0.12, 0.14, 0.17);
+            shine = 0.5;
+            if (hash(floor(facade / vec2(3.0, 3.2))) > 0.55) emit = vec3(1.0, 0.8, 0.5) * 0.6 * night;
+        }
+    }
+    if (material == 230.0) shine = 0.35;                     // car paint
+    if (material == 200.0) { shine = 0.8; albedo *= 0.7; }   // glass
+    if (lights_on == 1 && material == 180.0) emit = albedo * 2.5;  // headlights, lamp heads
+    if (lights_on == 1 && material == 160.0) emit = albedo * 2.0;  // taillights
+
+    float shadow = shadow_at(v_world, n);
+    vec3 light = sun_color * max(dot(n, sun_dir), 0.0) * shadow;
+    light += mix(ground_ambient, sky_ambient, n.z * 0.5 + 0.5);
+    vec3 view = normalize(cam_pos - v_world);
+    vec3 specular = sun_color * shadow * pow(max(dot(reflect(-sun_dir, n), view), 0.0), 40.0) * shine;
+    for (int i = 0; i < n_lights; i++) {
+        vec3 d = light_pos[i] - v_world;
+        float dist = length(d);
+        vec3 l = d / dist;
+        float fall = 1.0 / (1.0 + 0.12 * dist * dist);
+        if (light_cos[i] > -1.0) fall *= smoothstep(light_cos[i], light_cos[i] + 0.08, dot(-l, light_dir[i]));
+        light += light_color[i] * max(dot(n, l), 0.0) * fall;
+        specular += light_color[i] * fall * pow(max(dot(reflect(-l, n), view), 0.0), 30.0) * shine;
+    }
+    vec3 color = albedo * light + specular + emit;
+    float dist = length(cam_pos - v_world);
+    color = mix(fog_color, color, exp(-fog_density * dist));
+    out_color = vec4(pow(clamp(color, 0.0, 1.0), vec3(1.0 / 1.6)), 1.0);
+    vec3 rel = cam_rot * (v_world - cam_pos);
+    out_geom = vec4(cam_rot * n, rel.z);
+    out_ids = ivec2(instance, v_semantic);
+}
+"""
+
+_SKY_VERTEX = """
+#version 330
+in vec2 in_pos;
+void main() { gl_Position = vec4(in_pos, 1.0, 1.0); }
+"""
+
+_SKY_FRAGMENT = """
+#version 330
+uniform mat3 ray_to_global;   // global_R_cam @ K^-1
+uniform float height;
+uniform vec3 horizon;
+uniform vec3 zenith;
+uniform vec3 sun_dir;
+uniform vec3 sun_color;
+uniform vec3 fog_color;
+uniform float fog_mix;
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec4 out_geom;
+layout(location = 2) out ivec2 out_ids;
+void main() {
+    vec3 ray = normalize(ray_to_global * vec3(gl_FragCoord.x, height - gl_FragCoord.y, 1.0));
+    float up = max(ray.z, 0.0);
+    vec3 color = mix(horizon, zenith, pow(up, 0.6));
+    color += sun_color * pow(max(dot(ray, sun_dir), 0.0), 600.0) * 2.0;
+    color = mix(color, fog_color, fog_mix);
+    out_color = vec4(pow(clamp(color, 0.0, 1.0), vec3(1.0 / 1.6)), 1.0);
+    out_geom = vec4(0.0);
+    out_ids = ivec2(0, 0);
+}
+"""
+
+_SHADOW_VERTEX = """
+#version 330
+uniform mat4 model;
+uniform mat4 view_proj;
+in vec3 in_pos;
+void main() { gl_Position = view_proj * model * vec4(in_pos, 1.0); }
+"""
+
+_SHADOW_FRAGMENT = """
+#version 330
+void main() {}
+"""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Scene parameters: time of day, weather and the sun's azimuth (radians, global frame)."""
+
+    time_of_day: str = "day"
+    weather: str = "clear"
+    sun_azimuth: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.time_of_day not in TIMES_OF_DAY:
+            raise DreamdriveError(f"time of day {self.time_of_day!r} must be one of {TIMES_OF_DAY}.")
+        if self.weather not in WEATHERS:
+            raise DreamdriveError(f"weather {self.weather!r} must be one of {WEATHERS}.")
+
+    @property
+    def lights_on(self) -> bool:
+        return self.time_of_day != "day" or self.weather == "fog"
+
+    def uniforms(self) -> dict:
+        elevation = {"day": 50.0, "dusk": 7.0, "night": -20.0}[self.time_of_day]
+        sun_dir = np.array(
+            [
+                np.cos(self.sun_azimuth) * np.cos(np.radians(elevation)),
+                np.sin(self.sun_azimuth) * np.cos(np.radians(elevation)),
+                np.sin(np.radians(elevation)),
+            ]
+        )
+        table = {  # sun colour, sky ambient, ground ambient, horizon, zenith
+            "day": ((1.25, 1.2, 1.1), (0.42, 0.46, 0.55), (0.28, 0.27, 0.25), (0.78, 0.85, 0.95), (0.35, 0.55, 0.9)),
+            "dusk": ((1.1, 0.6, 0.3), (0.32, 0.28, 0.35), (0.18, 0.14, 0.13), (0.95, 0.6, 0.35), (0.25, 0.3, 0.55)),
+            "night": ((0.0, 0.0, 0.0), (0.05, 0.06, 0.1), (0.03, 0.03, 0.04), (0.06, 0.07, 0.12), (0.01, 0.01, 0.04)),
+        }
+        sun, sky, ground, horizon, zenith = (np.array(v) for v in table[self.time_of_day])
+        fog_density, wetness = 0.0, 0.0
+        fog_color = horizon
+        if self.weather == "rain":
+            sun, sky, ground = sun * 0.25, sky * 0.8, ground * 0.8
+            horizon, zenith = horizon * 0.7 + 0.1, horizon * 0.6 + 0.1
+            fog_density, wetness, fog_color = 0.008, 1.0, horizon
+        elif self.weather == "fog":
+            sun = sun * 0.3
+            fog_color = np.clip(horizon * 0.6 + 0.35, 0, 1) * (1.0 if self.time_of_day == "day" else 0.3)
+            fog_density, wetness = 0.035, 0.3
+        return dict(
+            sun_dir=sun_dir,
+            sun_color=sun,
+            sky_ambient=sky,
+            ground_ambient=ground,
+            horizon=horizon,
+            zenith=zenith,
+            fog_color=fog_color,
+            fog_density=fog_density,
+            wetness=wetness,
+            night=1.0 if self.time_of_day == "night" else (0.5 if self.time_of_day == "dusk" else 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class RenderObject:
+    """One object in a frame: which mesh, where (global_T_object), its instance index (>= 1), lights on."""
+
+    mesh_key: str
+    global_T_object: Transform
+    instance: int
+    lights: bool = False
+
+
+@dataclass
+class CameraImages:
+    """Per-camera render outputs, each (H, W, ...) with row 0 at the top."""
+
+    rgb: np.ndarray  # uint8 (H, W, 3)
+    depth: np.ndarray  # float32 (H, W): camera-frame z in metres, 0 where nothing was hit
+    normal: np.ndarray  # float32 (H, W, 3): unit normals in the camera frame, 0 where nothing was hit
+    instance: np.ndarray  # int32 (H, W): object instance index, 0 for static scenery and sky
+    semantic: np.ndarray  # uint8 (H, W): index into SEMANTIC_NAMES
+
+
+def projection_matrix(
+    intrinsic: np.ndarray, width: int, height: int, near: float = NEAR, far: float = FAR
+) -> np.ndarray:
+    """The OpenGL projection that maps the GL eye frame to clip space so that window pixels match `intrinsic`."""
+    fx, fy, cx, cy = intrinsic[0, 0], intrinsic[1, 1], intrinsic[0, 2], intrinsic[1, 2]
+    return np.array([
+        [2 * fx / width, 0.0, 1 - 2 * cx / width, 0.0],
+        [0.0, 2 * fy / height, 2 * cy / height - 1, 0.0],
+        [0.0, 0.0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+        [0.0, 0.0, -1.0, 0.0],
+    ])  # fmt: skip
+
+
+TILE_SIZE = 40.0
+VIEW_RANGE = 300.0  # metres beyond which scenery is not drawn
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    """The town's triangles sorted into square tiles, each with a bounding sphere, for culling."""
+
+    ranges: np.ndarray  # (T, 2) first vertex and vertex count of each tile
+    centres: np.ndarray  # (T, 3)
+    radii: np.ndarray  # (T,)
+
+    def in_view(self, camera: Camera, cam_T_global: Transform) -> np.ndarray:
+        """(T,) tiles whose sphere touches the camera's viewing frustum (up to VIEW_RANGE)."""
+        c = cam_T_global.apply(self.centres)
+        fx, fy, cx, cy = camera.intrinsic[0, 0], camera.intrinsic[1, 1], camera.intrinsic[0, 2], camera.intrinsic[1, 2]
+        planes = np.array([[fx, 0, cx], [-fx, 0, camera.width - cx], [0, fy, cy], [0, -fy, camera.height - cy]])
+        planes /= np.linalg.norm(planes, axis=1, keepdims=True)
+        inside = np.all(c @ planes.T >= -self.radii[:, None], axis=1)
+        return inside & (c[:, 2] > -self.radii) & (c[:, 2] < VIEW_RANGE + self.radii)
+
+
+def _tile(rows: np.ndarray, size: float) -> tuple[np.ndarray, _Tiles]:
+    """Reorder a triangle soup tile by tile (by triangle centroid); big triangles stay correct via the spheres."""
+    triangles = rows.reshape(-1, 3, rows.shape[1])
+    keys = np.floor(triangles[:, :, :2].mean(axis=1) / size).astype(np.int64)
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    triangles, keys = triangles[order], keys[order]
+    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    centres, radii = [], []
+    for start, count in zip(first, counts):
+        points = triangles[start : start + count, :, :3].reshape(-1, 3)
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        centres.append((lo + hi) / 2)
+        radii.append(np.linalg.norm(hi - lo) / 2)
+    ranges = np.stack([first * 3, counts * 3], axis=1)
+    return triangles.reshape(-1, rows.shape[1]), _Tiles(ranges, np.asarray(centres), np.asarray(radii))
+
+
+def _gl(matrix: np.ndarray) -> bytes:
+    """A numpy matrix as GLSL reads it (column-major float32)."""
+    return np.ascontiguousarray(np.asarray(matrix, dtype=np.float32).T).tobytes()
+
+
+class WorldRenderer:
+    """Renders a town and its objects from any camera.
+
+    Args:
+        town_rows: the town's static triangle soup (`geometry.town_soup`).
+        meshes: triangle soups of the object meshes by key (`geometry.mesh_soup`).
+        width, height: image size of every camera it renders.
+        lamps: (N, 3) street-light positions, lit at dusk and night.
+        shadow_size: pixels of the square sun shadow map; shadow_extent: metres it covers around the ego.
+    """
+
+    def __init__(
+        self,
+        town_rows: np.ndarray,
+        meshes: dict[str, np.ndarray],
+        width: int,
+        height: int,
+        lamps: np.ndarray | None = None,
+        shadow_size: int = 1536,
+        shadow_extent: float = 70.0,
+    ):
+        import moderngl
+
+        try:
+            self.ctx = moderngl.create_standalone_context(backend="egl")
+        except Exception as error:
+            raise DreamdriveError(
+                f"cannot open a headless OpenGL context through EGL ({error}); install the Debian packages "
+                "libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 (make does this when run as root)."
+            ) from error
+        ctx = self.ctx
+        self.width, self.height = width, height
+        self.lamps = np.zeros((0, 3)) if lamps is None else np.asarray(lamps)
+        self.program = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+        self.sky = ctx.program(vertex_shader=_SKY_VERTEX, fragment_shader=_SKY_FRAGMENT)
+        self.shadow_program = ctx.program(vertex_shader=_SHADOW_VERTEX, fragment_shader=_SHADOW_FRAGMENT)
+        self.program["shadow_map"] = 0
+        layout = "3f 3f 4f 1f"
+        names = ("in_pos", "in_normal", "in_color", "in_semantic")
+        self._vaos: dict[str, tuple] = {}
+        town_rows, self._tiles = _tile(town_rows, TILE_SIZE)
+        for key, rows in {"__town__": town_rows, **meshes}.items():
+            if rows.ndim != 2 or rows.shape[1] != FLOATS_PER_VERTEX or len(rows) == 0:
+                raise DreamdriveError(f"mesh {key!r} has no triangles to render.")
+            buffer = ctx.buffer(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+            self._vaos[key] = (
+                ctx.vertex_array(self.program, [(buffer, layout, *names)]),
+                ctx.vertex_array(self.shadow_program, [(buffer, "3f 32x", "in_pos")]),
+            )
+        quad = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], dtype=np.float32).tobytes())
+        self._sky_vao = ctx.vertex_array(self.sky, [(quad, "2f", "in_pos")])
+        self.color = ctx.texture((width, height), 4, dtype="f1")
+        self.geom = ctx.texture((width, height), 4, dtype="f4")
+        self.ids = ctx.texture((width, height), 2, dtype="i4")
+        self.depth = ctx.depth_renderbuffer((width, height))
+        self.fbo = ctx.framebuffer([self.color, self.geom, self.ids], self.depth)
+        self.shadow_tex = ctx.depth_texture((shadow_size, shadow_size))
+        self.shadow_tex.compare_func = "<="
+        self.shadow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.shadow_tex.repeat_x = self.shadow_tex.repeat_y = False
+        self.shadow_fbo = ctx.framebuffer(depth_attachment=self.shadow_tex)
+        self.shadow_extent = shadow_extent
+
+    def release(self) -> None:
+        self.ctx.release()
+
+    # -- frame -------------------------------------------------------------------------------
+
+    def _draw_all(self, objects: list[RenderObject], shadow: bool, view_proj: np.ndarray, visible: np.ndarray) -> None:
+        """Draw the visible town tiles, then the objects."""
+        program = self.shadow_program if shadow else self.program
+        program["view_proj"].write(_gl(view_proj))
+        program["model"].write(_gl(np.eye(4)))
+        if not shadow:
+            self.program["instance"] = 0
+            self.program["lights_on"] = int(self._lights_on)
+        town = self._vaos["__town__"][1 if shadow else 0]
+        for first, count in self._tiles.ranges[visible]:
+            town.render(first=int(first), vertices=int(count))
+        for obj in objects:
+            if obj.mesh_key not in self._vaos:
+                raise DreamdriveError(f"no mesh {obj.mesh_key!r} was given to the renderer.")
+            program["model"].write(_gl(obj.global_T_object.matrix))
+            if not shadow:
+                self.program["instance"] = obj.instance
+                self.program["lights_on"] = int(obj.lights and self._lights_on)
+            self._vaos[obj.mesh_key][1 if shadow else 0].render()
+
+    def prepare(
+        self,
+        centre: np.ndarray,
+        objects: list[RenderObject],
+        environment: Environment,
+        lights: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = (),
+    ) -> None:
+        """Set the environment, render the sun's shadow map around `centre` and pick the lights."""
+        import moderngl
+
+        uniforms = environment.uniforms()
+        self._env = uniforms
+        self._lights_on = environment.lights_on
+        for name in ("sun_dir", "sun_color", "sky_ambient", "ground_ambient", "fog_color"):
+            self.program[name].value = tuple(float(v) for v in uniforms[name])
+        for name in ("fog_density", "wetness", "night"):
+            self.program[name].value = float(uniforms[name])
+        # sun shadow map: orthographic, looking along -sun_dir at the ego
+        sun = uniforms["sun_dir"] if uniforms["sun_dir"][2] > 0.05 else np.array([0.3, 0.3, 0.9])
+        forward = -sun / np.linalg.norm(sun)
+        right = np.cross(forward, [0, 0, 1.0])
+        right /= np.linalg.norm(right)
+        up = np.cross(right, forward)
+        eye = np.asarray(centre) - forward * 200.0
+        view = np.eye(4)
+        view[:3, :3] = np.stack([right, up, -forward])
+        view[:3, 3] = -view[:3, :3] @ eye
+        e = self.shadow_extent
+        ortho = np.diag([1 / e, 1 / e, -2 / 400.0, 1.0])
+        ortho[2, 3] = -1.0
+        self._light_view_proj = ortho @ view
+        self.ctx.enable(moderngl.DEPTH_TEST)
+        self.shadow_fbo.use()
+        self.shadow_fbo.clear(depth=1.0)
+        if uniforms["sun_color"].max() > 0:
+            near = (
+                np.linalg.norm(self._tiles.centres[:, :2] - np.asarray(centre)[:2], axis=1)
+                < e * 1.5 + self._tiles.radii
+            )
+            self._draw_all(objects, True, self._light_view_proj, near)
+        self.program["light_view_proj"].write(_gl(self._light_view_proj))
+        # local lights: the given ones (headlights) first, then the street lamps nearest the centre
+        chosen = list(lights)[:MAX_LIGHTS] if self._lights_on else []
+        if self._lights_on and len(self.lamps):
+            order = np.argsort(np.linalg.norm(self.lamps[:, :2] - np.asarray(centre)[:2], axis=1))
+            for i in order[: MAX_LIGHTS - len(chosen)]:
+                chosen.append((self.lamps[i], np.array([0.0, 0.0, -1.0]), np.array([1.6, 1.3, 0.9]) * 2.0, -2.0))
+        padded = chosen + [(np.zeros(3), np.zeros(3), np.zeros(3), -2.0)] * (MAX_LIGHTS - len(chosen))
+        self.program["n_lights"] = len(chosen)
+        self.program["light_pos"].write(np.array([p for p, _, _, _ in padded], np.float32).tobytes())
+        self.program["light_dir"].write(np.array([d for _, d, _, _ in padded], np.float32).tobytes())
+        self.program["light_color"].write(np.array([c for _, _, c, _ in padded], np.float32).tobytes())
+        self.program["light_cos"].write(np.array([k for _, _, _, k in padded], np.float32).tobytes())
+
+    def render(self, camera: Camera, global_T_cam: Transform, objects: list[RenderObject]) -> CameraImages:
+        """Render one camera after `prepare`."""
+        import moderngl
+
+        if (camera.width, camera.height) != (self.width, self.height):
+            raise DreamdriveError(
+                f"camera {camera.name} is {camera.width}x{camera.height}; the renderer was made for "
+                f"{self.width}x{self.height}."
+            )
+        cam_T_global = global_T_cam.inverse()
+        view_proj = projection_matrix(camera.intrinsic, self.width, self.height) @ EYE_T_CAM @ cam_T_global.matrix
+        self.fbo.use()
+        self.fbo.clear(depth=1.0)
+        self.ctx.disable(moderngl.DEPTH_TEST)  # the sky covers every pixel and leaves the depth buffer at 1
+        env = self._env
+        self.sky["ray_to_global"].write(_gl(global_T_cam.rotation @ np.linalg.inv(camera.intrinsic)))
+        self.sky["height"] = float(self.height)
+        for name in ("horizon", "zenith", "sun_dir", "sun_color", "fog_color"):
+            self.sky[name].value = tuple(float(v) for v in env[name])
+        self.sky["fog_mix"] = float(min(1.0, env["fog_density"] * 25))
+        self._sky_vao.render()
+        self.ctx.enable(moderngl.DEPTH_TEST)
+        self.program["cam_pos"].value = tuple(float(v) for v in global_T_cam.translation)
+        self.program["cam_rot"].write(_gl(cam_T_global.rotation))
+        self.shadow_tex.use(location=0)
+        self._draw_all(objects, False, view_proj, self._tiles.in_view(camera, cam_T_global))
+        return self._read()
+
+    def _read(self) -> CameraImages:
+        w, h = self.width, self.height
+        rgb = np.frombuffer(self.fbo.read(components=3, attachment=0), np.uint8).reshape(h, w, 3)[::-1]
+        geom = np.frombuffer(self.fbo.read(components=4, attachment=1, dtype="f4"), np.float32).reshape(h, w, 4)[::-1]
+        ids = np.frombuffer(self.fbo.read(components=2, attachment=2, dtype="i4"), np.int32).reshape(h, w, 2)[::-1]
+        return CameraImages(
+            rgb=np.ascontiguousarray(rgb), depth=np.ascontiguousarray(geom[..., 3]),
+            normal=np.ascontiguousarray(geom[..., :3]), instance=np.ascontiguousarray(ids[..., 0]),
+            semantic=np.ascontiguousarray(ids[..., 1]).astype(np.uint8),
+        )  # fmt: skip
+
+
+def make_renderer(town, meshes: dict[str, np.ndarray], width: int, height: int, **kwargs) -> WorldRenderer:
+    """A renderer for a town with the given object meshes."""
+    return WorldRenderer(town_soup(town), meshes, width, height, lamps=lamp_positions(town), **kwargs)
