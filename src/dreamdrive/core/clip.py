@@ -13,8 +13,8 @@ from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap
 
-# An image is a file on disk or an (H, W, 3) uint8 RGB array held in memory.
-ImageSource = str | Path | np.ndarray
+# An image is a file on disk, an (H, W, 3) uint8 RGB array, or the bytes of an encoded JPEG.
+ImageSource = str | Path | np.ndarray | bytes
 # A point cloud is a nuScenes .pcd.bin file or an (N, 5) float32 array (x, y, z, intensity, ring) in the LiDAR frame.
 PointsSource = str | Path | np.ndarray
 

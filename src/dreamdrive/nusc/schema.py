@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,8 @@ def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: 
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = scratch if scratch is not None else path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
+    descriptor, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # unique across threads
+    with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
         if durable:
             handle.flush()

@@ -12,6 +12,7 @@ rerun gives the same bytes as one that never stopped.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -71,6 +72,8 @@ def clip_fingerprint(clip: Clip) -> str:
     def add_source(source: ImageSource | PointsSource | None) -> None:
         if source is None:
             digest.update(b"none")
+        elif isinstance(source, bytes):
+            digest.update(source)
         elif isinstance(source, np.ndarray):
             digest.update(str((source.shape, source.dtype.str)).encode())
             digest.update(np.ascontiguousarray(source).tobytes())
@@ -134,6 +137,17 @@ def _encode_jpeg(rgb: np.ndarray, quality: int, what: str) -> bytes:
 
 def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what: str) -> bytes:
     """JPEG bytes of an image source, checked against the camera's (width, height)."""
+    if isinstance(source, bytes):
+        try:
+            with Image.open(io.BytesIO(source)) as image:
+                image_size, image_format = image.size, image.format
+        except (OSError, ValueError) as error:
+            raise DreamdriveError(f"{what}: the image bytes are not a readable image ({error}).") from error
+        if image_format != "JPEG" or image_size != tuple(size):
+            raise DreamdriveError(
+                f"{what}: image bytes must be a {size[0]}x{size[1]} JPEG, got {image_format} {image_size}."
+            )
+        return source
     if isinstance(source, np.ndarray):
         if source.shape[:2] != (size[1], size[0]):
             raise DreamdriveError(
@@ -248,8 +262,12 @@ class DatasetWriter:
 
     # -- one clip ----------------------------------------------------------------------------
 
-    def write_clip(self, clip: Clip, fingerprint: str | None = None) -> None:
-        """Write a clip's images, LiDAR and sidecar, then commit its table rows as a fragment."""
+    def write_clip(self, clip: Clip, fingerprint: str | None = None, sidecars: dict[str, str] | None = None) -> None:
+        """Write a clip's images, LiDAR and sidecar, then commit its table rows as a fragment.
+
+        `sidecars` names further per-scene sidecar files or folders (relative to `dreamdrive/`)
+        that the caller wrote itself, e.g. {"dense": "dense/<scene>"}; the index lists them.
+        """
         clip.validate()
         fingerprint = fingerprint or clip_fingerprint(clip)
         if self.has_clip(clip.name, fingerprint):
@@ -266,6 +284,7 @@ class DatasetWriter:
         fragment = {
             "fingerprint": fingerprint,
             "location": clip.location,
+            "sidecars": sidecars or {},
             "hdmap": clip.hdmap.to_json() if clip.hdmap else None,
             "rows": rows,
         }
@@ -450,6 +469,7 @@ class DatasetWriter:
         tables = static_tables() | {table: [] for table in (*CLIP_TABLES, "map")}
         maps: dict[str, HDMap | None] = {}
         logs_at: dict[str, list[str]] = {}
+        extra: dict[str, dict[str, str]] = {}
         for scene in scenes:
             path = self.fragment_path(scene)
             if not path.is_file():
@@ -459,6 +479,7 @@ class DatasetWriter:
                 tables[table].extend(table_rows)
             location = fragment["location"]
             logs_at.setdefault(location, []).extend(row["token"] for row in fragment["rows"]["log"])
+            extra[scene] = fragment["sidecars"]
             maps.setdefault(location, None)
             if fragment["hdmap"] is not None:
                 maps[location] = HDMap.from_json(fragment["hdmap"])
@@ -491,7 +512,7 @@ class DatasetWriter:
             "version": self.version,
             "fingerprint": fingerprint,
             "maps": map_sidecars,
-            "scenes": {s: {"boxes": f"boxes/{s}.json"} for s in scenes},
+            "scenes": {s: {"boxes": f"boxes/{s}.json", **extra[s]} for s in scenes},
         }
         self._write(self.index_path, dumps(index))
         target = self.dataroot / self.version

@@ -27,7 +27,10 @@ def load_image(source: ImageSource) -> np.ndarray:
     """An image source as (H, W, 3) uint8 RGB."""
     if isinstance(source, np.ndarray):
         return source
-    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if isinstance(source, bytes):
+        image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_COLOR)
+    else:
+        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if image is None:
         raise DreamdriveError(f"cannot read image {source}; check that the file exists and is an image.")
     return image[:, :, ::-1].copy()

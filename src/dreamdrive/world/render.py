@@ -333,7 +333,7 @@ class WorldRenderer:
     Args:
         town_rows: the town's static triangle soup (`geometry.town_soup`).
         meshes: triangle soups of the object meshes by key (`geometry.mesh_soup`).
-        width, height: image size of every camera it renders.
+        width, height: the camera image size it expects (others work too, with their own render targets).
         lamps: (N, 3) street-light positions, lit at dusk and night.
         shadow_size: pixels of the square sun shadow map; shadow_extent: metres it covers around the ego.
     """
@@ -378,11 +378,7 @@ class WorldRenderer:
             )
         quad = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], dtype=np.float32).tobytes())
         self._sky_vao = ctx.vertex_array(self.sky, [(quad, "2f", "in_pos")])
-        self.color = ctx.texture((width, height), 4, dtype="f1")
-        self.geom = ctx.texture((width, height), 4, dtype="f4")
-        self.ids = ctx.texture((width, height), 2, dtype="i4")
-        self.depth = ctx.depth_renderbuffer((width, height))
-        self.fbo = ctx.framebuffer([self.color, self.geom, self.ids], self.depth)
+        self._fbos: dict[tuple[int, int], object] = {}
         self.shadow_tex = ctx.depth_texture((shadow_size, shadow_size))
         self.shadow_tex.compare_func = "<="
         self.shadow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
@@ -392,6 +388,18 @@ class WorldRenderer:
 
     def release(self) -> None:
         self.ctx.release()
+
+    def _framebuffer(self, width: int, height: int):
+        """The render targets for images of this size (made on first use)."""
+        if (width, height) not in self._fbos:
+            ctx = self.ctx
+            targets = [
+                ctx.texture((width, height), 4, dtype="f1"),
+                ctx.texture((width, height), 4, dtype="f4"),
+                ctx.texture((width, height), 2, dtype="i4"),
+            ]
+            self._fbos[(width, height)] = ctx.framebuffer(targets, ctx.depth_renderbuffer((width, height)))
+        return self._fbos[(width, height)]
 
     # -- frame -------------------------------------------------------------------------------
 
@@ -473,19 +481,16 @@ class WorldRenderer:
         """Render one camera after `prepare`."""
         import moderngl
 
-        if (camera.width, camera.height) != (self.width, self.height):
-            raise DreamdriveError(
-                f"camera {camera.name} is {camera.width}x{camera.height}; the renderer was made for "
-                f"{self.width}x{self.height}."
-            )
+        width, height = camera.width, camera.height
         cam_T_global = global_T_cam.inverse()
-        view_proj = projection_matrix(camera.intrinsic, self.width, self.height) @ EYE_T_CAM @ cam_T_global.matrix
-        self.fbo.use()
-        self.fbo.clear(depth=1.0)
+        view_proj = projection_matrix(camera.intrinsic, width, height) @ EYE_T_CAM @ cam_T_global.matrix
+        fbo = self._framebuffer(width, height)
+        fbo.use()
+        fbo.clear(depth=1.0)
         self.ctx.disable(moderngl.DEPTH_TEST)  # the sky covers every pixel and leaves the depth buffer at 1
         env = self._env
         self.sky["ray_to_global"].write(_gl(global_T_cam.rotation @ np.linalg.inv(camera.intrinsic)))
-        self.sky["height"] = float(self.height)
+        self.sky["height"] = float(height)
         for name in ("horizon", "zenith", "sun_dir", "sun_color", "fog_color"):
             self.sky[name].value = tuple(float(v) for v in env[name])
         self.sky["fog_mix"] = float(min(1.0, env["fog_density"] * 25))
@@ -495,13 +500,13 @@ class WorldRenderer:
         self.program["cam_rot"].write(_gl(cam_T_global.rotation))
         self.shadow_tex.use(location=0)
         self._draw_all(objects, False, view_proj, self._tiles.in_view(camera, cam_T_global))
-        return self._read()
+        return self._read(fbo, width, height)
 
-    def _read(self) -> CameraImages:
-        w, h = self.width, self.height
-        rgb = np.frombuffer(self.fbo.read(components=3, attachment=0), np.uint8).reshape(h, w, 3)[::-1]
-        geom = np.frombuffer(self.fbo.read(components=4, attachment=1, dtype="f4"), np.float32).reshape(h, w, 4)[::-1]
-        ids = np.frombuffer(self.fbo.read(components=2, attachment=2, dtype="i4"), np.int32).reshape(h, w, 2)[::-1]
+    @staticmethod
+    def _read(fbo, w: int, h: int) -> CameraImages:
+        rgb = np.frombuffer(fbo.read(components=3, attachment=0), np.uint8).reshape(h, w, 3)[::-1]
+        geom = np.frombuffer(fbo.read(components=4, attachment=1, dtype="f4"), np.float32).reshape(h, w, 4)[::-1]
+        ids = np.frombuffer(fbo.read(components=2, attachment=2, dtype="i4"), np.int32).reshape(h, w, 2)[::-1]
         return CameraImages(
             rgb=np.ascontiguousarray(rgb), depth=np.ascontiguousarray(geom[..., 3]),
             normal=np.ascontiguousarray(geom[..., :3]), instance=np.ascontiguousarray(ids[..., 0]),
@@ -512,3 +517,61 @@ class WorldRenderer:
 def make_renderer(town, meshes: dict[str, np.ndarray], width: int, height: int, **kwargs) -> WorldRenderer:
     """A renderer for a town with the given object meshes."""
     return WorldRenderer(town_soup(town), meshes, width, height, lamps=lamp_positions(town), **kwargs)
+
+
+# A 32-beam spinning LiDAR like the nuScenes HDL-32E: elevations from -30.67 to +10.67 degrees.
+LIDAR_ELEVATIONS = np.radians(np.linspace(-30.67, 10.67, 32))
+LIDAR_AZIMUTH_STEP = np.radians(0.4)
+LIDAR_RANGE = 70.0
+LIDAR_FACE = 384  # pixels of each of the four 90-degree depth views
+INTENSITY = {1: 12.0, 2: 20.0, 3: 90.0, 4: 90.0, 5: 30.0, 6: 40.0, 7: 15.0, 8: 10.0}
+
+
+def lidar_faces(global_T_lidar: Transform) -> list[tuple[Camera, Transform]]:
+    """Four 90-degree pinhole views (front, left, back, right of the LiDAR) covering every beam."""
+    from dreamdrive.core.camera import level_camera_rotation
+
+    focal = LIDAR_FACE / 2  # 90 degrees across
+    intrinsic = np.array([[focal, 0, LIDAR_FACE / 2], [0, focal, LIDAR_FACE / 2], [0, 0, 1.0]])
+    faces = []
+    for k in range(4):
+        lidar_T_cam = Transform(level_camera_rotation(k * np.pi / 2), np.zeros(3))
+        faces.append(
+            (Camera(f"LIDAR_FACE_{k}", intrinsic, lidar_T_cam, LIDAR_FACE, LIDAR_FACE), global_T_lidar @ lidar_T_cam)
+        )
+    return faces
+
+
+def lidar_rays() -> tuple[np.ndarray, np.ndarray]:
+    """Unit ray directions (N, 3) in a LiDAR frame whose x axis is the first face's optical axis, and beam index."""
+    azimuths = np.arange(0.0, 2 * np.pi, LIDAR_AZIMUTH_STEP)
+    el, az = np.meshgrid(LIDAR_ELEVATIONS, azimuths, indexing="ij")
+    rays = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1).reshape(-1, 3)
+    rings = np.repeat(np.arange(len(LIDAR_ELEVATIONS)), len(azimuths))
+    return rays, rings
+
+
+def scan_lidar(
+    renderer: WorldRenderer, global_T_lidar: Transform, objects: list[RenderObject]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A LiDAR sweep: points (N, 5) x, y, z, intensity, ring in the LiDAR frame, and the instance each hit."""
+    rays, rings = lidar_rays()
+    points, instances = [], []
+    for k, (camera, global_T_cam) in enumerate(lidar_faces(global_T_lidar)):
+        images = renderer.render(camera, global_T_cam, objects)
+        azimuth = np.arctan2(rays[:, 1], rays[:, 0])
+        in_face = np.abs((azimuth - k * np.pi / 2 + np.pi) % (2 * np.pi) - np.pi) <= np.pi / 4
+        rays_cam = camera.cam_T_ego.apply_vectors(rays[in_face])  # the face's ego frame is the LiDAR frame
+        u = camera.intrinsic[0, 0] * rays_cam[:, 0] / rays_cam[:, 2] + camera.intrinsic[0, 2]
+        v = camera.intrinsic[1, 1] * rays_cam[:, 1] / rays_cam[:, 2] + camera.intrinsic[1, 2]
+        col = np.clip(u.astype(int), 0, camera.width - 1)
+        row = np.clip(v.astype(int), 0, camera.height - 1)
+        depth = images.depth[row, col]
+        distance = depth / rays_cam[:, 2]  # along the ray to the surface seen in that pixel
+        hit = (depth > 0) & (distance < LIDAR_RANGE)
+        xyz = rays[in_face][hit] * distance[hit, None]
+        semantic = images.semantic[row, col][hit]
+        intensity = np.array([INTENSITY.get(int(c), 60.0) for c in semantic], dtype=np.float32)
+        points.append(np.column_stack([xyz, intensity, rings[in_face][hit]]).astype(np.float32))
+        instances.append(images.instance[row, col][hit])
+    return np.concatenate(points), np.concatenate(instances)
