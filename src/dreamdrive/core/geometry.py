@@ -129,6 +129,14 @@ class Transform:
         object.__setattr__(self, "translation", translation)
 
     @staticmethod
+    def _trusted(rotation: np.ndarray, translation: np.ndarray) -> Transform:
+        """A transform from parts that are valid by construction (composition, inversion): no checks."""
+        out = object.__new__(Transform)
+        object.__setattr__(out, "rotation", rotation)
+        object.__setattr__(out, "translation", translation)
+        return out
+
+    @staticmethod
     def identity() -> Transform:
         return Transform(np.eye(3), np.zeros(3))
 
@@ -140,7 +148,8 @@ class Transform:
     def from_pose2d(x: float, y: float, yaw: float, z: float = 0.0) -> Transform:
         """A transform whose x axis points along `yaw` from the point (x, y, z)."""
         c, s = np.cos(yaw), np.sin(yaw)
-        return Transform(np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]), np.array([x, y, z]))
+        translation = check_finite([x, y, z], "pose")
+        return Transform._trusted(np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]), translation)
 
     @staticmethod
     def from_matrix(matrix: np.ndarray) -> Transform:
@@ -163,11 +172,11 @@ class Transform:
         return out
 
     def inverse(self) -> Transform:
-        return Transform(self.rotation.T, -self.rotation.T @ self.translation)
+        return Transform._trusted(self.rotation.T, -self.rotation.T @ self.translation)
 
     def __matmul__(self, other: Transform) -> Transform:
         # a_T_b @ b_T_c = a_T_c
-        return Transform(self.rotation @ other.rotation, self.rotation @ other.translation + self.translation)
+        return Transform._trusted(self.rotation @ other.rotation, self.rotation @ other.translation + self.translation)
 
     def apply(self, points: np.ndarray) -> np.ndarray:
         """Map points (N, 3) from frame b to frame a."""

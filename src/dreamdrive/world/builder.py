@@ -272,7 +272,7 @@ class WorldBuilder:
                 for channel, image in images.items():
                     jpegs[channel] = pool.submit(_jpeg, image.rgb, config.jpeg_quality)
                     path = dense_path(self.dataroot, name, channel, int(timestamps[i]))
-                    pending.append(pool.submit(_write_dense, path, pack_dense(image), scratch))
+                    pending.append(pool.submit(_write_dense, path, image, scratch))
                 lidar = None
                 if i % step == 0:
                     points, _ = scan_lidar(renderer, global_T_ego @ DEFAULT_EGO_T_LIDAR, objects)
@@ -280,7 +280,9 @@ class WorldBuilder:
                 for j, track in enumerate(traffic.tracks):
                     if track.annotated[i]:
                         box = _box(track, i, instances[j + 1])
-                        boxes[j][i] = replace(box, visibility=_visibility(box, j + 1, rig, global_T_ego, images))
+                        if i % step == 0:  # visibility is a key-frame annotation
+                            box = replace(box, visibility=_visibility(box, j + 1, rig, global_T_ego, images))
+                        boxes[j][i] = box
                 frames.append(
                     Frame(
                         int(timestamps[i]),
@@ -318,8 +320,8 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return data.tobytes()
 
 
-def _write_dense(path: Path, packed: np.ndarray, scratch: Path) -> None:
-    ok, data = cv2.imencode(".png", packed, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+def _write_dense(path: Path, images: CameraImages, scratch: Path) -> None:
+    ok, data = cv2.imencode(".png", pack_dense(images), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     assert ok
     atomic_write(path, data.tobytes(), scratch=scratch, durable=False)
 

@@ -294,20 +294,30 @@ class _Tiles:
     ranges: np.ndarray  # (T, 2) first vertex and vertex count of each tile
     centres: np.ndarray  # (T, 3)
     radii: np.ndarray  # (T,)
+    last: tuple[int, int]  # first vertex and count of the oversized triangles (the ground), drawn last
 
     def in_view(self, camera: Camera, cam_T_global: Transform) -> np.ndarray:
         """(T,) tiles whose sphere touches the camera's viewing frustum (up to VIEW_RANGE)."""
-        c = cam_T_global.apply(self.centres)
-        fx, fy, cx, cy = camera.intrinsic[0, 0], camera.intrinsic[1, 1], camera.intrinsic[0, 2], camera.intrinsic[1, 2]
-        planes = np.array([[fx, 0, cx], [-fx, 0, camera.width - cx], [0, fy, cy], [0, -fy, camera.height - cy]])
-        planes /= np.linalg.norm(planes, axis=1, keepdims=True)
-        inside = np.all(c @ planes.T >= -self.radii[:, None], axis=1)
-        return inside & (c[:, 2] > -self.radii) & (c[:, 2] < VIEW_RANGE + self.radii)
+        return _spheres_in_view(camera, cam_T_global, self.centres, self.radii)
+
+
+def _spheres_in_view(camera: Camera, cam_T_global: Transform, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(N,) spheres (global centres, radii) that touch the camera's viewing frustum (up to VIEW_RANGE)."""
+    if len(centres) == 0:
+        return np.zeros(0, dtype=bool)
+    c = cam_T_global.apply(centres)
+    fx, fy, cx, cy = camera.intrinsic[0, 0], camera.intrinsic[1, 1], camera.intrinsic[0, 2], camera.intrinsic[1, 2]
+    planes = np.array([[fx, 0, cx], [-fx, 0, camera.width - cx], [0, fy, cy], [0, -fy, camera.height - cy]])
+    planes /= np.linalg.norm(planes, axis=1, keepdims=True)
+    inside = np.all(c @ planes.T >= -radii[:, None], axis=1)
+    return inside & (c[:, 2] > -radii) & (c[:, 2] < VIEW_RANGE + radii)
 
 
 def _tile(rows: np.ndarray, size: float) -> tuple[np.ndarray, _Tiles]:
-    """Reorder a triangle soup tile by tile (by triangle centroid); big triangles stay correct via the spheres."""
+    """Reorder a triangle soup tile by tile (by centroid); triangles far larger than a tile go last."""
     triangles = rows.reshape(-1, 3, rows.shape[1])
+    big = np.ptp(triangles[:, :, :2], axis=1).max(axis=1) > 4 * size
+    oversized, triangles = triangles[big], triangles[~big]
     keys = np.floor(triangles[:, :, :2].mean(axis=1) / size).astype(np.int64)
     order = np.lexsort((keys[:, 1], keys[:, 0]))
     triangles, keys = triangles[order], keys[order]
@@ -319,7 +329,10 @@ def _tile(rows: np.ndarray, size: float) -> tuple[np.ndarray, _Tiles]:
         centres.append((lo + hi) / 2)
         radii.append(np.linalg.norm(hi - lo) / 2)
     ranges = np.stack([first * 3, counts * 3], axis=1)
-    return triangles.reshape(-1, rows.shape[1]), _Tiles(ranges, np.asarray(centres), np.asarray(radii))
+    width = rows.shape[1]
+    rows = np.concatenate([triangles.reshape(-1, width), oversized.reshape(-1, width)])
+    last = (len(triangles) * 3, len(oversized) * 3)
+    return rows, _Tiles(ranges, np.asarray(centres), np.asarray(radii), last)
 
 
 def _gl(matrix: np.ndarray) -> bytes:
@@ -367,11 +380,13 @@ class WorldRenderer:
         layout = "3f 3f 4f 1f"
         names = ("in_pos", "in_normal", "in_color", "in_semantic")
         self._vaos: dict[str, tuple] = {}
+        self._radius: dict[str, float] = {}
         town_rows, self._tiles = _tile(town_rows, TILE_SIZE)
         for key, rows in {"__town__": town_rows, **meshes}.items():
             if rows.ndim != 2 or rows.shape[1] != FLOATS_PER_VERTEX or len(rows) == 0:
                 raise DreamdriveError(f"mesh {key!r} has no triangles to render.")
             buffer = ctx.buffer(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+            self._radius[key] = float(np.linalg.norm(rows[:, :3], axis=1).max())
             self._vaos[key] = (
                 ctx.vertex_array(self.program, [(buffer, layout, *names)]),
                 ctx.vertex_array(self.shadow_program, [(buffer, "3f 32x", "in_pos")]),
@@ -403,18 +418,24 @@ class WorldRenderer:
 
     # -- frame -------------------------------------------------------------------------------
 
-    def _draw_all(self, objects: list[RenderObject], shadow: bool, view_proj: np.ndarray, visible: np.ndarray) -> None:
-        """Draw the visible town tiles, then the objects."""
+    def _draw_all(
+        self,
+        objects: list[RenderObject],
+        shadow: bool,
+        view_proj: np.ndarray,
+        tiles: np.ndarray,
+        shown: np.ndarray,
+        eye: np.ndarray | None = None,
+    ) -> None:
+        """Draw the shown objects, then the visible town tiles nearest first and the ground last.
+
+        Near-to-far order lets the depth test reject hidden fragments before they are shaded.
+        """
         program = self.shadow_program if shadow else self.program
         program["view_proj"].write(_gl(view_proj))
-        program["model"].write(_gl(np.eye(4)))
-        if not shadow:
-            self.program["instance"] = 0
-            self.program["lights_on"] = int(self._lights_on)
-        town = self._vaos["__town__"][1 if shadow else 0]
-        for first, count in self._tiles.ranges[visible]:
-            town.render(first=int(first), vertices=int(count))
-        for obj in objects:
+        for obj, show in zip(objects, shown):
+            if not show:
+                continue
             if obj.mesh_key not in self._vaos:
                 raise DreamdriveError(f"no mesh {obj.mesh_key!r} was given to the renderer.")
             program["model"].write(_gl(obj.global_T_object.matrix))
@@ -422,6 +443,19 @@ class WorldRenderer:
                 self.program["instance"] = obj.instance
                 self.program["lights_on"] = int(obj.lights and self._lights_on)
             self._vaos[obj.mesh_key][1 if shadow else 0].render()
+        program["model"].write(_gl(np.eye(4)))
+        if not shadow:
+            self.program["instance"] = 0
+            self.program["lights_on"] = int(self._lights_on)
+        town = self._vaos["__town__"][1 if shadow else 0]
+        order = np.flatnonzero(tiles)
+        if eye is not None:
+            order = order[np.argsort(np.linalg.norm(self._tiles.centres[order] - eye, axis=1))]
+        for first, count in self._tiles.ranges[order]:
+            town.render(first=int(first), vertices=int(count))
+        first, count = self._tiles.last
+        if count:
+            town.render(first=int(first), vertices=int(count))
 
     def prepare(
         self,
@@ -462,7 +496,9 @@ class WorldRenderer:
                 np.linalg.norm(self._tiles.centres[:, :2] - np.asarray(centre)[:2], axis=1)
                 < e * 1.5 + self._tiles.radii
             )
-            self._draw_all(objects, True, self._light_view_proj, near)
+            object_xy = np.array([o.global_T_object.translation[:2] for o in objects]).reshape(-1, 2)
+            near_objects = np.linalg.norm(object_xy - np.asarray(centre)[:2], axis=1) < e * 1.5
+            self._draw_all(objects, True, self._light_view_proj, near, near_objects)
         self.program["light_view_proj"].write(_gl(self._light_view_proj))
         # local lights: the given ones (headlights) first, then the street lamps nearest the centre
         chosen = list(lights)[:MAX_LIGHTS] if self._lights_on else []
@@ -487,24 +523,31 @@ class WorldRenderer:
         fbo = self._framebuffer(width, height)
         fbo.use()
         fbo.clear(depth=1.0)
-        self.ctx.disable(moderngl.DEPTH_TEST)  # the sky covers every pixel and leaves the depth buffer at 1
+        self.ctx.enable(moderngl.DEPTH_TEST)
+        self.program["cam_pos"].value = tuple(float(v) for v in global_T_cam.translation)
+        self.program["cam_rot"].write(_gl(cam_T_global.rotation))
+        self.shadow_tex.use(location=0)
+        centres = np.array([o.global_T_object.translation for o in objects]).reshape(-1, 3)
+        radii = np.array([self._radius[o.mesh_key] for o in objects])
+        shown = _spheres_in_view(camera, cam_T_global, centres, radii)
+        tiles = self._tiles.in_view(camera, cam_T_global)
+        self._draw_all(objects, False, view_proj, tiles, shown, global_T_cam.translation)
+        # the sky last, at the far plane: the depth test shades only the pixels nothing covered
         env = self._env
         self.sky["ray_to_global"].write(_gl(global_T_cam.rotation @ np.linalg.inv(camera.intrinsic)))
         self.sky["height"] = float(height)
         for name in ("horizon", "zenith", "sun_dir", "sun_color", "fog_color"):
             self.sky[name].value = tuple(float(v) for v in env[name])
         self.sky["fog_mix"] = float(min(1.0, env["fog_density"] * 25))
+        self.ctx.depth_func = "<="
         self._sky_vao.render()
-        self.ctx.enable(moderngl.DEPTH_TEST)
-        self.program["cam_pos"].value = tuple(float(v) for v in global_T_cam.translation)
-        self.program["cam_rot"].write(_gl(cam_T_global.rotation))
-        self.shadow_tex.use(location=0)
-        self._draw_all(objects, False, view_proj, self._tiles.in_view(camera, cam_T_global))
+        self.ctx.depth_func = "<"
         return self._read(fbo, width, height)
 
     @staticmethod
     def _read(fbo, w: int, h: int) -> CameraImages:
-        rgb = np.frombuffer(fbo.read(components=3, attachment=0), np.uint8).reshape(h, w, 3)[::-1]
+        # RGBA reads are plain copies; RGB would go through a slow conversion
+        rgb = np.frombuffer(fbo.read(components=4, attachment=0), np.uint8).reshape(h, w, 4)[::-1, :, :3]
         geom = np.frombuffer(fbo.read(components=4, attachment=1, dtype="f4"), np.float32).reshape(h, w, 4)[::-1]
         ids = np.frombuffer(fbo.read(components=2, attachment=2, dtype="i4"), np.int32).reshape(h, w, 2)[::-1]
         return CameraImages(
@@ -523,7 +566,7 @@ def make_renderer(town, meshes: dict[str, np.ndarray], width: int, height: int, 
 LIDAR_ELEVATIONS = np.radians(np.linspace(-30.67, 10.67, 32))
 LIDAR_AZIMUTH_STEP = np.radians(0.4)
 LIDAR_RANGE = 70.0
-LIDAR_FACE = 384  # pixels of each of the four 90-degree depth views
+LIDAR_FACE = 256  # pixels of each of the four 90-degree depth views (0.35 degrees a pixel)
 INTENSITY = {1: 12.0, 2: 20.0, 3: 90.0, 4: 90.0, 5: 30.0, 6: 40.0, 7: 15.0, 8: 10.0}
 
 
