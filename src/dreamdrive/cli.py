@@ -111,32 +111,144 @@ def show(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("outputs/demo"), help="output folder"),
-    scenes: int = typer.Option(2, min=1, help="number of hand-made scenes"),
-    seconds: float = typer.Option(3.0, min=0.5, help="length of each scene"),
-    width: int = typer.Option(480, min=16, help="image width"),
-    height: int = typer.Option(270, min=16, help="image height"),
+    scenes: int = typer.Option(2, min=1, help="number of scenes"),
+    seconds: float = typer.Option(6.0, min=0.5, help="length of each scene"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
-    """Build a small hand-made nuScenes-format dataset, summarise it and write its pictures."""
-    from dreamdrive.demo import handmade_clips
-    from dreamdrive.nusc.writer import write_dataset
-
-    clips = handmade_clips(scenes, seconds, width, height, seed)
-    names = [clip.name for clip in clips]
-    split = max(1, len(names) - 1) if len(names) > 1 else 1
-    dataroot = out / "dataset"
-    write_dataset(
-        clips,
-        dataroot,
-        splits={"demo_train": names[:split], "demo_val": names[split:]},
-        overwrite=True,
-        progress=_progress("writing scenes"),
-    )
+    """Build a small procedural town dataset (day, then night in the rain) when none exists, and its pictures."""
     from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.world.builder import WorldConfig, build_world
+    from dreamdrive.world.plots import plot_town
+    from dreamdrive.world.town import make_town
 
-    print_summary(NuscDataset(dataroot).summary())
-    for path in write_scene_pictures(dataroot, names[0], out / "pictures", None, None, gif=True):
-        console.print(f"wrote {path}")
+    config = WorldConfig(
+        scenes=scenes, seconds=seconds, seed=seed, weather=("clear", "rain"), time_of_day=("day", "night")
+    )
+    dataroot = out / "dataset"
+    build_world(dataroot, config, overwrite=True, progress=_scene_progress)
+    dataset = NuscDataset(dataroot)
+    print_summary(dataset.summary())
+    console.print(f"wrote {plot_town(make_town(seed, config.blocks), out / 'pictures' / 'town.png')}")
+    for name in dataset.scene_names:
+        for path in write_scene_pictures(dataroot, name, out / "pictures", None, None, gif=False):
+            console.print(f"wrote {path}")
+
+
+world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")
+assets_app = typer.Typer(no_args_is_help=True, help="The asset library (parametric meshes and your own GLB/OBJ).")
+app.add_typer(world_app, name="world")
+app.add_typer(assets_app, name="assets")
+
+
+def _scene_progress(items, total: int, description: str):
+    return track(items, total=total, description=description, console=console)
+
+
+def _blocks(text: str) -> tuple[int, int]:
+    try:
+        columns, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise DreamdriveError(f"--blocks takes COLUMNSxROWS such as 3x3, got {text!r}.") from error
+    return columns, rows
+
+
+@world_app.command("build")
+def world_build(
+    out: Path = typer.Option(..., help="output dataroot"),
+    scenes: int = typer.Option(4, min=1, help="number of scenes"),
+    seconds: float = typer.Option(8.0, min=0.5, help="length of each scene in seconds"),
+    seed: int = typer.Option(0, help="seed of the town, traffic and asset variants"),
+    width: int = typer.Option(448, help="camera image width"),
+    height: int = typer.Option(256, help="camera image height"),
+    weather: str = typer.Option("clear", help="comma-separated, cycled over scenes: clear, rain, fog"),
+    time_of_day: str = typer.Option("day", help="comma-separated, cycled over scenes: day, dusk, night"),
+    blocks: str = typer.Option("3x3", help="intersections of the town, COLUMNSxROWS"),
+    overwrite: bool = typer.Option(False, help="replace a different dataset already in --out"),
+) -> None:
+    """Build a nuScenes-format dataset in a procedural town (resumable; the same seed gives the same bytes)."""
+    from dreamdrive.world.builder import WorldConfig, build_world
+
+    config = WorldConfig(
+        scenes=scenes,
+        seconds=seconds,
+        seed=seed,
+        width=width,
+        height=height,
+        weather=tuple(v.strip() for v in weather.split(",")),
+        time_of_day=tuple(v.strip() for v in time_of_day.split(",")),
+        blocks=_blocks(blocks),
+    )
+    version = build_world(out, config, overwrite=overwrite, progress=_scene_progress)
+    console.print(f"dataset ready: {version}")
+
+
+@world_app.command("map")
+def world_map(
+    out: Path = typer.Option(..., help="PNG to write"),
+    seed: int = typer.Option(0, help="town seed"),
+    blocks: str = typer.Option("3x3", help="intersections, COLUMNSxROWS"),
+) -> None:
+    """Draw a procedural town from above: roads, lanes, markings, crossings, sidewalks, buildings."""
+    from dreamdrive.world.plots import plot_town
+    from dreamdrive.world.town import make_town
+
+    console.print(f"wrote {plot_town(make_town(seed, _blocks(blocks)), out)}")
+
+
+@assets_app.command("list")
+def assets_list(
+    library: Path | None = typer.Option(None, help="library folder (default: $DREAMDRIVE_HOME/assets)"),
+) -> None:
+    """List the assets: the parametric library (written on first use) and those you added."""
+    from dreamdrive.world.assets import AssetLibrary
+
+    lib = AssetLibrary(library)
+    lib.ensure_builtin()
+    table = Table("id", "class", "width", "length", "height", "source", title=f"assets in {lib.root}")
+    for info in lib.list():
+        table.add_row(info.asset_id, info.detection_class, *(f"{v:.2f}" for v in info.size), info.source)
+    console.print(table)
+
+
+@assets_app.command("add")
+def assets_add(
+    mesh: Path = typer.Argument(..., help="a GLB, glTF or OBJ file"),
+    detection_class: str = typer.Option(..., "--class", help="one of the 10 nuScenes detection classes"),
+    asset_id: str | None = typer.Option(None, "--id", help="id in the library (default: user-FILENAME)"),
+    up: str = typer.Option("+y", help="the mesh's up axis (+x, -x, +y, -y, +z, -z)"),
+    forward: str = typer.Option("+x", help="the mesh's forward axis"),
+    size: str | None = typer.Option(
+        None, help="fit exactly to WIDTH,LENGTH,HEIGHT metres (default: scale to the class's length)"
+    ),
+    library: Path | None = typer.Option(None, help="library folder"),
+) -> None:
+    """Import your own mesh as an asset, turned to x forward / z up and sized for its class."""
+    from dreamdrive.world.assets import AssetLibrary
+
+    dims = None
+    if size is not None:
+        try:
+            dims = tuple(float(v) for v in size.split(","))
+            assert len(dims) == 3 and min(dims) > 0
+        except (ValueError, AssertionError) as error:
+            raise DreamdriveError(f"--size takes three positive numbers WIDTH,LENGTH,HEIGHT, got {size!r}.") from error
+    asset = AssetLibrary(library).add(mesh, detection_class, asset_id, up=up, forward=forward, size=dims)
+    console.print(f"added {asset.info.asset_id} ({asset.info.detection_class}, size {asset.info.size})")
+
+
+@assets_app.command("show")
+def assets_show(
+    asset_id: str = typer.Argument(..., help="asset id (see `dreamdrive assets list`)"),
+    out: Path = typer.Option(..., help="PNG to write"),
+    library: Path | None = typer.Option(None, help="library folder"),
+) -> None:
+    """Render an asset from eight angles (a turntable) to a PNG."""
+    from dreamdrive.world.assets import AssetLibrary
+    from dreamdrive.world.plots import turntable
+
+    lib = AssetLibrary(library)
+    lib.ensure_builtin()
+    console.print(f"wrote {turntable(lib.get(asset_id), out)}")
 
 
 def main() -> None:

@@ -127,6 +127,8 @@ def _car(b: _Builder, rng: np.random.Generator, style: int) -> None:
     # unit frame: x in [-0.5, 0.5] (front +), y in [-0.5, 0.5], z in [0, 1]
     body_top = [0.5, 0.55, 0.62, 0.5][style % 4]
     b.box([-0.5, -0.5, 0.12], [0.5, 0.5, body_top], paint, PAINT)
+    b.box([0.47, -0.48, 0.04], [0.5, 0.48, 0.14], (0.12, 0.12, 0.12))  # bumpers and skirts reach down low
+    b.box([-0.5, -0.48, 0.04], [-0.47, 0.48, 0.14], (0.12, 0.12, 0.12))
     cabin_front, cabin_back = [(0.2, -0.32), (0.22, -0.45), (0.3, -0.48), (0.45, -0.5)][style % 4]
     b.box([cabin_back, -0.44, body_top], [cabin_front, 0.44, 0.94], (0.12, 0.15, 0.18), GLASS)
     b.box([cabin_back + 0.02, -0.42, 0.94], [cabin_front - 0.02, 0.42, 1.0], paint, PAINT)
@@ -144,6 +146,9 @@ def _truck(b: _Builder, rng: np.random.Generator, style: int) -> None:
     b.box([0.22, -0.48, 0.1], [0.5, 0.48, 0.78], cab, PAINT)
     b.box([0.38, -0.45, 0.5], [0.5, 0.45, 0.75], (0.12, 0.15, 0.18), GLASS)
     b.box([-0.5, -0.5, 0.14], [0.2, 0.5, 1.0], cargo, PAINT if style % 2 else MATTE)
+    b.box([0.3, -0.46, 0.78], [0.5, 0.46, 1.0], cab, PAINT)  # roof deflector up to the cargo box's height
+    b.box([0.46, -0.48, 0.02], [0.5, 0.48, 0.12], (0.15, 0.15, 0.15))  # bumper
+    b.box([-0.5, -0.45, 0.02], [-0.47, 0.45, 0.14], (0.15, 0.15, 0.15))  # underride guard
     for x in (0.36, -0.2, -0.36):
         for y in (0.4, -0.4):
             b.wheel(x, y, 0.09, 0.14)
@@ -155,6 +160,8 @@ def _truck(b: _Builder, rng: np.random.Generator, style: int) -> None:
 def _bus(b: _Builder, rng: np.random.Generator, style: int) -> None:
     paint = [(0.9, 0.75, 0.1), (0.15, 0.35, 0.7), (0.8, 0.1, 0.1), (0.92, 0.92, 0.92)][style % 4]
     b.box([-0.5, -0.5, 0.08], [0.5, 0.5, 1.0], paint, PAINT)
+    b.box([0.48, -0.48, 0.015], [0.5, 0.48, 0.09], (0.12, 0.12, 0.12))  # bumpers
+    b.box([-0.5, -0.48, 0.015], [-0.48, 0.48, 0.09], (0.12, 0.12, 0.12))
     b.box([-0.45, -0.505, 0.5], [0.49, 0.505, 0.85], (0.12, 0.15, 0.18), GLASS)
     b.box([0.495, -0.45, 0.4], [0.505, 0.45, 0.88], (0.12, 0.15, 0.18), GLASS)
     for x in (0.33, -0.3):
@@ -212,29 +219,34 @@ def _cycle(b: _Builder, rng: np.random.Generator, style: int, motor: bool, rider
     radius = 0.22 if motor else 0.28
     for x in (0.5 - radius, -0.5 + radius):
         b.wheel(x, 0.0, radius, 0.14 if motor else 0.08, tyre)
+    bar = 0.62 if rider else 0.95  # handlebar height: below the rider's shoulders, or the top of a riderless cycle
     if motor:
         b.box([-0.3, -0.25, 0.25], [0.3, 0.25, 0.5], frame, PAINT)
-        b.box([0.3, -0.3, 0.45], [0.4, 0.3, 0.55], (0.2, 0.2, 0.2))  # handlebar
         b.box([0.42, -0.1, 0.38], [0.45, 0.1, 0.45], (1.0, 0.97, 0.85), HEADLIGHT)
     else:
         b.box([-0.25, -0.06, 0.3], [0.25, 0.06, 0.36], frame)
-        b.box([0.2, -0.5, 0.5], [0.26, 0.5, 0.54], (0.2, 0.2, 0.2))  # handlebar sets the width
-    top = 0.6
+    b.box([0.28, -0.04, 0.35], [0.34, 0.04, bar], (0.2, 0.2, 0.2))  # steering column
+    b.box([0.3, -0.5, bar - 0.04], [0.4, 0.5, bar], (0.2, 0.2, 0.2))  # handlebar and mirrors set the width
+    bags = [(0.1, 0.1, 0.1), (0.55, 0.15, 0.1), (0.15, 0.3, 0.6)][style % 3]
+    b.box([-0.5, -0.5, 0.3], [-0.22, 0.5, 0.55], bags)  # panniers
     if rider:
         shirt = tuple(rng.uniform(0.1, 0.9, 3))
-        b.box([-0.15, -0.2, 0.45], [0.1, 0.2, 0.85], shirt)
-        b.sphere([0.0, 0.0, 0.92], 0.08, (0.9, 0.75, 0.6), SKIN)
-        top = 1.0
-    b.box([-0.05, -0.05, top - 0.02], [0.05, 0.05, top], (0.2, 0.2, 0.2))
+        b.box([-0.25, -0.4, 0.45], [0.05, 0.4, 0.85], shirt)  # torso and shoulders
+        b.box([0.05, -0.42, 0.62], [0.32, -0.3, 0.7], shirt)  # arms to the handlebar
+        b.box([0.05, 0.3, 0.62], [0.32, 0.42, 0.7], shirt)
+        b.sphere([-0.08, 0.0, 0.915], 0.085, (0.9, 0.75, 0.6), SKIN)
+    else:
+        b.box([-0.3, -0.08, 0.9], [-0.12, 0.08, 0.95], (0.1, 0.1, 0.1))  # saddle, up by the handlebar
 
 
 def _cone(b: _Builder, rng: np.random.Generator, style: int) -> None:
-    orange = (1.0, 0.42, 0.05)
+    orange = [(1.0, 0.42, 0.05), (1.0, 0.3, 0.02), (0.95, 0.52, 0.1)][style % 3]
     b.box([-0.5, -0.5, 0.0], [0.5, 0.5, 0.06], (0.15, 0.15, 0.15))
     cone = trimesh.creation.cone(radius=0.32, height=0.94, sections=16)
     cone.apply_translation([0, 0, 0.06])
     b.add(cone, orange)
-    b.cylinder([0, 0, 0.55], 0.18, 0.12, (0.95, 0.95, 0.95), MATTE, 16)
+    for z, radius in [(0.55, 0.18)] if style % 2 else [(0.45, 0.21), (0.65, 0.14)]:  # one or two reflective bands
+        b.cylinder([0, 0, z], radius, 0.1, (0.95, 0.95, 0.95), MATTE, 16)
 
 
 def _barrier(b: _Builder, rng: np.random.Generator, style: int) -> None:

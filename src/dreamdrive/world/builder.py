@@ -101,7 +101,7 @@ class WorldConfig:
     def splits(self) -> dict[str, list[str]]:
         names = [self.scene_name(k) for k in range(self.scenes)]
         val = [n for k, n in enumerate(names) if self.scenes > 1 and (k % 4 == 3 or k == self.scenes - 1)]
-        return {"proc_train": [n for n in names if n not in val], "proc_val": val}
+        return {"proc_train": [n for n in names if n not in val], "proc_val": val, "proc_all": names}
 
 
 def pack_dense(images: CameraImages) -> np.ndarray:

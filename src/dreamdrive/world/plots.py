@@ -65,3 +65,52 @@ def plot_town(town: Town, out: str | Path, lanes: bool = True) -> Path:
     fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
     return out
+
+
+def turntable(asset, out: str | Path, tile: int = 256, views: int = 8) -> Path:
+    """The asset rendered from `views` angles around it, on a ground plane, as one PNG strip of two rows."""
+    import cv2
+
+    from dreamdrive.core.camera import Camera
+    from dreamdrive.core.geometry import Transform
+    from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
+    from dreamdrive.world.render import Environment, RenderObject, WorldRenderer
+
+    ground = fan(
+        np.zeros(2),
+        np.array([[-60.0, -60.0], [60.0, -60.0], [60.0, 60.0], [-60.0, 60.0]]),
+        0.0,
+        (0.55, 0.55, 0.55),
+        SEMANTIC["road"],
+    )
+    renderer = WorldRenderer(ground, {"asset": mesh_soup(asset.mesh, SEMANTIC[asset.info.detection_class])}, tile, tile)
+    width, length, height = asset.info.size
+    objects = [RenderObject("asset", Transform.from_pose2d(0.0, 0.0, 0.0, height / 2), 1, lights=True)]
+    radius = 1.6 * max(width, length, height) + 1.0
+    focal = tile / (2 * np.tan(np.radians(25)))
+    intrinsic = np.array([[focal, 0, tile / 2], [0, focal, tile / 2], [0, 0, 1.0]])
+    renderer.prepare(np.zeros(3), objects, Environment("day", "clear", sun_azimuth=2.2))
+    tiles = []
+    try:
+        for k in range(views):
+            azimuth = 2 * np.pi * k / views
+            eye = np.array([radius * np.cos(azimuth), radius * np.sin(azimuth), 0.45 * radius])
+            target = np.array([0.0, 0.0, height / 2])
+            forward = (target - eye) / np.linalg.norm(target - eye)
+            right = np.cross(forward, [0.0, 0.0, 1.0])
+            right /= np.linalg.norm(right)
+            down = np.cross(forward, right)
+            camera = Camera("turntable", intrinsic, Transform.identity(), tile, tile)
+            images = renderer.render(camera, Transform(np.stack([right, down, forward], axis=1), eye), objects)
+            tiles.append(images.rgb.copy())
+    finally:
+        renderer.release()
+    rows = [np.concatenate(tiles[: views // 2], axis=1), np.concatenate(tiles[views // 2 :], axis=1)]
+    picture = np.concatenate(rows, axis=0)
+    label = f"{asset.info.asset_id}  ({asset.info.detection_class}, w {width:.2f} l {length:.2f} h {height:.2f} m)"
+    cv2.putText(picture, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(picture, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), picture[:, :, ::-1])
+    return out

@@ -116,7 +116,7 @@ class Simulation:
         assets: dict[str, list[Asset]],
         seed: int,
         seconds: float,
-        density: float = 1.6,
+        density: float = 3.0,
         pedestrians: int = 22,
     ):
         self.town, self.assets, self.seconds = town, assets, seconds
@@ -149,11 +149,11 @@ class Simulation:
         )
         centre = self.lanes[ego_lane].pose(self.ego.s)[0]
         self._time_first_signal()
+        self.vehicles: list[_Vehicle] = [self.ego]
         # 2. static scenery near the ego: a work zone, parked vehicles, parked bicycles
         self._work_zone(centre)
         self._parked(centre)
         # 3. moving traffic and pedestrians
-        self.vehicles: list[_Vehicle] = [self.ego]
         self._spawn_vehicles(centre, density)
         self.pedestrians: list[_Pedestrian] = []
         self._spawn_pedestrians(centre, pedestrians)
@@ -169,20 +169,35 @@ class Simulation:
         return options[int(self.rng.integers(len(options)))]
 
     def _near(self, centre: np.ndarray, radius: float) -> list[str]:
-        out = []
-        for lane in self.road_lanes:
-            points = self.lanes[lane].points
-            if np.min(np.linalg.norm(points - centre, axis=1)) < radius:
-                out.append(lane)
-        return out
+        """Road lanes passing within `radius` of `centre`, nearest first."""
+        distance = {
+            lane: float(np.min(np.linalg.norm(self.lanes[lane].points - centre, axis=1))) for lane in self.road_lanes
+        }
+        return sorted((lane for lane in self.road_lanes if distance[lane] < radius), key=lambda k: (distance[k], k))
 
     def _outer_lanes(self, centre: np.ndarray, radius: float) -> list[str]:
-        """Road lanes near `centre` that have a lane on their left (so traffic can pass a blockage)."""
-        return [
+        """Road lanes near `centre` that have a lane on their left (so traffic can pass a blockage).
+
+        The ego's own road comes first (what stands there is in view), then the others, nearest first.
+        """
+        ego_road = self.ego.lane.split(":")[0]
+        lanes = [
             lane
             for lane in self._near(centre, radius)
             if self.town.side_lanes(lane)[0] is not None and self.town.side_lanes(lane)[1] is None
         ]
+        return sorted(lanes, key=lambda lane: lane.split(":")[0] != ego_road)  # stable: keeps nearest first
+
+    def _nearest_s(self, lane: str, centre: np.ndarray) -> float:
+        path = self.lanes[lane]
+        return float(path.lengths[int(np.argmin(np.linalg.norm(path.points - centre, axis=1)))])
+
+    def _clear_of_ego(self, lane: str, start: float, end: float) -> bool:
+        """Whether [start, end] on `lane` is at least 15 m from the ego (on its lane or the lanes beside it)."""
+        ego_lane, ego_s = self.ego.lane, self.ego.s
+        if lane != ego_lane and lane not in self.town.side_lanes(ego_lane):
+            return True
+        return end < ego_s - 15 or start > ego_s + 15
 
     def _static_track(
         self, detection: str, category: str, asset: Asset, xy: np.ndarray, yaw: float, z0: float, attribute: str
@@ -207,44 +222,65 @@ class Simulation:
 
     def _work_zone(self, centre: np.ndarray) -> None:
         """Close 30 m of an outer lane with a cone taper and barriers; a digger and a worker inside."""
-        lanes = [lane for lane in self._outer_lanes(centre, 70) if self.lanes[lane].length > 60]
-        if not lanes:
+        # as near the ego as is safe: centred on it, else just ahead of or behind it
+        candidates = [
+            (lane, self._nearest_s(lane, centre) + shift)
+            for lane in self._outer_lanes(centre, 150)
+            for shift in (-13.0, -6.0, -20.0, 0.0, 8.0, -32.0, 20.0)
+        ]
+        for lane, s0 in candidates:
+            length = self.lanes[lane].length
+            if 3 <= s0 <= length - 29 and self._clear_of_ego(lane, s0 - 5, s0 + 30):
+                break
+        else:
             return
-        lane = lanes[int(self.rng.integers(len(lanes)))]
-        length = self.lanes[lane].length
-        s0 = float(self.rng.uniform(12, max(13, length - 45)))
         self.blocked.setdefault(lane, []).append((s0 - 3, s0 + 32))
+        # layout along the closed lane (metres from s0) so that nothing overlaps:
+        # cone taper 0-8, barriers 7 and 11, worker 16, digger 19-25, cones on the lane line 10-27
         cone = self._asset("traffic_cone")
         for k in range(6):  # taper from the right edge to the lane's left edge
             xy, yaw = self._lane_point(lane, s0 + k * 1.6, -1.4 + k * 0.5)
             self._static_track("traffic_cone", "movable_object.trafficcone", cone, xy, yaw, 0.0, "")
         for k in range(4):
-            xy, yaw = self._lane_point(lane, s0 + 10 + k * 5.5, 1.2)
+            xy, yaw = self._lane_point(lane, s0 + 10 + k * 5.5, 1.6)
             self._static_track("traffic_cone", "movable_object.trafficcone", cone, xy, yaw, 0.0, "")
         barrier = self._asset("barrier")
-        for k in range(3):  # barriers stand across the lane: their length axis along the road
-            xy, yaw = self._lane_point(lane, s0 + 9 + k * 8.0, -0.2)
+        for offset in (7.0, 11.0):  # barriers stand lengthwise: their long (width) side along the road
+            xy, yaw = self._lane_point(lane, s0 + offset, -0.2)
             self._static_track("barrier", "movable_object.barrier", barrier, xy, yaw + np.pi / 2, 0.0, "")
-        digger = self._asset("construction_vehicle")
-        xy, yaw = self._lane_point(lane, s0 + 20, -0.2)
-        self._static_track("construction_vehicle", "vehicle.construction", digger, xy, yaw, 0.0, "vehicle.parked")
         worker = self._asset("pedestrian")
-        xy, yaw = self._lane_point(lane, s0 + 13, -0.6)
+        xy, yaw = self._lane_point(lane, s0 + 16, -0.5)
         self._static_track(
             "pedestrian", "human.pedestrian.construction_worker", worker, xy, yaw + 1.2, 0.0, "pedestrian.standing"
         )
+        digger = self._asset("construction_vehicle")
+        xy, yaw = self._lane_point(lane, s0 + 22, -0.2)
+        self._static_track("construction_vehicle", "vehicle.construction", digger, xy, yaw, 0.0, "vehicle.parked")
 
     def _parked(self, centre: np.ndarray) -> None:
         """A parked trailer, cars and trucks in outer lanes; bicycles without riders on sidewalks."""
-        lanes = [lane for lane in self._outer_lanes(centre, 110) if lane not in self.blocked]
-        self.rng.shuffle(lanes)
+        lanes = self._outer_lanes(centre, 150)
         kinds = ["trailer", "car", "truck", "car", "trailer", "car"]
-        for lane, detection in zip(lanes, kinds):
+        for lane in lanes:
+            if not kinds:
+                break
             length = self.lanes[lane].length
-            asset = self._asset(detection)
-            if length < 30 + 3 * asset.info.size[1]:
+            asset = self._asset(kinds[0])
+            margin = 1 + asset.info.size[1] / 2
+            if length < 2 * margin + 5:
                 continue
-            s = float(self.rng.uniform(15 + asset.info.size[1], length - 15 - asset.info.size[1]))
+            spots = [self._nearest_s(lane, centre) + shift for shift in (0.0, 15.0, -15.0, 30.0, -30.0)]
+            spots = [
+                s
+                for s in spots
+                if margin <= s <= length - margin
+                and self._clear_of_ego(lane, s - asset.info.size[1], s + asset.info.size[1])
+                and self._free(lane, s, asset.info.size[1] / 2 + 2.0)
+            ]
+            if not spots:
+                continue
+            s = spots[0]
+            detection = kinds.pop(0)
             self.blocked.setdefault(lane, []).append((s - asset.info.size[1] / 2 - 1, s + asset.info.size[1] / 2 + 1))
             xy, yaw = self._lane_point(lane, s, -0.4)
             category = {"trailer": "vehicle.trailer", "car": "vehicle.car", "truck": "vehicle.truck"}[detection]
@@ -264,28 +300,43 @@ class Simulation:
             asset = self._asset("bicycle", rider=False)
             self._static_track("bicycle", "vehicle.bicycle", asset, bike_xy, heading, CURB_H, "cycle.without_rider")
 
+    def _add_vehicle(self, detection: str, lane: str, s: float) -> bool:
+        """Put a moving vehicle on `lane` at `s` if it fits there; True if it did."""
+        if detection == "bicycle" and self.town.side_lanes(lane)[1] is not None:
+            return False  # cyclists keep to the outermost lane
+        asset = self._asset(detection, rider=True if detection in ("bicycle", "motorcycle") else None)
+        half = asset.info.size[1] / 2
+        if not (half + 1 < s < self.lanes[lane].length - half - 2) or not self._free(lane, s, half + 3.0):
+            return False
+        if not self._clear_of_ego(lane, s - half - 2, s + half + 2):
+            return False
+        _, v0, a_max, b = VEHICLE_MIX[detection]
+        v0 *= float(self.rng.uniform(0.85, 1.15))
+        self.vehicles.append(_Vehicle(self._key("v"), detection, asset, lane, s, v0 * 0.6, v0, a_max, b))
+        return True
+
     def _spawn_vehicles(self, centre: np.ndarray, density: float) -> None:
+        lanes = self._near(centre, 130)
+        # one of each rarer class close to the ego, so that every scene shows them
+        for detection in ("bus", "motorcycle", "truck", "bicycle"):
+            placed = False
+            for lane in lanes[:10]:
+                for shift in (25.0, -22.0, 38.0, -35.0, 12.0):
+                    if self._add_vehicle(detection, lane, self._nearest_s(lane, centre) + shift):
+                        placed = True
+                        break
+                if placed:
+                    break
         kinds = list(VEHICLE_MIX)
         shares = np.array([VEHICLE_MIX[k][0] for k in kinds])
-        must = ["bus", "motorcycle", "bicycle", "truck"]  # at least one of each near the ego
-        for lane in self._near(centre, 130):
+        for lane in lanes:
             length = self.lanes[lane].length
             s = float(self.rng.uniform(2, 15))
             while s < length - 8:
-                detection = (
-                    must.pop()
-                    if must and self.rng.random() < 0.5
-                    else kinds[int(self.rng.choice(len(kinds), p=shares / shares.sum()))]
-                )
-                if detection == "bicycle" and self.town.side_lanes(lane)[1] is not None:
-                    detection = "car"  # cyclists keep to the outermost lane
-                asset = self._asset(detection, rider=True if detection in ("bicycle", "motorcycle") else None)
-                half = asset.info.size[1] / 2
-                if s + half < length - 2 and self._free(lane, s, half + 3.0):
-                    _, v0, a_max, b = VEHICLE_MIX[detection]
-                    v0 *= float(self.rng.uniform(0.85, 1.15))
-                    self.vehicles.append(_Vehicle(self._key("v"), detection, asset, lane, s, v0 * 0.6, v0, a_max, b))
-                s += float(self.rng.exponential(100.0 / density)) + 2 * half + 4.0
+                detection = kinds[int(self.rng.choice(len(kinds), p=shares / shares.sum()))]
+                if not self._add_vehicle(detection, lane, s) and detection == "bicycle":
+                    self._add_vehicle("car", lane, s)
+                s += float(self.rng.exponential(100.0 / density)) + 8.0
 
     def _free(self, lane: str, s: float, clearance: float) -> bool:
         for a, b in self.blocked.get(lane, []):
@@ -560,7 +611,6 @@ class Simulation:
         vehicle_xy = {v.key: np.full((frames, 2), np.nan) for v in self.vehicles}
         ped_xy = {p.key: np.full((frames, 2), np.nan) for p in self.pedestrians}
         ped_heading = {p.key: np.zeros(frames) for p in self.pedestrians}
-        ped_state = {p.key: [""] * frames for p in self.pedestrians}
         vehicle_speed = {v.key: np.zeros(frames) for v in self.vehicles}
         for i in range(frames):
             self.time = i * DT
@@ -573,14 +623,12 @@ class Simulation:
                 vehicle_speed[vehicle.key][i] = vehicle.v
             for ped in self.pedestrians:
                 ped_xy[ped.key][i], ped_heading[ped.key][i] = self._ped_xy(ped)
-                moving = not ped.loiter and not ped.waiting and ped.speed > 0.2
-                ped_state[ped.key][i] = "pedestrian.moving" if moving else "pedestrian.standing"
             if i + 1 < frames:
                 self._step_vehicles()
                 self._step_pedestrians()
-        return self._tracks(frames, vehicle_xy, vehicle_speed, ped_xy, ped_heading, ped_state)
+        return self._tracks(frames, vehicle_xy, vehicle_speed, ped_xy, ped_heading)
 
-    def _tracks(self, frames, vehicle_xy, vehicle_speed, ped_xy, ped_heading, ped_state) -> Traffic:
+    def _tracks(self, frames, vehicle_xy, vehicle_speed, ped_xy, ped_heading) -> Traffic:
         times = np.arange(frames) * DT
         ego_xy = vehicle_xy["ego"]
         ego_yaw = _headings(ego_xy, self.lanes[self.ego.lane].pose(0)[1])
@@ -615,6 +663,8 @@ class Simulation:
             )
         for ped in self.pedestrians:
             xy = ped_xy[ped.key]
+            speed = np.linalg.norm(np.gradient(xy, axis=0), axis=1) / DT
+            states = ["pedestrian.moving" if v > 0.3 else "pedestrian.standing" for v in speed]
             on_road = contains_xy(self.drivable, xy[:, 0], xy[:, 1])
             z = np.where(on_road, 0.0, CURB_H) + ped.asset.info.size[2] / 2
             tracks.append(
@@ -625,7 +675,7 @@ class Simulation:
                     ped.asset.info.size,
                     np.column_stack([xy, z]),
                     ped_heading[ped.key],
-                    ped_state[ped.key],
+                    states,
                 )
             )
         tracks += self.statics
