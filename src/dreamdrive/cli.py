@@ -75,7 +75,7 @@ def info(
 
 
 def write_scene_pictures(
-    dataroot: Path, scene: str, out: Path, version: str | None, frame: int | None, gif: bool
+    dataroot: Path, scene: str, out: Path, version: str | None, frame: int | None, gif: bool, clean: bool = False
 ) -> list[Path]:
     from dreamdrive.nusc.reader import NuscDataset
     from dreamdrive.viz.pictures import bev_plot, save_png, six_view_grid, write_video
@@ -89,6 +89,8 @@ def write_scene_pictures(
         save_png(six_view_grid(clip, index), out / f"{scene}_grid.png"),
         write_video(clip, out / f"{scene}.mp4", progress=_progress(f"video {scene}")),
     ]
+    if clean:
+        written.append(save_png(six_view_grid(clip, index, annotate=False), out / f"{scene}_clean.png"))
     if gif:
         written.append(write_video(clip, out / f"{scene}.gif", tile_width=200, progress=_progress(f"gif {scene}")))
     return written
@@ -102,9 +104,10 @@ def show(
     version: str | None = typer.Option(None, help="version folder (found automatically if there is one)"),
     frame: int | None = typer.Option(None, help="frame index for the BEV plot and grid (default: the middle)"),
     gif: bool = typer.Option(False, help="also write a GIF"),
+    clean: bool = typer.Option(False, help="also write the grid without boxes and map, NAME_clean.png"),
 ) -> None:
     """Write a scene's BEV plot, six-view grid (PNG) and video (MP4, one frame per camera frame)."""
-    for path in write_scene_pictures(dataroot, scene, out, version, frame, gif):
+    for path in write_scene_pictures(dataroot, scene, out, version, frame, gif, clean):
         console.print(f"wrote {path}")
 
 

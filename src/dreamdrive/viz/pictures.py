@@ -68,14 +68,20 @@ def annotated_view(clip: Clip, index: int, channel: str, thickness: int = 2, map
     return image
 
 
-def six_view_grid(clip: Clip, index: int, tile_width: int | None = None, labels: bool = True) -> np.ndarray:
-    """Frame `index` as a 2x3 grid (front row over back row) with boxes and map drawn; (H, W, 3) RGB."""
+def six_view_grid(
+    clip: Clip, index: int, tile_width: int | None = None, labels: bool = True, annotate: bool = True
+) -> np.ndarray:
+    """Frame `index` as a 2x3 grid (front row over back row), with boxes and map drawn unless `annotate` is off."""
     tiles = []
     for row in GRID_ROWS:
         row_tiles = []
         for channel in row:
             if channel in clip.rig.names:
-                tile = annotated_view(clip, index, channel)
+                tile = (
+                    annotated_view(clip, index, channel)
+                    if annotate
+                    else load_image(clip.frames[index].images[channel]).copy()
+                )
             else:
                 camera = clip.rig.cameras[0]
                 tile = np.zeros((camera.height, camera.width, 3), np.uint8)

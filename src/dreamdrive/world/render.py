@@ -263,11 +263,11 @@ class RenderObject:
 class CameraImages:
     """Per-camera render outputs, each (H, W, ...) with row 0 at the top."""
 
-    rgb: np.ndarray  # uint8 (H, W, 3)
+    rgb: np.ndarray  # uint8 (H, W, 3); the arrays may be read-only views of the render targets
     depth: np.ndarray  # float32 (H, W): camera-frame z in metres, 0 where nothing was hit
     normal: np.ndarray  # float32 (H, W, 3): unit normals in the camera frame, 0 where nothing was hit
     instance: np.ndarray  # int32 (H, W): object instance index, 0 for static scenery and sky
-    semantic: np.ndarray  # uint8 (H, W): index into SEMANTIC_NAMES
+    semantic: np.ndarray  # (H, W) integers: index into SEMANTIC_NAMES
 
 
 def projection_matrix(
@@ -470,6 +470,7 @@ class WorldRenderer:
         uniforms = environment.uniforms()
         self._env = uniforms
         self._lights_on = environment.lights_on
+        self._rain = environment.weather == "rain"
         for name in ("sun_dir", "sun_color", "sky_ambient", "ground_ambient", "fog_color"):
             self.program[name].value = tuple(float(v) for v in uniforms[name])
         for name in ("fog_density", "wetness", "night"):
@@ -542,19 +543,39 @@ class WorldRenderer:
         self.ctx.depth_func = "<="
         self._sky_vao.render()
         self.ctx.depth_func = "<"
-        return self._read(fbo, width, height)
+        images = self._read(fbo, width, height)
+        if self._rain:
+            images.rgb = np.ascontiguousarray(images.rgb)
+            _rain_streaks(images.rgb, global_T_cam)
+        return images
 
     @staticmethod
     def _read(fbo, w: int, h: int) -> CameraImages:
+        """The render targets as arrays, top row first. They are views: copy before writing into them."""
         # RGBA reads are plain copies; RGB would go through a slow conversion
-        rgb = np.frombuffer(fbo.read(components=4, attachment=0), np.uint8).reshape(h, w, 4)[::-1, :, :3]
+        rgba = np.frombuffer(fbo.read(components=4, attachment=0), np.uint8).reshape(h, w, 4)[::-1]
         geom = np.frombuffer(fbo.read(components=4, attachment=1, dtype="f4"), np.float32).reshape(h, w, 4)[::-1]
         ids = np.frombuffer(fbo.read(components=2, attachment=2, dtype="i4"), np.int32).reshape(h, w, 2)[::-1]
         return CameraImages(
-            rgb=np.ascontiguousarray(rgb), depth=np.ascontiguousarray(geom[..., 3]),
-            normal=np.ascontiguousarray(geom[..., :3]), instance=np.ascontiguousarray(ids[..., 0]),
-            semantic=np.ascontiguousarray(ids[..., 1]).astype(np.uint8),
-        )  # fmt: skip
+            rgb=rgba[..., :3], depth=geom[..., 3], normal=geom[..., :3], instance=ids[..., 0], semantic=ids[..., 1]
+        )
+
+
+def _rain_streaks(rgb: np.ndarray, global_T_cam: Transform) -> None:
+    """Falling rain drawn in place: short, faint, slanted streaks, the same for the same camera pose."""
+    import cv2
+
+    seed = int.from_bytes(np.round(global_T_cam.matrix * 1000).astype(np.int64).tobytes()[:64:8], "little")
+    rng = np.random.default_rng(seed % 2**63)
+    height, width = rgb.shape[:2]
+    count = width * height // 900
+    start = rng.uniform([0, 0], [width, height], (count, 2))
+    length = rng.uniform(0.03, 0.08, count) * height
+    end = start + np.stack([length * 0.15, length], axis=1)
+    overlay = rgb.copy()
+    for a, b in zip(start.astype(int), end.astype(int)):
+        cv2.line(overlay, tuple(a), tuple(b), (200, 205, 210), 1, cv2.LINE_AA)
+    cv2.addWeighted(overlay, 0.35, rgb, 0.65, 0, dst=rgb)
 
 
 def make_renderer(town, meshes: dict[str, np.ndarray], width: int, height: int, **kwargs) -> WorldRenderer:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates the pictures under docs/images from the embedded procedural world.
+#   bash docs/make_pictures.sh        (about two minutes on a 2-core CPU)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DD=.venv/bin/dreamdrive
+OUT=outputs/docs-world
+$DD world build --out "$OUT" --scenes 3 --seconds 2 --seed 0 \
+    --time-of-day day,night,day --weather clear,clear,rain --overwrite
+for pair in 0000:day 0001:night 0002:rain; do
+    scene=proc-000-${pair%%:*}; name=${pair##*:}
+    $DD show "$OUT" --scene "$scene" --out "$OUT/pictures" --frame 12 --clean
+    cp "$OUT/pictures/${scene}_clean.png" "docs/images/world_${name}.png"
+    cp "$OUT/pictures/${scene}_grid.png" "docs/images/world_${name}_boxes.png"
+done
+cp "$OUT/pictures/proc-000-0000_bev.png" docs/images/world_bev.png
+$DD world map --seed 0 --out docs/images/town.png
+$DD assets show car-01 --out docs/images/asset_car.png --library "$OUT/assets"
+$DD assets show motorcycle-00 --out docs/images/asset_motorcycle.png --library "$OUT/assets"
