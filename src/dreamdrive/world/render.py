@@ -65,6 +65,7 @@ uniform float night;
 uniform vec3 fog_color;
 uniform float fog_density;
 uniform int n_lights;
+uniform int geometry_only;     // 1: depth, normals and ids only (LiDAR views): skip the lighting
 uniform vec3 light_pos[16];
 uniform vec3 light_dir[16];
 uniform vec3 light_color[16];
@@ -77,7 +78,11 @@ layout(location = 0) out vec4 out_color;
 layout(location = 1) out vec4 out_geom;
 layout(location = 2) out ivec2 out_ids;
 
-float hash(vec2 p) { return fract(sin(dot(p, vec2(127.1, 311.7))) * 43758.5453); }
+float hash(vec2 p) {  // "hash without sine" (Dave Hoskins): no transcendental, cheap on a CPU rasterizer
+    vec3 p3 = fract(vec3(p.xyx) * 0.1031);
+    p3 += dot(p3, p3.yzx + 33.33);
+    return fract((p3.x + p3.y) * p3.z);
+}
 float noise(vec2 p) {
     vec2 i = floor(p), f = fract(p);
     vec2 u = f * f * (3.0 - 2.0 * f);
@@ -95,6 +100,12 @@ float shadow_at(vec3 world, vec3 n) {
 void main() {
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
+    if (geometry_only == 1) {
+        out_color = vec4(0.0);
+        out_geom = vec4(cam_rot * n, (cam_rot * (v_world - cam_pos)).z);
+        out_ids = ivec2(instance, v_semantic);
+        return;
+    }
     float material = floor(v_color.a * 255.0 + 0.5);
     vec3 albedo = v_color.rgb;
     float shine = 0.0;
@@ -514,8 +525,10 @@ class WorldRenderer:
         self.program["light_color"].write(np.array([c for _, _, c, _ in padded], np.float32).tobytes())
         self.program["light_cos"].write(np.array([k for _, _, _, k in padded], np.float32).tobytes())
 
-    def render(self, camera: Camera, global_T_cam: Transform, objects: list[RenderObject]) -> CameraImages:
-        """Render one camera after `prepare`."""
+    def render(
+        self, camera: Camera, global_T_cam: Transform, objects: list[RenderObject], geometry_only: bool = False
+    ) -> CameraImages:
+        """Render one camera after `prepare` (`geometry_only`: depth, normals and ids, no lighting)."""
         import moderngl
 
         width, height = camera.width, camera.height
@@ -528,6 +541,7 @@ class WorldRenderer:
         self.program["cam_pos"].value = tuple(float(v) for v in global_T_cam.translation)
         self.program["cam_rot"].write(_gl(cam_T_global.rotation))
         self.shadow_tex.use(location=0)
+        self.program["geometry_only"] = int(geometry_only)
         centres = np.array([o.global_T_object.translation for o in objects]).reshape(-1, 3)
         radii = np.array([self._radius[o.mesh_key] for o in objects])
         shown = _spheres_in_view(camera, cam_T_global, centres, radii)
@@ -622,7 +636,7 @@ def scan_lidar(
     rays, rings = lidar_rays()
     points, instances = [], []
     for k, (camera, global_T_cam) in enumerate(lidar_faces(global_T_lidar)):
-        images = renderer.render(camera, global_T_cam, objects)
+        images = renderer.render(camera, global_T_cam, objects, geometry_only=True)
         azimuth = np.arctan2(rays[:, 1], rays[:, 0])
         in_face = np.abs((azimuth - k * np.pi / 2 + np.pi) % (2 * np.pi) - np.pi) <= np.pi / 4
         rays_cam = camera.cam_T_ego.apply_vectors(rays[in_face])  # the face's ego frame is the LiDAR frame
