@@ -1,7 +1,5 @@
 """Write hand-made clips, read them back with the devkit and with our reader."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,7 @@ from dreamdrive.core.geometry import quat_to_rotmat
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.viz.pictures import load_image
-from tests.helpers import SPLITS, tree_digest
+from tests.helpers import SPLITS, evaluate_ground_truth, tree_digest
 
 
 def test_devkit_sees_every_pose_calibration_and_box(clips, nusc):
@@ -70,47 +68,8 @@ def test_devkit_render_sample_data(nusc, tmp_path):
 
 
 def test_detection_eval_ground_truth_scores_ap_one(nusc, tmp_path):
-    from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.detection.evaluate import DetectionEval
-    from nuscenes.eval.detection.utils import category_to_detection_name
-
-    results = {}
-    for sample in nusc.sample:
-        results[sample["token"]] = []
-        for token in sample["anns"]:
-            ann = nusc.get("sample_annotation", token)
-            name = category_to_detection_name(ann["category_name"])
-            attrs = [nusc.get("attribute", t)["name"] for t in ann["attribute_tokens"]]
-            results[sample["token"]].append(
-                {
-                    "sample_token": sample["token"],
-                    "translation": ann["translation"],
-                    "size": ann["size"],
-                    "rotation": ann["rotation"],
-                    "velocity": list(nusc.box_velocity(token)[:2]),
-                    "detection_name": name,
-                    "detection_score": 0.9,
-                    "attribute_name": attrs[0] if attrs else "",
-                }
-            )
     for split in SPLITS:
-        split_scenes = {s["token"] for s in nusc.scene if s["name"] in SPLITS[split]}
-        submission = {
-            "meta": {
-                "use_camera": True,
-                "use_lidar": False,
-                "use_radar": False,
-                "use_map": False,
-                "use_external": False,
-            },
-            "results": {k: v for k, v in results.items() if nusc.get("sample", k)["scene_token"] in split_scenes},
-        }
-        path = tmp_path / f"{split}.json"
-        path.write_text(json.dumps(submission))
-        evaluator = DetectionEval(
-            nusc, config_factory("detection_cvpr_2019"), str(path), split, str(tmp_path / split), verbose=False
-        )
-        metrics, _ = evaluator.evaluate()
+        metrics, evaluator = evaluate_ground_truth(nusc, split, tmp_path)
         present = {box.detection_name for box in evaluator.gt_boxes.all}
         assert present == set(DETECTION_CLASSES)
         for name in present:

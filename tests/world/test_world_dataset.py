@@ -11,6 +11,7 @@ from dreamdrive.core.geometry import Transform
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR
 from dreamdrive.world.builder import WorldConfig, build_world, load_dense
+from tests.helpers import evaluate_ground_truth
 
 CONFIG = WorldConfig(scenes=3, seconds=1.0, seed=0)
 
@@ -30,39 +31,7 @@ def nusc(world):
 
 
 def test_ground_truth_scores_ap_one_for_all_ten_classes(world, nusc, tmp_path):
-    from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.detection.evaluate import DetectionEval
-    from nuscenes.eval.detection.utils import category_to_detection_name
-
-    results = {}
-    for sample in nusc.sample:
-        boxes = []
-        for token in sample["anns"]:
-            ann = nusc.get("sample_annotation", token)
-            name = category_to_detection_name(ann["category_name"])
-            if name is None or ann["num_lidar_pts"] + ann["num_radar_pts"] == 0:
-                continue  # the devkit drops ground truth without sensor points: predicting it is a false positive
-            attributes = [nusc.get("attribute", t)["name"] for t in ann["attribute_tokens"]]
-            boxes.append(
-                {
-                    "sample_token": sample["token"],
-                    "translation": ann["translation"],
-                    "size": ann["size"],
-                    "rotation": ann["rotation"],
-                    "velocity": list(nusc.box_velocity(token)[:2]),
-                    "detection_name": name,
-                    "detection_score": 1.0,
-                    "attribute_name": attributes[0] if attributes else "",
-                }
-            )
-        results[sample["token"]] = boxes
-    meta = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False, "use_external": False}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"meta": meta, "results": results}))
-    evaluator = DetectionEval(
-        nusc, config_factory("detection_cvpr_2019"), str(path), "proc_all", str(tmp_path), verbose=False
-    )
-    metrics, _ = evaluator.evaluate()
+    metrics, evaluator = evaluate_ground_truth(nusc, "proc_all", tmp_path)
     assert {b.detection_name for b in evaluator.gt_boxes.all} == set(DETECTION_CLASSES)
     for name in DETECTION_CLASSES:
         assert metrics.mean_dist_aps[name] == pytest.approx(1.0), name
