@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamdrive.core.camera import CAMERA_NAMES
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.clip import Clip, ImageSource
 from dreamdrive.core.errors import DreamdriveError
@@ -268,15 +267,3 @@ def save_png(image: np.ndarray, out: str | Path) -> Path:
     if not cv2.imwrite(str(out), image[:, :, ::-1]):
         raise DreamdriveError(f"cannot write {out}; check that its folder is writable.")
     return out
-
-
-__all__ = [
-    "CAMERA_NAMES",
-    "annotated_view",
-    "bev_canvas",
-    "bev_plot",
-    "save_png",
-    "six_view_grid",
-    "video_frame",
-    "write_video",
-]

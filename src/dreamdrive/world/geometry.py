@@ -10,7 +10,7 @@ import numpy as np
 import trimesh
 
 from dreamdrive.core.categories import DETECTION_CLASSES
-from dreamdrive.world.assets import GLASS, HEADLIGHT, MATTE, Mesh
+from dreamdrive.world.assets import HEADLIGHT, MATTE, Mesh
 from dreamdrive.world.town import LANE_WIDTH, SIDEWALK_WIDTH, Town, _corner, offset
 
 # Semantic classes of the renderer's class map (0 is sky / nothing).
@@ -212,4 +212,4 @@ def lamp_positions(town: Town) -> np.ndarray:
     return np.asarray(out).reshape(-1, 3)
 
 
-__all__ = ["GLASS", "SEMANTIC", "SEMANTIC_NAMES", "lamp_positions", "mesh_soup", "town_soup"]
+__all__ = ["SEMANTIC", "SEMANTIC_NAMES", "lamp_positions", "mesh_soup", "town_soup"]

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from shapely import contains_xy
-from shapely.geometry import Polygon
+from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
 from dreamdrive.core.clip import CAMERA_HZ
 from dreamdrive.world.assets import Asset
 from dreamdrive.world.geometry import CURB_H
-from dreamdrive.world.town import Path2D, Town, _rectangle
+from dreamdrive.world.town import Path2D, Town
 
 DT = 1.0 / CAMERA_HZ
 GREEN, ALL_RED, WALK = 6.0, 2.5, 6.0  # seconds of a signal cycle
@@ -79,7 +79,6 @@ class _Vehicle:
     change: tuple[str, float, float] | None = None  # (old lane, s on it when the change began, start time)
     next_decision: float = 0.0
     is_ego: bool = False
-    xy: list = field(default_factory=list)
 
     @property
     def length(self) -> float:
@@ -592,9 +591,9 @@ class Simulation:
             ped.link = (end, choice[0], Path2D(choice[1]), choice[2])
 
     def _crossing_index(self, path: np.ndarray) -> int:
-        middle = path[len(path) // 2]
-        distances = [crossing.distance(Polygon(_rectangle(middle, 0.1, 0.1, 0.0))) for crossing in self.crossings]
-        return int(np.argmin(distances))
+        """The crosswalk under the middle of a crossing path."""
+        middle = Point(path[len(path) // 2])
+        return int(np.argmin([crossing.distance(middle) for crossing in self.crossings]))
 
     def _vehicle_on_crossing(self, index: int) -> bool:
         crossing = self.crossings[index].buffer(2.0)
