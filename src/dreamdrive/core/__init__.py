@@ -1,25 +1,23 @@
-"""The data model shared by every stage of dreamdrive (numpy only)."""
+"""The data model shared by every stage of dreamdrive (numpy only).
 
-from dreamdrive.core.boxes import Box3D
-from dreamdrive.core.camera import CAMERA_NAMES, Camera, CameraRig
-from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
-from dreamdrive.core.clip import Agent, Clip, Frame
-from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.core.geometry import Transform
-from dreamdrive.core.hdmap import HDMap, Lane
+Names are loaded on first use, so that importing one light module (such as
+`dreamdrive.core.errors` in a sandboxed script's interpreter) does not pull in
+the rest.
+"""
 
-__all__ = [
-    "Agent",
-    "Box3D",
-    "CAMERA_NAMES",
-    "Camera",
-    "CameraRig",
-    "Clip",
-    "DETECTION_CLASSES",
-    "DreamdriveError",
-    "Frame",
-    "HDMap",
-    "Lane",
-    "Transform",
-    "detection_class",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Agent": "clip", "Box3D": "boxes", "CAMERA_NAMES": "camera", "Camera": "camera", "CameraRig": "camera",
+    "Clip": "clip", "DETECTION_CLASSES": "categories", "DreamdriveError": "errors", "Frame": "clip",
+    "HDMap": "hdmap", "Lane": "hdmap", "Transform": "geometry", "detection_class": "categories",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dreamdrive.core' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dreamdrive.core.{_EXPORTS[name]}"), name)

@@ -1,0 +1,445 @@
+"""The trajectory function library that scenario scripts are written in (DriveDreamer-2's, extended).
+
+A script places actors relative to the ego car on a road and gives them
+manoeuvres in time; `save()` turns that into trajectories at 12 Hz. Positions
+are lane-relative: x metres along the road ahead of the ego's start, lanes
+counted from the ego's lane (+1 left, -1 right), oncoming lanes beyond the
+centre line on the left. Every manoeuvre is kinematically feasible: speed
+changes follow a cosine ramp whose peak acceleration stays within the class's
+limit, and lane changes a quintic whose peak lateral acceleration does.
+
+    ego(speed=10)
+    car = vehicle("car", lane="left", ahead=8, speed=13, color="red")
+    car.cut_in(at=2.0)
+    set_weather("rain")
+    save()
+
+Scripts see only the names in `__all__` and the public methods of the actors
+those functions return (`METHODS`); the sandbox enforces it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dreamdrive.core.errors import DreamdriveError
+
+__all__ = [
+    "ego", "vehicle", "parked_vehicle", "pedestrian", "cyclist", "work_zone",
+    "set_duration", "set_weather", "set_time_of_day", "save",
+]  # fmt: skip
+
+HZ = 12
+LANE_WIDTH = 3.5
+SAME_DIRECTION_LANES = (-1, 0, 1)  # right, ego, left
+ONCOMING_LANES = (2, 3)
+MAX_DURATION = 60.0
+MAX_ACTORS = 64
+WEATHERS = ("clear", "rain", "fog")
+TIMES_OF_DAY = ("day", "dusk", "night")
+VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
+CATEGORY = {
+    "car": "vehicle.car", "truck": "vehicle.truck", "bus": "vehicle.bus.rigid", "trailer": "vehicle.trailer",
+    "construction_vehicle": "vehicle.construction", "motorcycle": "vehicle.motorcycle",
+    "bicycle": "vehicle.bicycle", "pedestrian": "human.pedestrian.adult", "traffic_cone": "movable_object.trafficcone",
+    "barrier": "movable_object.barrier",
+}  # fmt: skip
+SIZE = {  # width, length, height
+    "car": (1.95, 4.62, 1.73), "truck": (2.51, 6.93, 2.84), "bus": (2.94, 11.19, 3.47),
+    "trailer": (2.90, 12.28, 3.87), "construction_vehicle": (2.73, 6.37, 3.19), "pedestrian": (0.67, 0.73, 1.77),
+    "motorcycle": (0.77, 2.11, 1.47), "bicycle": (0.60, 1.70, 1.28), "traffic_cone": (0.41, 0.41, 1.07),
+    "barrier": (2.53, 0.50, 0.98),
+}  # fmt: skip
+# Longitudinal and lateral acceleration limits in m/s^2, and top speeds in m/s, per class.
+ACCEL = {
+    "car": 3.5,
+    "truck": 2.0,
+    "bus": 1.8,
+    "trailer": 1.5,
+    "construction_vehicle": 1.5,
+    "motorcycle": 4.5,
+    "bicycle": 1.5,
+    "pedestrian": 2.5,
+}
+BRAKE = {
+    "car": 8.0,
+    "truck": 6.0,
+    "bus": 5.5,
+    "trailer": 5.0,
+    "construction_vehicle": 5.0,
+    "motorcycle": 8.0,
+    "bicycle": 4.0,
+    "pedestrian": 4.0,
+}
+LATERAL = 2.5
+TOP_SPEED = {
+    "car": 35.0,
+    "truck": 28.0,
+    "bus": 25.0,
+    "trailer": 25.0,
+    "construction_vehicle": 15.0,
+    "motorcycle": 40.0,
+    "bicycle": 12.0,
+    "pedestrian": 7.0,
+}
+COLORS = ("white", "black", "grey", "silver", "red", "blue", "green", "yellow", "orange", "brown")
+
+
+class ScenarioError(DreamdriveError):
+    """A script asked for something the library cannot do (the message says what and how to fix it)."""
+
+
+def _number(value, what: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ScenarioError(f"{what} must be a number, got {value!r}.")
+    if not low <= value <= high:
+        raise ScenarioError(f"{what} must be between {low:g} and {high:g}, got {value:g}.")
+    return float(value)
+
+
+def _lane(lane) -> int:
+    names = {"ego": 0, "same": 0, "left": 1, "right": -1, "oncoming": 2, "far_left": 2}
+    if isinstance(lane, str):
+        if lane not in names:
+            raise ScenarioError(f"lane {lane!r} must be one of {sorted(names)} or a lane number -1..3.")
+        return names[lane]
+    index = int(_number(lane, "lane", -1, 3))
+    if index != lane:
+        raise ScenarioError(f"lane numbers are whole numbers, got {lane!r}.")
+    return index
+
+
+class _Scene:
+    """What the script has said so far (module state: one scene per script run)."""
+
+    def __init__(self) -> None:
+        self.duration = 8.0
+        self.weather = "clear"
+        self.time_of_day = "day"
+        self.ego: Actor | None = None
+        self.actors: list[Actor] = []
+        self.saved: dict | None = None
+
+
+_scene = _Scene()
+
+
+def _reset() -> None:
+    """Start a new scene (for callers running several scripts in one process, such as tests)."""
+    global _scene
+    _scene = _Scene()
+
+
+class Actor:
+    """Something that moves (or stands) in the scene; manoeuvres are queued and integrated by `save()`."""
+
+    def __init__(self, kind: str, x: float, lane: float, speed: float, color: str | None = None):
+        self.kind = kind
+        self.x0, self.y0, self.speed0 = x, lane * LANE_WIDTH, speed
+        self.heading = math.pi if lane in ONCOMING_LANES else 0.0
+        self.color = color
+        self.speed_events: list[tuple[float, float, float]] = []  # (start, target speed, acceleration)
+        self.lateral_events: list[tuple[float, float, float]] = []  # (start, target y, duration)
+        self.walks: list[tuple[float, float, float]] = []  # (start, target y, speed): pedestrians crossing
+        self.parked = False
+        self.actor_id = f"{kind}-{len(_scene.actors) + 1}"
+
+    # -- longitudinal ----------------------------------------------------------------------
+
+    def keep_speed(self, at: float = 0.0) -> Actor:
+        """Hold the current speed from `at` seconds (a no-op marker that documents intent)."""
+        _number(at, "at", 0, MAX_DURATION)
+        return self
+
+    def accelerate(self, to: float, at: float = 0.0, rate: float | None = None) -> Actor:
+        """Speed up to `to` m/s starting at `at` seconds, at most `rate` m/s^2 (default: a comfortable one)."""
+        limit = ACCEL[self.kind]
+        rate = _number(rate, "rate", 0.1, limit) if rate is not None else limit * 0.6
+        self.speed_events.append(
+            (_number(at, "at", 0, MAX_DURATION), _number(to, "speed", 0, TOP_SPEED[self.kind]), rate)
+        )
+        return self
+
+    def brake(self, to: float = 0.0, at: float = 0.0, rate: float | None = None) -> Actor:
+        """Slow down to `to` m/s starting at `at` seconds (default rate: a firm brake; `hard=` via rate)."""
+        limit = BRAKE[self.kind]
+        rate = _number(rate, "rate", 0.1, limit) if rate is not None else limit * 0.5
+        self.speed_events.append(
+            (_number(at, "at", 0, MAX_DURATION), _number(to, "speed", 0, TOP_SPEED[self.kind]), rate)
+        )
+        return self
+
+    def hard_brake(self, at: float = 0.0) -> Actor:
+        """An emergency stop starting at `at` seconds."""
+        return self.brake(0.0, at, BRAKE[self.kind])
+
+    def stop(self, at: float = 0.0) -> Actor:
+        """Come to a comfortable stop starting at `at` seconds."""
+        return self.brake(0.0, at)
+
+    # -- lateral ---------------------------------------------------------------------------
+
+    def change_lane(self, direction: str = "left", at: float = 0.0, duration: float | None = None) -> Actor:
+        """Move one lane left or right starting at `at` seconds over `duration` seconds (default: comfortable)."""
+        if direction not in ("left", "right"):
+            raise ScenarioError(f"a lane change goes 'left' or 'right', got {direction!r}.")
+        target = self._lateral_at_end() + (LANE_WIDTH if direction == "left" else -LANE_WIDTH)
+        if round(target / LANE_WIDTH) not in SAME_DIRECTION_LANES + ONCOMING_LANES:
+            raise ScenarioError(f"{self.actor_id} has no lane to its {direction} to change into.")
+        return self._lateral(target, at, duration)
+
+    def cut_in(self, at: float = 1.0, duration: float | None = None) -> Actor:
+        """Change into the ego's lane (from either side) starting at `at` seconds."""
+        if abs(self._lateral_at_end()) < 0.1:
+            raise ScenarioError(f"{self.actor_id} is already in the ego's lane; spawn it in lane 'left' or 'right'.")
+        return self._lateral(0.0, at, duration)
+
+    def overtake(self, at: float = 0.0, extra_speed: float = 5.0, hold: float = 4.0) -> Actor:
+        """Pull out to the left, pass `extra_speed` m/s faster for `hold` seconds, and pull back in."""
+        at = _number(at, "at", 0, MAX_DURATION)
+        self.change_lane("left", at)
+        self.accelerate(min(TOP_SPEED[self.kind], self._speed_at_end() + extra_speed), at)
+        back = at + _lane_change_time(LANE_WIDTH) + _number(hold, "hold", 0.5, 30)
+        self.change_lane("right", back)
+        return self
+
+    def _lateral(self, target: float, at: float, duration: float | None) -> Actor:
+        shift = abs(target - self._lateral_at_end())
+        shortest = _lane_change_time(shift)
+        duration = shortest if duration is None else _number(duration, "duration", shortest, 20)
+        self.lateral_events.append((_number(at, "at", 0, MAX_DURATION), target, duration))
+        return self
+
+    def _lateral_at_end(self) -> float:
+        return self.lateral_events[-1][1] if self.lateral_events else self.y0
+
+    def _speed_at_end(self) -> float:
+        return self.speed_events[-1][1] if self.speed_events else self.speed0
+
+    # -- trajectory --------------------------------------------------------------------------
+
+    def trajectory(self, frames: int) -> list[list[float]]:
+        """[x, y, yaw, speed] per frame in the road frame."""
+        dt = 1.0 / HZ
+        times = [i * dt for i in range(frames)]
+        speeds = [self._speed(t) for t in times]
+        lateral = [self._y(t) for t in times]
+        direction = math.cos(self.heading)
+        xs, x = [], self.x0
+        for i in range(frames):
+            xs.append(x)
+            x += direction * speeds[i] * dt
+        out = []
+        for i in range(frames):
+            j0, j1 = max(i - 1, 0), min(i + 1, frames - 1)
+            dx, dy = xs[j1] - xs[j0], lateral[j1] - lateral[j0]
+            yaw = math.atan2(dy, dx) if abs(dx) + abs(dy) > 1e-6 else self.heading
+            out.append([round(xs[i], 6), round(lateral[i], 6), round(yaw, 6), round(speeds[i], 6)])
+        return out
+
+    def _speed(self, t: float) -> float:
+        speed = self.speed0
+        for start, target, rate in sorted(self.speed_events):
+            if t <= start:
+                break
+            change = target - speed
+            span = math.pi * abs(change) / (2 * rate) if change else 0.0  # cosine ramp: peak acceleration = rate
+            if span == 0 or t >= start + span:
+                speed = target
+            else:
+                speed += change * (1 - math.cos(math.pi * (t - start) / span)) / 2
+                break
+        return speed
+
+    def _y(self, t: float) -> float:
+        if self.walks:  # a crossing walk: speed up at ACCEL, hold the speed, slow down at the far side
+            start, target, speed = self.walks[0]
+            return self.y0 + math.copysign(
+                _trapezoid(abs(target - self.y0), speed, ACCEL[self.kind], t - start), target - self.y0
+            )
+        y = self.y0
+        for start, target, duration in sorted(self.lateral_events):
+            if t <= start:
+                break
+            s = min(1.0, (t - start) / duration)
+            y = y + (target - y) * (10 * s**3 - 15 * s**4 + 6 * s**5)  # quintic: zero speed and acceleration at ends
+            if s < 1.0:
+                break
+        return y
+
+
+def _trapezoid(distance: float, speed: float, accel: float, t: float) -> float:
+    """Distance covered after `t` s of a move over `distance` with constant `accel` ramps and top `speed`."""
+    if t <= 0:
+        return 0.0
+    ramp = speed / accel
+    if distance < speed * ramp:  # too short to reach full speed: a triangle
+        ramp = math.sqrt(distance / accel)
+        speed = accel * ramp
+    cruise = (distance - speed * ramp) / speed
+    if t < ramp:
+        return 0.5 * accel * t * t
+    if t < ramp + cruise:
+        return 0.5 * speed * ramp + speed * (t - ramp)
+    left = max(0.0, 2 * ramp + cruise - t)
+    return distance - 0.5 * accel * left * left
+
+
+def _lane_change_time(shift: float) -> float:
+    """The shortest lane change over `shift` metres whose quintic peak lateral acceleration stays within LATERAL."""
+    return max(2.5, math.sqrt(5.7735 * shift / LATERAL))  # peak of the quintic's second derivative: 5.7735
+
+
+class Pedestrian(Actor):
+    """A person on a sidewalk who can walk along it, cross the road or dash out."""
+
+    def walk(self, speed: float = 1.4, at: float = 0.0) -> Pedestrian:
+        """Walk along the sidewalk at `speed` m/s from `at` seconds."""
+        return self.accelerate(_number(speed, "speed", 0.3, 3.0), at, rate=1.5)
+
+    def cross(self, at: float = 0.0, speed: float = 1.4) -> Pedestrian:
+        """Cross the road to the far sidewalk at `speed` m/s, starting at `at` seconds."""
+        far = _sidewalk_y("left" if self.y0 < 0 else "right")
+        self.walks.append((_number(at, "at", 0, MAX_DURATION), far, _number(speed, "speed", 0.3, 7.0)))
+        return self
+
+    def dash_out(self, at: float = 0.0) -> Pedestrian:
+        """Run out into the road at 3 m/s (from behind whatever stands at the curb)."""
+        return self.cross(at, speed=3.0)
+
+    def stand(self) -> Pedestrian:
+        """Stay where they are."""
+        return self
+
+
+def _sidewalk_y(side: str) -> float:
+    return (-1.5 * LANE_WIDTH - 1.5) if side == "right" else ((ONCOMING_LANES[-1] + 0.5) * LANE_WIDTH + 1.5)
+
+
+def _add(actor: Actor) -> Actor:
+    if len(_scene.actors) >= MAX_ACTORS:
+        raise ScenarioError(f"a scene holds at most {MAX_ACTORS} actors.")
+    _scene.actors.append(actor)
+    return actor
+
+
+# -- the functions scripts call -------------------------------------------------------------
+
+
+def ego(speed: float = 10.0) -> Actor:
+    """The ego car, in its lane at the origin, at `speed` m/s; its manoeuvres are an Actor's."""
+    if _scene.ego is not None:
+        raise ScenarioError("ego() was called twice; a scene has one ego car.")
+    _scene.ego = Actor("car", 0.0, 0, _number(speed, "ego speed", 0, TOP_SPEED["car"]))
+    _scene.ego.actor_id = "ego"
+    return _scene.ego
+
+
+def vehicle(
+    kind: str = "car", lane="left", ahead: float = 20.0, speed: float | None = None, color: str | None = None
+) -> Actor:
+    """A vehicle of class `kind` in `lane`, `ahead` metres in front of the ego's start (negative: behind).
+
+    Its speed defaults to the ego's; oncoming vehicles drive the other way.
+    """
+    if kind not in VEHICLE_CLASSES:
+        raise ScenarioError(f"vehicle kind {kind!r} must be one of {VEHICLE_CLASSES}.")
+    if color is not None and color not in COLORS:
+        raise ScenarioError(f"colour {color!r} must be one of {COLORS}.")
+    default = _scene.ego.speed0 if _scene.ego is not None else 10.0
+    speed = _number(default if speed is None else speed, "speed", 0, TOP_SPEED[kind])
+    return _add(Actor(kind, _number(ahead, "ahead", -200, 200), _lane(lane), speed, color))
+
+
+def parked_vehicle(kind: str = "car", side: str = "right", ahead: float = 20.0) -> Actor:
+    """A vehicle parked at the curb on `side` ('right', or 'left' across the road), `ahead` metres on."""
+    if side not in ("right", "left"):
+        raise ScenarioError(f"side must be 'right' or 'left', got {side!r}.")
+    lane = -1 if side == "right" else ONCOMING_LANES[-1]
+    actor = vehicle(kind, lane, ahead, 0.0)
+    actor.y0 += -0.5 if side == "right" else 0.5
+    actor.parked = True
+    return actor
+
+
+def pedestrian(side: str = "right", ahead: float = 20.0, speed: float = 0.0) -> Pedestrian:
+    """A pedestrian on the `side` sidewalk, `ahead` metres on, walking along it at `speed` m/s."""
+    if side not in ("right", "left"):
+        raise ScenarioError(f"side must be 'right' or 'left', got {side!r}.")
+    actor = Pedestrian("pedestrian", _number(ahead, "ahead", -200, 200), 0, _number(speed, "speed", 0, 3.0))
+    actor.y0 = _sidewalk_y(side)
+    return _add(actor)
+
+
+def cyclist(ahead: float = 15.0, speed: float = 5.0, motor: bool = False) -> Actor:
+    """A bicycle (or motorcycle) near the right edge of the rightmost lane, `ahead` metres on."""
+    actor = vehicle("motorcycle" if motor else "bicycle", -1, ahead, speed)
+    actor.y0 -= 1.0
+    return actor
+
+
+def work_zone(ahead: float = 40.0, lane="right", length: float = 25.0) -> list[Actor]:
+    """Close `length` metres of `lane` from `ahead` metres on with a cone taper and barriers."""
+    lane = _lane(lane)
+    start = _number(ahead, "ahead", -200, 200)
+    length = _number(length, "length", 8, 100)
+    items = []
+    for k in range(5):  # taper across the lane
+        cone = _add(Actor("traffic_cone", start + k * 2.0, lane, 0.0))
+        cone.y0 += -1.4 + k * 0.7
+        items.append(cone)
+    for offset in range(10, int(length), 6):
+        items.append(_add(Actor("barrier", start + offset, lane, 0.0)))
+    return items
+
+
+def set_duration(seconds: float) -> None:
+    """How long the scenario lasts (default 8 s)."""
+    _scene.duration = _number(seconds, "duration", 1, MAX_DURATION)
+
+
+def set_weather(weather: str) -> None:
+    """clear, rain or fog."""
+    if weather not in WEATHERS:
+        raise ScenarioError(f"weather {weather!r} must be one of {WEATHERS}.")
+    _scene.weather = weather
+
+
+def set_time_of_day(time_of_day: str) -> None:
+    """day, dusk or night."""
+    if time_of_day not in TIMES_OF_DAY:
+        raise ScenarioError(f"time of day {time_of_day!r} must be one of {TIMES_OF_DAY}.")
+    _scene.time_of_day = time_of_day
+
+
+def save() -> None:
+    """Integrate every actor's manoeuvres into trajectories; the scenario is what `result()` returns."""
+    if _scene.ego is None:
+        raise ScenarioError("the script never called ego(); every scenario needs the ego car.")
+    frames = int(round(_scene.duration * HZ)) + 1
+    actors = []
+    for actor in _scene.actors:
+        attributes = "parked" if actor.parked else None
+        actors.append({
+            "id": actor.actor_id, "class": actor.kind, "category": CATEGORY[actor.kind],
+            "size": list(SIZE[actor.kind]), "color": actor.color, "state": attributes,
+            "trajectory": actor.trajectory(frames),
+        })  # fmt: skip
+    _scene.saved = {
+        "duration": _scene.duration, "hz": HZ, "frames": frames, "weather": _scene.weather,
+        "time_of_day": _scene.time_of_day, "lane_width": LANE_WIDTH, "ego": _scene.ego.trajectory(frames),
+        "actors": actors,
+    }  # fmt: skip
+
+
+def result() -> dict:
+    """The saved scenario (the sandbox reads it after the script ran)."""
+    if _scene.saved is None:
+        raise ScenarioError("the script never called save().")
+    return _scene.saved
+
+
+METHODS: frozenset[str] = frozenset(
+    name for cls in (Actor, Pedestrian) for name in vars(cls) if not name.startswith("_") and callable(vars(cls)[name])
+) - {"trajectory"}
+FUNCTIONS: frozenset[str] = frozenset(__all__)
