@@ -137,6 +137,28 @@ def demo(
             console.print(f"wrote {path}")
 
 
+@app.command()
+def scenario(
+    prompt: str = typer.Argument(..., help='what should happen, e.g. "a truck cuts in on a rainy night"'),
+    out: Path = typer.Option(..., help="output folder"),
+    translator: str = typer.Option("offline", help="text-to-script translator: offline"),
+    seed: int = typer.Option(0, help="random seed (roadside scenery, asset choice)"),
+    render: bool = typer.Option(True, help="render the six cameras with the procedural renderer"),
+) -> None:
+    """Turn a text prompt into a scenario: script, trajectories, validation, pictures and a nuScenes dataset."""
+    from dreamdrive.scenario.scene import from_prompt, write_outputs
+
+    result, _ = from_prompt(prompt, translator, seed)
+    console.print(f"[bold]{result.description()}[/bold]  ({result.name})")
+    console.print(result.script.strip())
+    for line in result.report:
+        console.print(f"validation: {line}")
+    write_outputs(result, out, render=render)
+    for name in ("scenario.json", "script.py", "bev.png", "trajectory_map.png", "dataset", "scenario.mp4"):
+        if (out / name).exists():
+            console.print(f"wrote {out / name}")
+
+
 world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")
 assets_app = typer.Typer(no_args_is_help=True, help="The asset library (parametric meshes and your own GLB/OBJ).")
 app.add_typer(world_app, name="world")

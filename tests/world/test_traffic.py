@@ -11,7 +11,7 @@ from shapely.ops import unary_union
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.world.assets import builtin_assets
 from dreamdrive.world.town import make_town
-from dreamdrive.world.traffic import _footprints, _separated, simulate
+from dreamdrive.world.traffic import footprints, footprints_apart, simulate
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,14 @@ def scenes():
 def test_no_two_boxes_overlap(scenes):
     _, traffic_list = scenes
     for traffic in traffic_list:
-        shapes = [_footprints(t.centers, t.yaws, t.size) for t in traffic.tracks]
-        ego = _footprints(
+        shapes = [footprints(t.centers, t.yaws, t.size) for t in traffic.tracks]
+        ego = footprints(
             np.column_stack([traffic.ego[:, :2], np.zeros(len(traffic.ego))]), traffic.ego[:, 2], (1.9, 4.6, 1.7)
         )
         for i, a in enumerate(shapes):
-            assert _separated(a, ego).all()
+            assert footprints_apart(a, ego).all()
             for b in shapes[i + 1 :]:
-                assert _separated(a, b).all()
+                assert footprints_apart(a, b).all()
 
 
 def test_motion_is_plausible(scenes):

@@ -417,19 +417,59 @@ def save() -> None:
     if _scene.ego is None:
         raise ScenarioError("the script never called ego(); every scenario needs the ego car.")
     frames = int(round(_scene.duration * HZ)) + 1
+    trajectories = {actor.actor_id: actor.trajectory(frames) for actor in _scene.actors}
     actors = []
     for actor in _scene.actors:
         attributes = "parked" if actor.parked else None
         actors.append({
             "id": actor.actor_id, "class": actor.kind, "category": CATEGORY[actor.kind],
             "size": list(SIZE[actor.kind]), "color": actor.color, "state": attributes,
-            "trajectory": actor.trajectory(frames),
+            "trajectory": trajectories[actor.actor_id],
         })  # fmt: skip
     _scene.saved = {
         "duration": _scene.duration, "hz": HZ, "frames": frames, "weather": _scene.weather,
-        "time_of_day": _scene.time_of_day, "lane_width": LANE_WIDTH, "ego": _scene.ego.trajectory(frames),
+        "time_of_day": _scene.time_of_day, "lane_width": LANE_WIDTH,
+        "ego": _reactive_ego(_scene.ego.trajectory(frames), trajectories),
         "actors": actors,
     }  # fmt: skip
+
+
+def _reactive_ego(planned: list[list[float]], trajectories: dict[str, list[list[float]]]) -> list[list[float]]:
+    """The ego drives its scripted speeds as desired speeds, but follows traffic in its path (IDM).
+
+    Whatever is ahead of the ego and overlaps its lateral corridor (a vehicle that cut in,
+    a stopped car, a pedestrian on the road) is its leader; the ego brakes at most as hard
+    as a car can, so an obstacle that appears too late is still hit (and reported).
+    """
+    dt = 1.0 / HZ
+    ego_w, ego_l = SIZE["car"][0], SIZE["car"][1]
+    kinds = {actor.actor_id: actor.kind for actor in _scene.actors}
+    x, speed = planned[0][0], planned[0][3]
+    out = []
+    for i, (_, y, _, desired) in enumerate(planned):
+        gap, leader_speed = 1e9, desired
+        for actor_id, trajectory in trajectories.items():
+            ax, ay, ayaw, aspeed = trajectory[i]
+            width, length, _ = SIZE[kinds[actor_id]]
+            along = abs(math.cos(ayaw)) * length + abs(math.sin(ayaw)) * width  # extent along the road
+            across = abs(math.sin(ayaw)) * length + abs(math.cos(ayaw)) * width
+            if abs(ay - y) < (across + ego_w) / 2 + 0.3 and ax > x:
+                actor_gap = ax - x - (along + ego_l) / 2
+                if actor_gap < gap:
+                    gap, leader_speed = actor_gap, aspeed * math.cos(ayaw)
+        s_star = 2.0 + max(0.0, speed * 1.2 + speed * (speed - leader_speed) / (2 * math.sqrt(2.0 * 3.0)))
+        accel = 2.0 * (1 - (speed / max(desired, 0.5)) ** 4 - (s_star / max(gap, 0.1)) ** 2)
+        if desired == 0.0:
+            accel = -BRAKE["car"]
+        accel = max(-BRAKE["car"], min(ACCEL["car"], accel))
+        out.append([round(x, 6), round(y, 6), 0.0, round(speed, 6)])
+        speed = max(0.0, speed + accel * dt)
+        x += speed * dt
+    for i in range(len(out)):  # headings from the path, as for every actor
+        j0, j1 = max(i - 1, 0), min(i + 1, len(out) - 1)
+        dx, dy = out[j1][0] - out[j0][0], out[j1][1] - out[j0][1]
+        out[i][2] = round(math.atan2(dy, dx), 6) if abs(dx) + abs(dy) > 1e-6 else 0.0
+    return out
 
 
 def result() -> dict:

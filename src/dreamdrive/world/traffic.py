@@ -705,7 +705,7 @@ def _headings(xy: np.ndarray, initial: float) -> np.ndarray:
     return yaw
 
 
-def _footprints(centers: np.ndarray, yaws: np.ndarray, size: tuple[float, float, float]) -> np.ndarray:
+def footprints(centers: np.ndarray, yaws: np.ndarray, size: tuple[float, float, float]) -> np.ndarray:
     """(T, 4, 2) corners of a track's footprint on each frame."""
     width, length, _ = size
     c, s = np.cos(yaws), np.sin(yaws)
@@ -714,7 +714,7 @@ def _footprints(centers: np.ndarray, yaws: np.ndarray, size: tuple[float, float,
     return centers[:, None, :2] + along + across
 
 
-def _separated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def footprints_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(T,) whether two convex quadrilaterals (T, 4, 2) are apart on each frame (separating axis test)."""
     apart = np.zeros(len(a), dtype=bool)
     for poly in (a, b):
@@ -729,19 +729,19 @@ def _separated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _remove_overlaps(tracks: list[Track], ego: np.ndarray, ego_size: tuple[float, float, float]) -> list[Track]:
     """Drop moving agents (then static ones) until no two footprints overlap on any frame."""
-    shapes = [_footprints(t.centers, t.yaws, t.size) for t in tracks]
-    ego_shape = _footprints(np.column_stack([ego[:, :2], np.zeros(len(ego))]), ego[:, 2], ego_size)
+    shapes = [footprints(t.centers, t.yaws, t.size) for t in tracks]
+    ego_shape = footprints(np.column_stack([ego[:, :2], np.zeros(len(ego))]), ego[:, 2], ego_size)
     alive = [True] * len(tracks)
     for i, shape in enumerate(shapes):  # nothing may touch the ego
         near = np.linalg.norm(tracks[i].centers[:, :2] - ego[:, :2], axis=1) < 20
-        if near.any() and not _separated(shape[near], ego_shape[near]).all():
+        if near.any() and not footprints_apart(shape[near], ego_shape[near]).all():
             alive[i] = False
     for i in range(len(tracks)):
         for j in range(i + 1, len(tracks)):
             if not (alive[i] and alive[j]):
                 continue
             near = np.linalg.norm(tracks[i].centers[:, :2] - tracks[j].centers[:, :2], axis=1) < 20
-            if near.any() and not _separated(shapes[i][near], shapes[j][near]).all():
+            if near.any() and not footprints_apart(shapes[i][near], shapes[j][near]).all():
                 # scenery stays and moving agents yield; between two of a kind the later one goes
                 moving = [bool(np.ptp(tracks[k].centers[:, :2], axis=0).sum() > 0) for k in (i, j)]
                 if moving[0] != moving[1]:

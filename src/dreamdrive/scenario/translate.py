@@ -1,0 +1,409 @@
+"""Text to scenario script, offline: a compositional parser over the scenario vocabulary.
+
+The prompt is split into clauses ("a red truck cuts in from the left, and a
+pedestrian dashes out on a rainy night"); each clause names at most one kind
+of actor (with a count, class, colour, side, distance and speed) and what it
+does, and the whole prompt may set the weather, the time of day, the ego's
+speed and the duration. Every clause must be understood: a word the parser
+cannot place in any clause is reported, never guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from dreamdrive.core.errors import DreamdriveError
+
+WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "several": 3, "some": 2}
+CLASS_WORDS = {
+    "car": "car", "cars": "car", "sedan": "car", "suv": "car", "van": "car", "taxi": "car", "vehicle": "car",
+    "vehicles": "car", "hatchback": "car", "truck": "truck", "trucks": "truck", "lorry": "truck", "pickup": "truck",
+    "bus": "bus", "buses": "bus", "coach": "bus", "trailer": "trailer", "trailers": "trailer",
+    "excavator": "construction_vehicle", "digger": "construction_vehicle", "bulldozer": "construction_vehicle",
+    "motorcycle": "motorcycle", "motorcycles": "motorcycle", "motorbike": "motorcycle", "motorcyclist": "motorcycle",
+    "scooter": "motorcycle", "bicycle": "bicycle", "bike": "bicycle", "bicycles": "bicycle", "cyclist": "bicycle",
+    "cyclists": "bicycle", "biker": "bicycle", "pedestrian": "pedestrian", "pedestrians": "pedestrian",
+    "person": "pedestrian", "people": "pedestrian", "man": "pedestrian", "woman": "pedestrian",
+    "child": "pedestrian", "kid": "pedestrian", "walker": "pedestrian", "jaywalker": "pedestrian",
+}  # fmt: skip
+PHRASE_CLASSES = {
+    "construction vehicle": "construction_vehicle",
+    "delivery van": "car",
+    "box truck": "truck",
+    "work zone": "work_zone",
+    "road works": "work_zone",
+    "roadworks": "work_zone",
+    "construction zone": "work_zone",
+    "construction site": "work_zone",
+    "traffic cones": "work_zone",
+    "cones": "work_zone",
+    "barriers": "work_zone",
+}
+COLORS = ("white", "black", "grey", "gray", "silver", "red", "blue", "green", "yellow", "orange", "brown")
+# Behaviours: (pattern, name), tried in order; the first match in a clause wins.
+BEHAVIOURS = [
+    (r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in front\b|\bmerges? in front\b|\bsqueezes? in\b", "cut_in"),
+    (
+        r"\bdash(es)? out\b|\bdarts? out\b|\bruns? out\b|\bjumps? out\b|\bsuddenly (runs|steps|walks) into\b|\bdash\b",
+        "dash_out",
+    ),
+    (r"\bjaywalk|\bcross(es|ing)?\b|\bwalks? across\b", "cross"),
+    (r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b", "overtake"),
+    (
+        r"\bhard brak|\bbrakes? (hard|suddenly|abruptly|sharply)|\bslams? on the brakes|\bemergency (stop|brak)"
+        r"|\bsudden(ly)? (stop|brak)|\bstops? (suddenly|abruptly)|\bbrakes\b|\bbraking\b",
+        "hard_brake",
+    ),
+    (r"\bchanges? lanes?\b|\bchanging lanes?\b|\blane change\b|\bswitch(es)? lanes?\b", "change_lane"),
+    (
+        r"\bbroken[- ]down\b|\bstalled\b|\bstopped\b|\bstationary\b|\bstanding still\b|\bblocks? (the|our) lane\b",
+        "stopped",
+    ),
+    (r"\bparked\b", "parked"),
+    (r"\boncoming\b|\bopposite direction\b|\bcoming towards?\b|\bapproaching\b|\bhead-?on\b", "oncoming"),
+    (r"\bfollow(s|ing)?\b|\btailgat|\bbehind us\b", "follow"),
+    (r"\baccelerat|\bspeeds? up\b", "accelerate"),
+    (r"\bslows? down\b|\bdecelerat", "slow_down"),
+    (r"\bwalk(s|ing)?\b|\bstroll", "walk"),
+    (r"\bstand(s|ing)?\b|\bwait(s|ing)?\b", "stand"),
+    (r"\bdriv(es|ing)\b|\brid(es|ing)\b|\bin front\b|\bmoving\b|\btravel", "drive"),
+]
+WEATHER_WORDS = {
+    "rain": "rain",
+    "rainy": "rain",
+    "raining": "rain",
+    "wet": "rain",
+    "drizzle": "rain",
+    "storm": "rain",
+    "fog": "fog",
+    "foggy": "fog",
+    "mist": "fog",
+    "misty": "fog",
+    "haze": "fog",
+    "hazy": "fog",
+    "clear": "clear",
+    "sunny": "clear",
+    "dry": "clear",
+}
+TIME_WORDS = {
+    "night": "night",
+    "nighttime": "night",
+    "dark": "night",
+    "midnight": "night",
+    "dusk": "dusk",
+    "sunset": "dusk",
+    "evening": "dusk",
+    "twilight": "dusk",
+    "dawn": "dusk",
+    "day": "day",
+    "daytime": "day",
+    "morning": "day",
+    "noon": "day",
+    "afternoon": "day",
+    "daylight": "day",
+}
+# Words that carry no scenario meaning of their own.
+FILLER = set(
+    """
+a an the and then while when as with of in on at to from into onto by for its it their our we us me my ego i is are
+be being there this that which who just so very quite really suddenly slowly quickly fast slow city street road
+lane lanes scene scenario video clip drive driving car's road's time weather during under heavy light busy through
+ahead front behind side left right meters metres meter metre m km/h kmh mph m/s per hour second seconds s long
+after before about around near close far next other another same abruptly sudden makes make does do lead
+leading between traffic into onto out up down across over our there's here sides way
+""".split()
+)
+
+
+class TranslationError(DreamdriveError):
+    """The prompt could not be turned into a scenario; the message names what could not be placed."""
+
+
+@dataclass
+class Clause:
+    """One actor group and what it does."""
+
+    kind: str  # a vehicle class, "pedestrian" or "work_zone"
+    count: int = 1
+    behaviour: str = "drive"
+    color: str | None = None
+    side: str | None = None  # left or right
+    ahead: float | None = None
+    speed: float | None = None  # m/s
+    words: list[str] = field(default_factory=list)
+    then: list[str] = field(default_factory=list)  # behaviours that follow ("... and then brakes hard")
+
+
+def _speed(text: str) -> tuple[float | None, str]:
+    """The first speed in `text` in m/s, and the text without it."""
+    match = re.search(r"(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph|m/s)", text)
+    if not match:
+        return None, text
+    value, unit = float(match.group(1)), match.group(2)
+    factor = {"km/h": 1 / 3.6, "kmh": 1 / 3.6, "kph": 1 / 3.6, "mph": 0.44704, "m/s": 1.0}[unit]
+    return value * factor, text[: match.start()] + text[match.end() :]
+
+
+def _distance(text: str) -> tuple[float | None, str]:
+    match = re.search(r"(\d+(?:\.\d+)?)\s*(m|meters?|metres?)\b(\s+(ahead|in front|behind|back))?", text)
+    if not match:
+        return None, text
+    value = float(match.group(1))
+    if match.group(4) in ("behind", "back"):
+        value = -value
+    return value, text[: match.start()] + text[match.end() :]
+
+
+def split_clauses(prompt: str) -> list[str]:
+    text = prompt.lower().strip()
+    text = re.sub(r"[!?;]", ".", text)
+    parts = re.split(r"\.\s*|,\s*(?:and\s+|then\s+|while\s+)?|\s+(?:and then|then|while|and|as|when)\s+", text)
+    return [p.strip(" ,.") for p in parts if p and p.strip(" ,.")]
+
+
+def parse(prompt: str) -> tuple[list[Clause], dict]:
+    """Clauses and scene settings (weather, time_of_day, ego_speed, duration) of a prompt."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise TranslationError("the prompt is empty; describe the scenario, e.g. 'a truck cuts in on a rainy night'.")
+    if len(prompt) > 2000:
+        raise TranslationError("the prompt is longer than 2000 characters; describe one scenario at a time.")
+    settings: dict = {}
+    clauses: list[Clause] = []
+    unplaced: list[str] = []
+    for part in split_clauses(prompt):
+        ego_clause = re.search(r"\b(we|ego|i|our car|the ego car)\b.*\b(driv|going|travel|at)\b", part)
+        speed, rest = _speed(part)
+        distance, rest = _distance(rest)
+        for word, value in WEATHER_WORDS.items():
+            if re.search(rf"\b{word}\b", rest):
+                settings["weather"] = value
+                rest = re.sub(rf"\b{word}\b", " ", rest)
+        for word, value in TIME_WORDS.items():
+            if re.search(rf"\b{word}\b", rest):
+                settings["time_of_day"] = value
+                rest = re.sub(rf"\b{word}\b", " ", rest)
+        duration = re.search(r"(\d+)\s*(s|sec|seconds)\b", rest)
+        if duration and "long" in rest or duration and "for" in rest:
+            settings["duration"] = float(duration.group(1))
+            rest = rest[: duration.start()] + rest[duration.end() :]
+        kind = None
+        for phrase, value in PHRASE_CLASSES.items():
+            if phrase in rest:
+                kind = kind or value
+                rest = rest.replace(phrase, " ")
+        words = re.findall(r"[a-z\-']+|\d+", rest)
+        count = 1
+        color = None
+        for word in words:
+            if kind is None and word in CLASS_WORDS:
+                kind = CLASS_WORDS[word]
+            if word in COLORS:
+                color = "grey" if word == "gray" else word
+            if word in WORD_NUMBERS and word not in ("a", "an"):
+                count = WORD_NUMBERS[word]
+            if word.isdigit() and int(word) <= 5:
+                count = int(word)
+        behaviour = next((name for pattern, name in BEHAVIOURS if re.search(pattern, rest)), None)
+        if ego_clause and kind is None:
+            if speed is not None:
+                settings["ego_speed"] = speed
+            continue
+        if kind is None and behaviour is None and clauses and (distance is not None or speed is not None):
+            # "..., 30 m ahead" or "..., at 50 km/h": more about the previous actor
+            clauses[-1].ahead = distance if distance is not None else clauses[-1].ahead
+            clauses[-1].speed = speed if speed is not None else clauses[-1].speed
+            unplaced += [w for w in words if w not in FILLER and w not in WORD_NUMBERS and not w.isdigit()]
+            continue
+        if (
+            kind is None
+            and clauses
+            and not ego_clause
+            and behaviour in ("hard_brake", "stopped", "change_lane", "slow_down", "accelerate")
+        ):
+            clauses[-1].then.append(behaviour)  # "and then brakes hard": the same actor goes on
+            continue
+        if kind is None:
+            if behaviour is None:
+                leftovers = [w for w in words if w not in FILLER and w not in WORD_NUMBERS and not w.isdigit()]
+                unplaced += leftovers
+                continue
+            kind = "pedestrian" if behaviour in ("dash_out", "cross", "walk", "stand") else "car"
+        side = "left" if re.search(r"\bleft\b", rest) else ("right" if re.search(r"\bright\b", rest) else None)
+        if distance is None and re.search(r"\bbehind\b", rest) and behaviour != "dash_out":
+            distance = -15.0
+        clause = Clause(
+            kind,
+            count,
+            behaviour or ("stand" if kind == "pedestrian" else "drive"),
+            color,
+            side,
+            distance,
+            speed,
+            words,
+        )
+        known = set(CLASS_WORDS) | set(COLORS) | set(WORD_NUMBERS) | FILLER | set(WEATHER_WORDS) | set(TIME_WORDS)
+        leftovers = [w for w in words if w not in known and not w.isdigit() and w not in _behaviour_words(rest)]
+        unplaced += leftovers
+        clauses.append(clause)
+    if unplaced:
+        raise TranslationError(
+            f"could not place {', '.join(repr(w) for w in dict.fromkeys(unplaced))} in the scenario vocabulary "
+            "(actors: cars, trucks, buses, trailers, construction vehicles, motorcycles, cyclists, pedestrians, "
+            "work zones; behaviours: cut in, change lanes, overtake, brake, stop, oncoming, follow, cross, dash "
+            "out; weather and time of day)."
+        )
+    if not clauses and not settings:
+        raise TranslationError(f"nothing in {prompt!r} describes actors, behaviours, weather or time of day.")
+    return clauses, settings
+
+
+def _behaviour_words(clause: str) -> set[str]:
+    """The whole words that behaviour phrases in the clause touch ("overtak" covers "overtakes")."""
+    covered: set[str] = set()
+    for pattern, _ in BEHAVIOURS:
+        for match in re.finditer(pattern, clause):
+            start, end = match.span()
+            while start > 0 and clause[start - 1].isalpha():
+                start -= 1
+            while end < len(clause) and (clause[end].isalpha() or clause[end] in "-'"):
+                end += 1
+            covered.update(re.findall(r"[a-z\-']+", clause[start:end]))
+    return covered
+
+
+def to_script(clauses: list[Clause], settings: dict) -> str:
+    """The scenario script for parsed clauses (deterministic: same clauses, same text)."""
+    lines = [f"ego(speed={settings.get('ego_speed', 10.0):.2f})"]
+    if "duration" in settings:
+        lines.append(f"set_duration({settings['duration']:.1f})")
+    for n, clause in enumerate(clauses):
+        for k in range(clause.count):
+            name = f"{clause.kind.split('_')[0]}{n + 1}_{k + 1}"
+            lines += _actor_lines(clause, name, k, settings.get("ego_speed", 10.0))
+            for step, follow_up in enumerate(clause.then):
+                at = 4.0 + 2.0 * step + k
+                lines.append(FOLLOW_UPS[follow_up].format(name=name, at=at))
+    if "weather" in settings:
+        lines.append(f"set_weather({settings['weather']!r})")
+    if "time_of_day" in settings:
+        lines.append(f"set_time_of_day({settings['time_of_day']!r})")
+    lines.append("save()")
+    return "\n".join(lines) + "\n"
+
+
+def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[str]:
+    spacing = 12.0 * k
+    color = f", color={clause.color!r}" if clause.color and clause.kind not in ("pedestrian", "bicycle") else ""
+    speed = clause.speed
+    b = clause.behaviour
+    if clause.kind == "work_zone":
+        return [f"{name} = work_zone(ahead={(clause.ahead or 45.0) + spacing:.1f}, lane={clause.side or 'right'!r})"]
+    if clause.kind == "pedestrian":
+        side = clause.side or "right"
+        ahead = (clause.ahead or 30.0) + spacing * 0.3
+        if b == "dash_out" and clause.ahead is None:
+            # timed so the person reaches the ego's lane about 14 m ahead of it (the dash takes about 2 s)
+            ahead = ego_speed * (1.0 + k + 2.0) + 14.0
+        if b == "dash_out":
+            return [
+                f"cover{name} = parked_vehicle('car', side={side!r}, ahead={ahead - 3:.1f})",
+                f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})",
+                f"{name}.dash_out(at={1.0 + k:.1f})",
+            ]
+        if b == "cross":
+            return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})", f"{name}.cross(at={0.5 + k:.1f})"]
+        if b == "walk":
+            return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f}, speed=1.4)"]
+        return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})"]
+    if clause.kind == "bicycle" or (clause.kind == "motorcycle" and b in ("drive", None) and clause.side != "left"):
+        motor = clause.kind == "motorcycle"
+        default = 12.0 if motor else 5.0
+        return [
+            f"{name} = cyclist(ahead={(clause.ahead or 15.0) + spacing:.1f}, speed={speed or default:.2f}, "
+            f"motor={motor})"
+        ]
+    kind = clause.kind
+    if b == "cut_in":
+        side = clause.side or "left"
+        return [
+            f"{name} = vehicle({kind!r}, lane={side!r}, ahead={(clause.ahead or 6.0) + spacing:.1f}, "
+            f"speed={speed or 12.0:.2f}{color})",
+            f"{name}.cut_in(at={1.0 + 2 * k:.1f})",
+        ]
+    if b == "overtake":
+        return [
+            f"{name} = vehicle({kind!r}, lane='ego', ahead={(clause.ahead or -15.0) - spacing:.1f}, "
+            f"speed={speed or 13.0:.2f}{color})",
+            f"{name}.overtake(at={0.5 + 2 * k:.1f})",
+        ]
+    if b == "hard_brake":
+        return [
+            f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, ahead={(clause.ahead or 25.0) + spacing:.1f}"
+            f"{_speed_arg(speed)}{color})",
+            f"{name}.hard_brake(at={2.0 + k:.1f})",
+        ]
+    if b == "change_lane":
+        side = clause.side or "left"
+        start = "ego" if side == "left" else "ego"
+        return [
+            f"{name} = vehicle({kind!r}, lane={start!r}, ahead={(clause.ahead or 25.0) + spacing:.1f}"
+            f"{_speed_arg(speed)}{color})",
+            f"{name}.change_lane({side!r}, at={1.5 + k:.1f})",
+        ]
+    if b in ("stopped", "parked"):
+        if b == "parked":
+            return [
+                f"{name} = parked_vehicle({kind!r}, side={clause.side or 'right'!r}, "
+                f"ahead={(clause.ahead or 30.0) + spacing:.1f})"
+            ]
+        return [
+            f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, ahead={(clause.ahead or 45.0) + spacing:.1f}, "
+            f"speed=0{color})"
+        ]
+    if b == "oncoming":
+        return [
+            f"{name} = vehicle({kind!r}, lane='oncoming', ahead={(clause.ahead or 70.0) + spacing:.1f}, "
+            f"speed={speed or 10.0:.2f}{color})"
+        ]
+    if b == "follow":
+        return [
+            f"{name} = vehicle({kind!r}, lane='ego', ahead={(clause.ahead or -14.0) - spacing:.1f}"
+            f"{_speed_arg(speed)}{color})"
+        ]
+    if b == "accelerate":
+        return [
+            f"{name} = vehicle({kind!r}, lane={clause.side or 'left'!r}, ahead={(clause.ahead or 10.0) + spacing:.1f}"
+            f"{_speed_arg(speed)}{color})",
+            f"{name}.accelerate(to={min(30.0, (speed or 10.0) + 8):.2f}, at=1.0)",
+        ]
+    if b == "slow_down":
+        return [
+            f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, ahead={(clause.ahead or 25.0) + spacing:.1f}"
+            f"{_speed_arg(speed)}{color})",
+            f"{name}.brake(to=3.0, at=1.5)",
+        ]
+    lane = clause.side or "left"
+    return [
+        f"{name} = vehicle({kind!r}, lane={lane!r}, ahead={(clause.ahead or 20.0) + spacing:.1f}"
+        f"{_speed_arg(speed)}{color})"
+    ]
+
+
+FOLLOW_UPS = {
+    "hard_brake": "{name}.hard_brake(at={at:.1f})",
+    "stopped": "{name}.stop(at={at:.1f})",
+    "slow_down": "{name}.brake(to=3.0, at={at:.1f})",
+    "accelerate": "{name}.accelerate(to=20.0, at={at:.1f})",
+    "change_lane": "{name}.change_lane('left', at={at:.1f})",
+}
+
+
+def _speed_arg(speed: float | None) -> str:
+    return "" if speed is None else f", speed={speed:.2f}"
+
+
+def translate_offline(prompt: str) -> str:
+    """The scenario script for `prompt`, or TranslationError naming what could not be placed."""
+    clauses, settings = parse(prompt)
+    return to_script(clauses, settings)
