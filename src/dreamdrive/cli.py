@@ -118,7 +118,7 @@ def demo(
     seconds: float = typer.Option(6.0, min=0.5, help="length of each scene"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
-    """Build a small procedural town dataset (day, then night in the rain) when none exists, and its pictures."""
+    """Build a small procedural town dataset (day, then night in the rain) and its pictures; run one prompt."""
     from dreamdrive.nusc.reader import NuscDataset
     from dreamdrive.world.builder import WorldConfig, build_world
     from dreamdrive.world.plots import plot_town
@@ -135,6 +135,14 @@ def demo(
     for name in dataset.scene_names:
         for path in write_scene_pictures(dataroot, name, out / "pictures", None, None, gif=False):
             console.print(f"wrote {path}")
+    # a text prompt, end to end
+    from dreamdrive.scenario.scene import from_prompt, write_outputs
+
+    prompt = "A red truck cuts in from the left on a rainy night, and a pedestrian dashes out"
+    result, _ = from_prompt(prompt, seed=seed)
+    console.print(f"[bold]scenario:[/bold] {prompt!r} -> {result.description()}")
+    write_outputs(result, out / "scenario")
+    console.print(f"wrote {out / 'scenario'} (scenario.json, script.py, bev.png, trajectory_map.png, dataset/, MP4)")
 
 
 @app.command()

@@ -117,6 +117,7 @@ class _Scene:
         self.weather = "clear"
         self.time_of_day = "day"
         self.ego: Actor | None = None
+        self.ego_reactive = True
         self.actors: list[Actor] = []
         self.saved: dict | None = None
 
@@ -326,12 +327,17 @@ def _add(actor: Actor) -> Actor:
 # -- the functions scripts call -------------------------------------------------------------
 
 
-def ego(speed: float = 10.0) -> Actor:
-    """The ego car, in its lane at the origin, at `speed` m/s; its manoeuvres are an Actor's."""
+def ego(speed: float = 10.0, reactive: bool = True) -> Actor:
+    """The ego car, in its lane at the origin, at `speed` m/s; its manoeuvres are an Actor's.
+
+    A reactive ego (the default) brakes for whatever is in its path; `reactive=False` drives
+    the script regardless (for prompts that ask for a crash).
+    """
     if _scene.ego is not None:
         raise ScenarioError("ego() was called twice; a scene has one ego car.")
     _scene.ego = Actor("car", 0.0, 0, _number(speed, "ego speed", 0, TOP_SPEED["car"]))
     _scene.ego.actor_id = "ego"
+    _scene.ego_reactive = bool(reactive)
     return _scene.ego
 
 
@@ -429,7 +435,8 @@ def save() -> None:
     _scene.saved = {
         "duration": _scene.duration, "hz": HZ, "frames": frames, "weather": _scene.weather,
         "time_of_day": _scene.time_of_day, "lane_width": LANE_WIDTH,
-        "ego": _reactive_ego(_scene.ego.trajectory(frames), trajectories),
+        "ego": _reactive_ego(_scene.ego.trajectory(frames), trajectories) if _scene.ego_reactive
+        else _scene.ego.trajectory(frames),
         "actors": actors,
     }  # fmt: skip
 

@@ -203,7 +203,13 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
         a, b = first.split(" overlap")[0].split(" and ")
         mover = b if a == "ego" else a  # the ego never moves; of two actors, the first named yields
         actor = next(x for x in scenario.data["actors"] if x["id"] == mover)
-        if actor.get("shifted", 0) >= 30 or actor["class"] in ("traffic_cone", "barrier"):
+        ego_speed = scenario.data["ego"][0][3]
+        behind = actor["trajectory"][0][0] < scenario.data["ego"][0][0]
+        if a == "ego" and behind and max(p[3] for p in actor["trajectory"]) > ego_speed and not actor.get("slowed"):
+            _cap_speed(actor, ego_speed, 1.0 / scenario.data["hz"])
+            actor["slowed"] = True
+            report.append(f"lowered {mover}'s speed to the ego's {ego_speed:.1f} m/s: {first}")
+        elif actor.get("shifted", 0) >= 30 or actor["class"] in ("traffic_cone", "barrier"):
             scenario.data["actors"] = [x for x in scenario.data["actors"] if x["id"] != mover]
             report.append(f"removed {mover}: it overlapped {a if mover == b else b} wherever it was placed")
         else:
@@ -215,6 +221,17 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
         problems = check(scenario.data, town)
     scenario.report = report + problems
     return scenario
+
+
+def _cap_speed(actor: dict, limit: float, dt: float) -> None:
+    """Lower an actor's speed to at most `limit` along its path (its lateral motion is kept)."""
+    trajectory = actor["trajectory"]
+    x = trajectory[0][0]
+    direction = 1.0 if abs(trajectory[0][2]) < np.pi / 2 else -1.0
+    for point in trajectory:
+        point[0] = round(x, 6)
+        point[3] = round(min(point[3], limit), 6)
+        x += direction * point[3] * dt
 
 
 # -- outputs ----------------------------------------------------------------------------------------

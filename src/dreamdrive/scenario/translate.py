@@ -171,7 +171,11 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
     settings: dict = {}
     clauses: list[Clause] = []
     unplaced: list[str] = []
+    crash = r"\b(crash(es|ing)?|collid(e|es|ing)|collision|hits?|rear-?ends?|smash(es)? into)\b"
+    if re.search(crash, prompt.lower()):
+        settings["crash"] = True  # the ego drives on regardless, so the crash asked for happens
     for part in split_clauses(prompt):
+        part = re.sub(crash, " ", part)
         ego_clause = re.search(r"\b(we|ego|i|our car|the ego car)\b.*\b(driv|going|travel|at)\b", part)
         speed, rest = _speed(part)
         distance, rest = _distance(rest)
@@ -229,7 +233,8 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
                 unplaced += leftovers
                 continue
             kind = "pedestrian" if behaviour in ("dash_out", "cross", "walk", "stand") else "car"
-        side = "left" if re.search(r"\bleft\b", rest) else ("right" if re.search(r"\bright\b", rest) else None)
+        sided = re.sub(r"\bright (in front|ahead|behind|next|there|away)\b", " ", rest)  # "right" as in "just"
+        side = "left" if re.search(r"\bleft\b", sided) else ("right" if re.search(r"\bright\b", sided) else None)
         if distance is None and re.search(r"\bbehind\b", rest) and behaviour != "dash_out":
             distance = -15.0
         clause = Clause(
@@ -274,7 +279,8 @@ def _behaviour_words(clause: str) -> set[str]:
 
 def to_script(clauses: list[Clause], settings: dict) -> str:
     """The scenario script for parsed clauses (deterministic: same clauses, same text)."""
-    lines = [f"ego(speed={settings.get('ego_speed', 10.0):.2f})"]
+    reactive = ", reactive=False" if settings.get("crash") else ""
+    lines = [f"ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
     if "duration" in settings:
         lines.append(f"set_duration({settings['duration']:.1f})")
     for n, clause in enumerate(clauses):
