@@ -43,21 +43,28 @@ PHRASE_CLASSES = {
 COLORS = ("white", "black", "grey", "gray", "silver", "red", "blue", "green", "yellow", "orange", "brown")
 # Behaviours: (pattern, name), tried in order; the first match in a clause wins.
 BEHAVIOURS = [
-    (r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in front\b|\bmerges? in front\b|\bsqueezes? in\b", "cut_in"),
     (
-        r"\bdash(es)? out\b|\bdarts? out\b|\bruns? out\b|\bjumps? out\b|\bsuddenly (runs|steps|walks) into\b|\bdash\b",
+        r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in\b|\bmerges? in\b|\bsqueezes? in\b|\bslices? in"
+        r"|\bveers? in|\bpulls? in (front|ahead)\b",
+        "cut_in",
+    ),
+    (
+        r"\bdash(es)? out\b|\bdarts? out\b|\bruns? out\b|\bjumps? out\b|\bsuddenly (runs|steps|walks) into\b|\bdash\b"
+        r"|\bbolts?\b",
         "dash_out",
     ),
     (r"\bjaywalk|\bcross(es|ing)?\b|\bwalks? across\b", "cross"),
-    (r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b", "overtake"),
+    (r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b|\b(zips?|speeds?|races?) past\b", "overtake"),
     (
         r"\bhard brak|\bbrakes? (hard|suddenly|abruptly|sharply)|\bslams? on the brakes|\bemergency (stop|brak)"
-        r"|\bsudden(ly)? (stop|brak)|\bstops? (suddenly|abruptly)|\bbrakes\b|\bbraking\b",
+        r"|\bsudden(ly)? (stop|brak)|\bstops? (suddenly|abruptly)|\bbrakes\b|\bbraking\b|\bscreech"
+        r"|\b(to a|comes to a) (halt|stop)\b|\bhalts?\b",
         "hard_brake",
     ),
     (r"\bchanges? lanes?\b|\bchanging lanes?\b|\blane change\b|\bswitch(es)? lanes?\b", "change_lane"),
     (
-        r"\bbroken[- ]down\b|\bstalled\b|\bstopped\b|\bstationary\b|\bstanding still\b|\bblocks? (the|our) lane\b",
+        r"\bbroken[- ]down\b|\bstalled\b|\bstopped\b|\bstops?\b|\bstationary\b|\bstanding still\b"
+        r"|\bblocks? (the|our) lane\b",
         "stopped",
     ),
     (r"\bparked\b", "parked"),
@@ -111,7 +118,8 @@ be being there this that which who just so very quite really suddenly slowly qui
 lane lanes scene scenario video clip drive driving car's road's time weather during under heavy light busy through
 ahead front behind side left right meters metres meter metre m km/h kmh mph m/s per hour second seconds s long
 after before about around near close far next other another same abruptly sudden makes make does do lead
-leading between traffic into onto out up down across over our there's here sides way
+leading between traffic into onto out up down across over our there's here sides way sidewalk sidewalks
+pavement curb kerb roadside shoulder edge
 """.split()
 )
 
@@ -187,9 +195,11 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             if re.search(rf"\b{word}\b", rest):
                 settings["time_of_day"] = value
                 rest = re.sub(rf"\b{word}\b", " ", rest)
-        duration = re.search(r"(\d+)\s*(s|sec|seconds)\b", rest)
-        if duration and "long" in rest or duration and "for" in rest:
-            settings["duration"] = float(duration.group(1))
+        duration = re.search(
+            r"\bfor (\d+)\s*(s|sec|secs|seconds)\b|\b(\d+)[- ](s|sec|second)[- ](long|clip|scenario)\b", rest
+        )
+        if duration:
+            settings["duration"] = float(duration.group(1) or duration.group(3))
             rest = rest[: duration.start()] + rest[duration.end() :]
         kind = None
         for phrase, value in PHRASE_CLASSES.items():
@@ -320,8 +330,8 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
         if b == "cross":
             return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})", f"{name}.cross(at={0.5 + k:.1f})"]
         if b == "walk":
-            return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f}, speed=1.4)"]
-        return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})"]
+            return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})", f"{name}.walk(speed=1.4)"]
+        return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})", f"{name}.stand()"]
     if clause.kind == "bicycle" or (clause.kind == "motorcycle" and b in ("drive", None) and clause.side != "left"):
         motor = clause.kind == "motorcycle"
         default = 12.0 if motor else 5.0
@@ -392,7 +402,8 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
     lane = clause.side or "left"
     return [
         f"{name} = vehicle({kind!r}, lane={lane!r}, ahead={(clause.ahead or 20.0) + spacing:.1f}"
-        f"{_speed_arg(speed)}{color})"
+        f"{_speed_arg(speed)}{color})",
+        f"{name}.keep_speed()",
     ]
 
 
@@ -409,7 +420,77 @@ def _speed_arg(speed: float | None) -> str:
     return "" if speed is None else f", speed={speed:.2f}"
 
 
-def translate_offline(prompt: str) -> str:
-    """The scenario script for `prompt`, or TranslationError naming what could not be placed."""
-    clauses, settings = parse(prompt)
+def translate_offline(prompt: str, retrieve: bool = True) -> str:
+    """The scenario script for `prompt`, or TranslationError naming what could not be placed.
+
+    When the parser cannot place a word, the nearest curated pair (all-MiniLM-L6-v2
+    retrieval) answers instead if it is close enough; its weather and time of day are
+    replaced by the prompt's own when the prompt names them.
+    """
+    try:
+        clauses, settings = parse(prompt)
+    except TranslationError as error:
+        if not retrieve or "could not place" not in str(error):
+            raise
+        from dreamdrive.scenario.retrieval import THRESHOLD, nearest
+
+        # the words the parser did recognise must agree with the pair it retrieves
+        needed = _recognised_markers(prompt)
+        candidates = [c for c in nearest(prompt) if all(any(m in c[1] for m in group) for group in needed)]
+        if not candidates or candidates[0][2] < THRESHOLD:
+            best = candidates[0] if candidates else nearest(prompt, 1)[0]
+            raise TranslationError(
+                f"{error} The nearest known scenario, {best[0]!r}, is too far off "
+                f"(similarity {best[2]:.2f} < {THRESHOLD}, or it disagrees with the prompt)."
+            ) from error
+        return _with_settings(candidates[0][1], prompt)
     return to_script(clauses, settings)
+
+
+# What a script must contain for each behaviour the parser recognises (any one of the markers).
+BEHAVIOUR_MARKERS = {
+    "cut_in": (".cut_in(",),
+    "hard_brake": (".hard_brake(", ".stop("),
+    "stopped": ("speed=0", ".stop(", ".hard_brake("),
+    "overtake": (".overtake(",),
+    "change_lane": (".change_lane(",),
+    "cross": (".cross(", ".dash_out("),
+    "dash_out": (".dash_out(",),
+    "oncoming": ("lane='oncoming'",),
+    "parked": ("parked_vehicle(",),
+    "accelerate": (".accelerate(",),
+    "slow_down": (".brake(",),
+}
+
+
+def _recognised_markers(prompt: str) -> list[tuple[str, ...]]:
+    """Marker groups for the classes and behaviours the parser recognises anywhere in `prompt`."""
+    text = prompt.lower()
+    groups: list[tuple[str, ...]] = []
+    for word, kind in CLASS_WORDS.items():
+        if re.search(rf"\b{word}\b", text):
+            groups.append(
+                (f"vehicle('{kind}'", f"parked_vehicle('{kind}'", f"{kind}(")
+                if kind != "pedestrian"
+                else ("pedestrian(",)
+            )
+    for pattern, name in BEHAVIOURS:
+        if name in BEHAVIOUR_MARKERS and re.search(pattern, text):
+            groups.append(BEHAVIOUR_MARKERS[name])
+    return list(dict.fromkeys(groups))
+
+
+def _with_settings(script: str, prompt: str) -> str:
+    """`script` with the weather and time of day that `prompt` names, if it names any."""
+    text = prompt.lower()
+    weather = next((value for word, value in WEATHER_WORDS.items() if re.search(rf"\b{word}\b", text)), None)
+    time_of_day = next((value for word, value in TIME_WORDS.items() if re.search(rf"\b{word}\b", text)), None)
+    lines = [
+        line
+        for line in script.strip().splitlines()
+        if not (weather and line.startswith("set_weather(")) and not (time_of_day and line.startswith("set_time"))
+    ]
+    extra = ([f"set_weather({weather!r})"] if weather else []) + (
+        [f"set_time_of_day({time_of_day!r})"] if time_of_day else []
+    )
+    return "\n".join(lines[:-1] + extra + lines[-1:]) + "\n"
