@@ -1,8 +1,10 @@
-"""The scenario sandbox's overhead per script, against running the same script in-process.
+"""The offline translator's prompts/s, and the scenario sandbox's overhead per script.
 
     python benchmarks/bench_scenario.py [--runs 20]
 
-Prints the time of the static check alone, of a sandboxed run (check, fresh
+Prints prompts/s of the offline translator on the 64 test prompts (parser
+only) and on paraphrases that need retrieval (after the index is built), the
+time of the sandbox's static check, of a sandboxed run (check, fresh
 interpreter with limits, library import, script, JSON back) and of the same
 script executed directly in this process (the baseline).
 """
@@ -15,7 +17,19 @@ import platform
 import time
 
 from dreamdrive.scenario import library
+from dreamdrive.scenario.retrieval import nearest
 from dreamdrive.scenario.sandbox import check_script, run_script
+from dreamdrive.scenario.translate import translate_offline
+
+PARAPHRASES = [
+    "a hatchback veers into our lane at night",
+    "the lorry in front screeches to a stop",
+    "a boy bolts onto the road",
+    "a scooter slices into our lane in drizzle",
+    "a coach heading our way",
+    "a group of people walks over the road",
+    "a lorry is riding on our tail",
+]
 
 SCRIPT = """
 ego(speed=10)
@@ -37,6 +51,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     functions, methods = set(library.FUNCTIONS), set(library.METHODS)
+    from tests.scenario.prompts import PROMPTS
+
+    start = time.perf_counter()
+    for _ in range(args.runs):
+        for prompt, _ in PROMPTS:
+            translate_offline(prompt)
+    parser_rate = args.runs * len(PROMPTS) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    nearest("warm-up")  # loads the model and embeds the curated prompts
+    index_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for prompt in PARAPHRASES:
+        translate_offline(prompt)
+    retrieval_rate = len(PARAPHRASES) / (time.perf_counter() - start)
 
     start = time.perf_counter()
     for _ in range(args.runs * 50):
@@ -58,6 +86,8 @@ def main() -> None:
     direct_ms = (time.perf_counter() - start) / args.runs * 1000
 
     print(f"machine: {platform.machine()} cpus={os.cpu_count()} python {platform.python_version()}")
+    print(f"offline translator, parser:  {parser_rate:8.1f} prompts/s ({len(PROMPTS)} test prompts)")
+    print(f"offline translator, retrieval: {retrieval_rate:6.1f} prompts/s (index built once in {index_s:.1f} s)")
     print(f"static check:                {check_ms:8.3f} ms per script")
     print(f"sandboxed run:               {sandbox_ms:8.1f} ms per script")
     print(f"in-process run [baseline]:   {direct_ms:8.1f} ms per script")
