@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -145,8 +146,24 @@ def demo(
     console.print(f"wrote {out / 'scenario'} (scenario.json, script.py, bev.png, trajectory_map.png, dataset/, MP4)")
 
 
-@app.command()
-def scenario(
+class _PromptGroup(typer.core.TyperGroup):
+    """A command group whose first argument, when it is no sub-command, is a prompt for `make`."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["make", *args]
+        return super().resolve_command(ctx, args)
+
+
+scenario_app = typer.Typer(
+    cls=_PromptGroup, no_args_is_help=True,
+    help='Text to scenario: `dreamdrive scenario "PROMPT" --out DIR`, and the curated pairs and fine-tuning.',
+)  # fmt: skip
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("make")
+def scenario_make(
     prompt: str = typer.Argument(..., help='what should happen, e.g. "a truck cuts in on a rainy night"'),
     out: Path = typer.Option(..., help="output folder"),
     translator: str = typer.Option("offline", help="text-to-script translator: offline"),
@@ -165,6 +182,32 @@ def scenario(
     for name in ("scenario.json", "script.py", "bev.png", "trajectory_map.png", "dataset", "scenario.mp4"):
         if (out / name).exists():
             console.print(f"wrote {out / name}")
+
+
+@scenario_app.command("pairs")
+def scenario_pairs(out: Path = typer.Option(..., help="JSONL file to write")) -> None:
+    """Export the curated Text-to-Script pairs as chat-format JSONL."""
+    from dreamdrive.scenario.curated import curated_pairs, export_jsonl
+
+    console.print(f"wrote {export_jsonl(out)} ({len(curated_pairs())} pairs)")
+
+
+@scenario_app.command("finetune")
+def scenario_finetune(
+    model: Path = typer.Option(..., help="local Hugging Face causal LM folder (no download)"),
+    out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
+    steps: int = typer.Option(200, min=1, help="optimizer steps"),
+    batch_size: int = typer.Option(4, min=1),
+    learning_rate: float = typer.Option(2e-4),
+    rank: int = typer.Option(8, min=1, help="LoRA rank"),
+    seed: int = typer.Option(0),
+) -> None:
+    """LoRA-fine-tune a local language model on the curated Text-to-Script pairs."""
+    from dreamdrive.scenario.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, rank=rank, seed=seed)
+    run = finetune(model, out, config, progress=lambda items: track(items, description="fine-tuning", console=console))
+    console.print(f"adapter in {run / 'checkpoint' / 'adapter'}")
 
 
 world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")
@@ -289,7 +332,7 @@ def main() -> None:
     try:
         app()
     except DreamdriveError as error:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
         sys.exit(2)
 
 

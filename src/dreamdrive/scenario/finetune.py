@@ -1,0 +1,166 @@
+"""LoRA fine-tuning of a local causal language model on the curated Text-to-Script pairs.
+
+    dreamdrive scenario finetune --model LOCAL_HF_FOLDER --out DIR [--steps 200]
+
+The model and tokenizer load from a local folder only (no hub). Each example is
+the chat (system, user prompt, assistant script) rendered with the tokenizer's
+chat template when it has one, else as plain "System:/User:/Assistant:" text;
+the loss covers the assistant's script only. The run folder holds the resolved
+config, the LoRA adapter (peft's `adapter_config.json` + safetensors), the
+optimizer state and the step, written atomically every `save_every` steps, so
+a killed run resumes where it stopped; rerunning a finished run is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dreamdrive.core.errors import DreamdriveError
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """LoRA run settings: rank and alpha, optimisation, and how often to checkpoint."""
+
+    steps: int = 200
+    batch_size: int = 4
+    learning_rate: float = 2e-4
+    rank: int = 8
+    alpha: int = 16
+    max_length: int = 384
+    save_every: int = 50
+    seed: int = 0
+
+
+def _render(tokenizer, messages: list[dict]) -> tuple[str, str]:
+    """(prompt text up to the assistant's turn, full text) for one chat."""
+    if getattr(tokenizer, "chat_template", None):
+        prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(messages, tokenize=False)
+        return prompt, full
+    prompt = f"System: {messages[0]['content']}\nUser: {messages[1]['content']}\nAssistant: "
+    return prompt, prompt + messages[2]["content"] + (tokenizer.eos_token or "")
+
+
+def _examples(tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels with the prompt masked to -100) for every curated pair."""
+    from dreamdrive.scenario.curated import SYSTEM_PROMPT, curated_pairs
+
+    out = []
+    for prompt, script in curated_pairs():
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": script},
+        ]
+        head, full = _render(tokenizer, messages)
+        head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"][:max_length]
+        labels = [-100] * min(len(head_ids), len(ids)) + ids[len(head_ids) :]
+        out.append((ids, labels[: len(ids)]))
+    return out
+
+
+def _lora_targets(model) -> list[str]:
+    """The attention projections to adapt, whatever the architecture calls them."""
+    import torch
+
+    names = {name.split(".")[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    for candidates in (["q_proj", "v_proj"], ["query", "value"], ["c_attn"], ["qkv_proj"], ["Wqkv"]):
+        if all(c in names for c in candidates):
+            return candidates
+    linear = sorted(names - {"lm_head"})
+    if not linear:
+        raise DreamdriveError("the model has no linear layers to adapt with LoRA.")
+    return linear
+
+
+def _save(out: Path, model, optimizer, step: int, losses: list[float]) -> None:
+    """Write the adapter, optimizer and step into a fresh folder, then swap it in (atomic for readers)."""
+    import torch
+
+    staging = out / ".checkpoint-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging / "adapter")
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    (staging / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
+    final = out / "checkpoint"
+    old = out / ".checkpoint-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def finetune(
+    model_dir: str | Path, out: str | Path, config: FinetuneConfig = FinetuneConfig(), progress: Callable | None = None
+) -> Path:
+    """Fine-tune a LoRA adapter on the curated pairs; returns the run folder (adapter in `checkpoint/adapter`)."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir, out = Path(model_dir), Path(out)
+    if not (model_dir / "config.json").is_file():
+        raise DreamdriveError(f"{model_dir} is not a local Hugging Face model folder (no config.json).")
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.json"
+    resolved = {"model": str(model_dir.resolve()), **asdict(config)}
+    if config_path.exists() and json.loads(config_path.read_text()) != resolved:
+        raise DreamdriveError(f"{out} holds a run with another configuration; choose another --out.")
+    config_path.write_text(json.dumps(resolved, indent=1))
+
+    torch.manual_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    base = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    checkpoint = out / "checkpoint"
+    step, losses = 0, []
+    if (checkpoint / "state.json").is_file():
+        state = json.loads((checkpoint / "state.json").read_text())
+        step, losses = state["step"], state["losses"]
+        model = PeftModel.from_pretrained(base, checkpoint / "adapter", is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=0.0,
+            target_modules=_lora_targets(base),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(base, lora)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    if (checkpoint / "optimizer.pt").is_file():
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
+    if step >= config.steps:
+        return out
+
+    examples = _examples(tokenizer, config.max_length)
+    generator = torch.Generator().manual_seed(config.seed)
+    order = torch.randperm(len(examples), generator=generator).tolist() * math.ceil(
+        config.steps * config.batch_size / len(examples) + 1
+    )
+    model.train()
+    steps = range(step, config.steps)
+    for current in progress(steps) if progress else steps:
+        batch = [examples[i] for i in order[current * config.batch_size : (current + 1) * config.batch_size]]
+        width = max(len(ids) for ids, _ in batch)
+        pad = tokenizer.pad_token_id
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch])
+        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(round(loss.item(), 6))
+        if (current + 1) % config.save_every == 0 or current + 1 == config.steps:
+            _save(out, model, optimizer, current + 1, losses)
+    return out
