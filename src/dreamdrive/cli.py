@@ -166,7 +166,10 @@ app.add_typer(scenario_app, name="scenario")
 def scenario_make(
     prompt: str = typer.Argument(..., help='what should happen, e.g. "a truck cuts in on a rainy night"'),
     out: Path = typer.Option(..., help="output folder"),
-    translator: str = typer.Option("offline", help="text-to-script translator: offline"),
+    translator: str = typer.Option(
+        "offline",
+        help="offline, or openai (an OpenAI-compatible endpoint: DREAMDRIVE_LLM_BASE_URL, DREAMDRIVE_LLM_MODEL)",
+    ),
     seed: int = typer.Option(0, help="random seed (roadside scenery, asset choice)"),
     render: bool = typer.Option(True, help="render the six cameras with the procedural renderer"),
 ) -> None:

@@ -444,9 +444,14 @@ def from_prompt(prompt: str, translator: str = "offline", seed: int = 0) -> tupl
     from dreamdrive.scenario.sandbox import run_script
     from dreamdrive.scenario.translate import translate_offline
 
-    if translator != "offline":
-        raise DreamdriveError(f"translator {translator!r} is not available yet; use 'offline'.")
-    script = translate_offline(prompt)
+    if translator == "offline":
+        script = translate_offline(prompt)
+    elif translator == "openai":
+        from dreamdrive.scenario.llm import OpenAITranslator
+
+        script = OpenAITranslator().translate(prompt)
+    else:
+        raise DreamdriveError(f"translator {translator!r} must be 'offline' or 'openai'.")
     data = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
     scenario = Scenario(prompt, script, translator, seed, data)
     town = scenario_road(data, seed)
