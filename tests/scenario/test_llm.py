@@ -86,3 +86,17 @@ def test_a_scenario_prompt_through_the_server(server):
     else:
         check_script(script, set(library.FUNCTIONS), set(library.METHODS))
         assert "ego(" in script and "save()" in script
+
+
+@pytest.mark.slow
+def test_llama_translator_output_always_parses():
+    """Grammar-constrained decoding with the SmolLM2 GGUF: every script parses, runs and uses the library only."""
+    from dreamdrive.scenario.llm import LlamaTranslator
+    from dreamdrive.scenario.sandbox import run_script
+
+    translator = LlamaTranslator(tries=1)
+    for prompt in ("a car cuts in from the left", "a pedestrian crosses the road"):
+        script = translator.translate(prompt)
+        check_script(script, set(library.FUNCTIONS), set(library.METHODS))
+        result = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
+        assert result["frames"] > 1 and script.startswith("ego(") and script.rstrip().endswith("save()")

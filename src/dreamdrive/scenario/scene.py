@@ -450,8 +450,12 @@ def from_prompt(prompt: str, translator: str = "offline", seed: int = 0) -> tupl
         from dreamdrive.scenario.llm import OpenAITranslator
 
         script = OpenAITranslator().translate(prompt)
+    elif translator == "llama":
+        from dreamdrive.scenario.llm import LlamaTranslator
+
+        script = LlamaTranslator().translate(prompt)
     else:
-        raise DreamdriveError(f"translator {translator!r} must be 'offline' or 'openai'.")
+        raise DreamdriveError(f"translator {translator!r} must be 'offline', 'openai' or 'llama'.")
     data = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
     scenario = Scenario(prompt, script, translator, seed, data)
     town = scenario_road(data, seed)
