@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from dreamdrive.core.categories import DEFAULT_CATEGORY, TYPICAL_SIZE
 from dreamdrive.core.errors import DreamdriveError
 
 __all__ = [
@@ -38,18 +39,8 @@ MAX_ACTORS = 64
 WEATHERS = ("clear", "rain", "fog")
 TIMES_OF_DAY = ("day", "dusk", "night")
 VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
-CATEGORY = {
-    "car": "vehicle.car", "truck": "vehicle.truck", "bus": "vehicle.bus.rigid", "trailer": "vehicle.trailer",
-    "construction_vehicle": "vehicle.construction", "motorcycle": "vehicle.motorcycle",
-    "bicycle": "vehicle.bicycle", "pedestrian": "human.pedestrian.adult", "traffic_cone": "movable_object.trafficcone",
-    "barrier": "movable_object.barrier",
-}  # fmt: skip
-SIZE = {  # width, length, height
-    "car": (1.95, 4.62, 1.73), "truck": (2.51, 6.93, 2.84), "bus": (2.94, 11.19, 3.47),
-    "trailer": (2.90, 12.28, 3.87), "construction_vehicle": (2.73, 6.37, 3.19), "pedestrian": (0.67, 0.73, 1.77),
-    "motorcycle": (0.77, 2.11, 1.47), "bicycle": (0.60, 1.70, 1.28), "traffic_cone": (0.41, 0.41, 1.07),
-    "barrier": (2.53, 0.50, 0.98),
-}  # fmt: skip
+CATEGORY = DEFAULT_CATEGORY  # detection class -> the nuScenes category a generated actor gets
+SIZE = TYPICAL_SIZE  # width, length, height per class
 # Longitudinal and lateral acceleration limits in m/s^2, and top speeds in m/s, per class.
 ACCEL = {
     "car": 3.5,
