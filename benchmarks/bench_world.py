@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--time-of-day", default="day")
     parser.add_argument("--weather", default="clear")
+    parser.add_argument("--workers", type=int, default=1, help="scenes built in parallel processes")
     args = parser.parse_args()
     config = WorldConfig(
         scenes=args.scenes,
@@ -66,7 +67,7 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="dreamdrive-world-")
     try:
         start = time.perf_counter()
-        build_world(root, config)
+        build_world(root, config, workers=args.workers)
         build_s = time.perf_counter() - start
     finally:
         shutil.rmtree(root, ignore_errors=True)

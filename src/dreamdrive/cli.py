@@ -243,6 +243,7 @@ def world_build(
     time_of_day: str = typer.Option("day", help="comma-separated, cycled over scenes: day, dusk, night"),
     blocks: str = typer.Option("3x3", help="intersections of the town, COLUMNSxROWS"),
     overwrite: bool = typer.Option(False, help="replace a different dataset already in --out"),
+    workers: int = typer.Option(0, min=0, help="scenes built in parallel processes (0: one per CPU core)"),
 ) -> None:
     """Build a nuScenes-format dataset in a procedural town (resumable; the same seed gives the same bytes)."""
     from dreamdrive.world.builder import WorldConfig, build_world
@@ -257,7 +258,11 @@ def world_build(
         time_of_day=tuple(v.strip() for v in time_of_day.split(",")),
         blocks=_blocks(blocks),
     )
-    version = build_world(out, config, overwrite=overwrite, progress=_scene_progress)
+    import os
+
+    version = build_world(
+        out, config, overwrite=overwrite, progress=_scene_progress, workers=workers or os.cpu_count() or 1
+    )
     console.print(f"dataset ready: {version}")
 
 

@@ -64,3 +64,10 @@ def test_bad_options(tmp_path):
         text=True,
     )
     assert result.returncode == 2 and "time of day 'noon'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_same_bytes(tmp_path):
+    build_world(tmp_path / "one", SMALL, workers=1)
+    build_world(tmp_path / "two", SMALL, workers=2)
+    assert tree_digest(tmp_path / "one") == tree_digest(tmp_path / "two")
