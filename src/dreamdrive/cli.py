@@ -128,8 +128,10 @@ def demo(
     config = WorldConfig(
         scenes=scenes, seconds=seconds, seed=seed, weather=("clear", "rain"), time_of_day=("day", "night")
     )
+    import os
+
     dataroot = out / "dataset"
-    build_world(dataroot, config, overwrite=True, progress=_scene_progress)
+    build_world(dataroot, config, overwrite=True, progress=_scene_progress, workers=os.cpu_count() or 1)
     dataset = NuscDataset(dataroot)
     print_summary(dataset.summary())
     console.print(f"wrote {plot_town(make_town(seed, config.blocks), out / 'pictures' / 'town.png')}")
