@@ -1,0 +1,111 @@
+"""DriveDreamer-2's structured conditions per camera and frame: the HD map and the 3D boxes, in each view.
+
+Map layout (3, H, W): lane dividers, pedestrian crossings, road boundaries from
+the 102.4 m patch around the ego, drawn as lines. Box layout (10, H, W): one
+channel per detection class, each box's visible faces filled, boxes drawn far to
+near so that a nearer box covers a farther one in every channel. A clip gives
+(V, T, C, H, W) uint8 tensors in {0, 1}, views in ring order.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from dreamdrive.core.boxes import BOX_FACES, Box3D
+from dreamdrive.core.camera import Camera
+from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
+from dreamdrive.core.clip import Clip
+from dreamdrive.core.geometry import Transform, clip_polygon_near, project_points
+from dreamdrive.core.hdmap import PATCH_SIZE_M, HDMap
+
+MAP_CHANNELS = ("lane_divider", "ped_crossing", "road_boundary")
+NEAR = 0.1
+_FIXED = 16.0
+
+
+def _densify(points: np.ndarray, step: float) -> np.ndarray:
+    out = [points[:1]]
+    for a, b in zip(points[:-1], points[1:]):
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
+        out.append(a + (np.arange(1, n + 1)[:, None] / n) * (b - a))
+    return np.concatenate(out)
+
+
+def _draw_polyline(
+    canvas: np.ndarray, points_global: np.ndarray, camera: Camera, cam_T_global: Transform, thickness: int
+) -> None:
+    """Draw a ground polyline (N, 2) into one channel, split where it passes behind the near plane."""
+    dense = _densify(points_global, 1.0)
+    cam = cam_T_global.apply(np.column_stack([dense, np.zeros(len(dense))]))
+    proj = project_points(cam, camera.intrinsic, camera.width, camera.height, NEAR)
+    start = None
+    for i in range(len(cam) + 1):
+        if i < len(cam) and proj.in_front[i]:
+            start = i if start is None else start
+        elif start is not None:
+            if i - start >= 2:
+                pixels = np.round(np.clip(proj.pixels[start:i], -1e5, 1e5) * _FIXED).astype(np.int32)
+                cv2.polylines(canvas, [pixels], False, 1, thickness, cv2.LINE_8, 4)
+            start = None
+
+
+def map_layout(
+    hdmap: HDMap, camera: Camera, global_T_ego: Transform, thickness: int = 2, patch: float = PATCH_SIZE_M
+) -> np.ndarray:
+    """(3, H, W) uint8: the map elements within the square patch around the ego, projected into `camera`."""
+    cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
+    ego_xy = global_T_ego.translation[:2]
+    half = patch / 2
+    layers = {
+        "lane_divider": hdmap.lane_dividers,
+        "road_boundary": hdmap.road_boundaries,
+        "ped_crossing": [np.vstack([p, p[:1]]) for p in hdmap.ped_crossings],
+    }
+    out = np.zeros((len(MAP_CHANNELS), camera.height, camera.width), np.uint8)
+    for c, name in enumerate(MAP_CHANNELS):
+        for line in layers[name]:
+            local = global_T_ego.inverse().apply(np.column_stack([line, np.zeros(len(line))]))[:, :2]
+            if not (np.abs(local) <= half).all(axis=1).any() and np.linalg.norm(line - ego_xy, axis=1).min() > patch:
+                continue
+            _draw_polyline(out[c], line, camera, cam_T_global, thickness)
+    return out
+
+
+def box_layout(boxes: list[Box3D], camera: Camera, cam_T_frame: Transform) -> np.ndarray:
+    """(10, H, W) uint8: each box's faces filled in its class channel, nearer boxes over farther ones."""
+    out = np.zeros((len(DETECTION_CLASSES), camera.height, camera.width), np.uint8)
+    distance = [float(np.linalg.norm(cam_T_frame.apply(b.center[None])[0])) for b in boxes]
+    for i in np.argsort(distance)[::-1]:  # far to near
+        box = boxes[i]
+        name = detection_class(box.category)
+        if name is None:
+            continue
+        corners = cam_T_frame.apply(box.corners())
+        silhouette = np.zeros((camera.height, camera.width), np.uint8)
+        for face in BOX_FACES:
+            polygon = clip_polygon_near(corners[list(face)], NEAR)
+            if len(polygon) < 3:
+                continue
+            pixels = project_points(polygon, camera.intrinsic, camera.width, camera.height, NEAR).pixels
+            cv2.fillPoly(silhouette, [np.round(np.clip(pixels, -1e5, 1e5) * _FIXED).astype(np.int32)], 1, cv2.LINE_8, 4)
+        covered = silhouette.astype(bool)
+        out[:, covered] = 0  # a nearer box hides whatever was drawn behind it
+        out[DETECTION_CLASSES.index(name), covered] = 1
+    return out
+
+
+def clip_layouts(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    """Map and box layouts of a whole clip: (V, T, 3, H, W) and (V, T, 10, H, W) uint8, views in ring order."""
+    views, frames = len(clip.rig), len(clip.frames)
+    camera0 = clip.rig.cameras[0]
+    maps = np.zeros((views, frames, len(MAP_CHANNELS), camera0.height, camera0.width), np.uint8)
+    boxes = np.zeros((views, frames, len(DETECTION_CLASSES), camera0.height, camera0.width), np.uint8)
+    for t, frame in enumerate(clip.frames):
+        frame_boxes = clip.boxes_at(t)
+        for v, camera in enumerate(clip.rig):
+            _, global_T_ego = frame.camera_pose(camera.name)
+            if clip.hdmap is not None:
+                maps[v, t] = map_layout(clip.hdmap, camera, global_T_ego)
+            boxes[v, t] = box_layout(frame_boxes, camera, camera.cam_T_ego @ global_T_ego.inverse())
+    return maps, boxes
