@@ -118,3 +118,40 @@ def test_map_lines_fall_on_painted_markings(world):
     assert np.median(distances) <= 1.5 and np.percentile(distances, 90) <= 3.0, (
         f"median {np.median(distances):.2f} px, 90th percentile {np.percentile(distances, 90):.2f} px"
     )
+
+
+def test_asset_behind_an_object_is_masked_exactly_where_the_scene_is_nearer():
+    from dreamdrive.conditions.guidance import asset_maps, asset_renderer
+    from dreamdrive.world.assets import parametric_asset
+
+    rig = CameraRig.default(320, 180)
+    camera = rig["CAM_FRONT"]
+    asset = parametric_asset("car", 0)
+    renderer = asset_renderer(asset, camera.width, camera.height)
+    try:
+        global_T_ego = Transform.identity()
+        global_T_cam = global_T_ego @ camera.ego_T_cam
+        pose = Transform.from_pose2d(20.0, 0.0, 0.3, asset.info.size[2] / 2)
+        empty = np.zeros((camera.height, camera.width), np.float32)
+        _, alone = asset_maps(renderer, camera, global_T_cam, asset.info.asset_id, pose, empty)
+        # a constructed scene: a wall 10 m ahead covering the left half of the image
+        scene = np.zeros_like(empty)
+        scene[:, : camera.width // 2] = 10.0
+        obj, mask = asset_maps(renderer, camera, global_T_cam, asset.info.asset_id, pose, scene)
+    finally:
+        renderer.release()
+    left, right = slice(0, camera.width // 2), slice(camera.width // 2, camera.width)
+    assert alone[:, left].sum() > 50 and alone[:, right].sum() > 50  # the car straddles the middle
+    assert mask[:, left].sum() == 0  # hidden behind the nearer wall
+    assert (mask[:, right] == alone[:, right]).all()  # untouched where the scene is empty
+    assert (obj[mask == 0] == 0).all() and obj[mask == 1].max() > 0
+    # a wall behind the car hides nothing
+    _, behind = asset_maps(
+        renderer if False else asset_renderer(asset, 320, 180),
+        camera,
+        global_T_cam,
+        asset.info.asset_id,
+        pose,
+        np.full_like(empty, 40.0),
+    )
+    assert (behind == alone).all()

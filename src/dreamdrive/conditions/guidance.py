@@ -80,3 +80,51 @@ def angular_error_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees between unit normals a and b (..., 3)."""
     cosine = np.clip(np.sum(a * b, axis=-1), -1.0, 1.0)
     return np.degrees(np.arccos(cosine))
+
+
+def asset_maps(
+    renderer, camera, global_T_cam, asset_key: str, global_T_asset, scene_depth: np.ndarray, tolerance: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dream4Drive's object and mask maps of an asset placed in a view, with the scene's occlusion.
+
+    The asset alone is rendered (RGB, depth, silhouette); it stays visible where the scene
+    shows nothing or is farther than the asset (by more than `tolerance` metres).
+
+    Args:
+        renderer: a `WorldRenderer` holding the asset's mesh under `asset_key` (and a prepared scene).
+        scene_depth: (H, W) depth of the scene in this view, 0 where it is unknown or empty.
+    Returns:
+        object: (H, W, 3) uint8, the asset's pixels where visible, black elsewhere;
+        mask: (H, W) uint8 in {0, 1}, the asset's visible silhouette.
+    """
+    from dreamdrive.world.render import RenderObject
+
+    if scene_depth.shape != (camera.height, camera.width):
+        raise DreamdriveError(
+            f"scene depth is {scene_depth.shape[1]}x{scene_depth.shape[0]}, the camera {camera.width}x{camera.height}."
+        )
+    images = renderer.render(camera, global_T_cam, [RenderObject(asset_key, global_T_asset, 1, lights=False)])
+    silhouette = images.instance == 1
+    nearer = (scene_depth > 0) & (scene_depth < images.depth - tolerance)
+    mask = (silhouette & ~nearer).astype(np.uint8)
+    obj = np.where(mask[..., None].astype(bool), images.rgb, 0).astype(np.uint8)
+    return obj, mask
+
+
+def asset_renderer(asset, width: int, height: int):
+    """A renderer holding one asset over an empty world (a single far-away ground patch)."""
+    from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
+    from dreamdrive.world.render import Environment, WorldRenderer
+
+    far = 1e5  # the renderer needs some world geometry: a tiny patch out of every view
+    ground = fan(
+        np.array([far, far]),
+        np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]) + far,
+        -50.0,
+        (0.5, 0.5, 0.5),
+        SEMANTIC["terrain"],
+    )
+    key = asset.info.asset_id
+    renderer = WorldRenderer(ground, {key: mesh_soup(asset.mesh, SEMANTIC[asset.info.detection_class])}, width, height)
+    renderer.prepare(np.zeros(3), [], Environment())
+    return renderer

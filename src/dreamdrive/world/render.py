@@ -339,11 +339,12 @@ def _tile(rows: np.ndarray, size: float) -> tuple[np.ndarray, _Tiles]:
         lo, hi = points.min(axis=0), points.max(axis=0)
         centres.append((lo + hi) / 2)
         radii.append(np.linalg.norm(hi - lo) / 2)
-    ranges = np.stack([first * 3, counts * 3], axis=1)
+    ranges = np.stack([first * 3, counts * 3], axis=1).reshape(-1, 2)
     width = rows.shape[1]
     rows = np.concatenate([triangles.reshape(-1, width), oversized.reshape(-1, width)])
     last = (len(triangles) * 3, len(oversized) * 3)
-    return rows, _Tiles(ranges, np.asarray(centres), np.asarray(radii), last)
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 3)  # (0, 3) when every triangle is oversized
+    return rows, _Tiles(ranges, centres, np.asarray(radii, dtype=np.float64).reshape(-1), last)
 
 
 def _gl(matrix: np.ndarray) -> bytes:
