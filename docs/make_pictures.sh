@@ -17,3 +17,7 @@ cp "$OUT/pictures/proc-000-0000_bev.png" docs/images/world_bev.png
 $DD world map --seed 0 --out docs/images/town.png
 $DD assets show car-01 --out docs/images/asset_car.png --library "$OUT/assets"
 $DD assets show motorcycle-00 --out docs/images/asset_motorcycle.png --library "$OUT/assets"
+$DD conditions --data "$OUT" --scene proc-000-0000 --out "$OUT/conditions" --frame 12
+for name in map boxes depth normal edges; do
+    cp "$OUT/conditions/proc-000-0000_012_${name}.png" "docs/images/conditions_${name}.png"
+done

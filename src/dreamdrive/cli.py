@@ -215,6 +215,27 @@ def scenario_finetune(
     console.print(f"adapter in {run / 'checkpoint' / 'adapter'}")
 
 
+@app.command()
+def conditions(
+    data: Path = typer.Option(..., help="a nuScenes-format dataroot"),
+    scene: str = typer.Option(..., help="scene name"),
+    out: Path = typer.Option(..., help="output folder"),
+    frame: int | None = typer.Option(None, help="frame index (default: the middle key frame)"),
+    version: str | None = typer.Option(None, help="version folder (found automatically if there is one)"),
+) -> None:
+    """Write a frame's layout maps (HD map, boxes) and guidance maps (depth, normals, edges) as six-view grids."""
+    from dreamdrive.conditions.pictures import condition_pictures
+    from dreamdrive.nusc.reader import NuscDataset
+
+    clip = NuscDataset(data, version).clip(scene)
+    keys = clip.key_indices
+    index = keys[len(keys) // 2] if frame is None else frame
+    if not 0 <= index < len(clip.frames):
+        raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
+    for path in condition_pictures(data, clip, index, out):
+        console.print(f"wrote {path}")
+
+
 world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")
 assets_app = typer.Typer(no_args_is_help=True, help="The asset library (parametric meshes and your own GLB/OBJ).")
 app.add_typer(world_app, name="world")

@@ -128,3 +128,44 @@ def asset_renderer(asset, width: int, height: int):
     renderer = WorldRenderer(ground, {key: mesh_soup(asset.mesh, SEMANTIC[asset.info.detection_class])}, width, height)
     renderer.prepare(np.zeros(3), [], Environment())
     return renderer
+
+
+def scene_depth(dataroot, clip, index: int, channel: str) -> np.ndarray:
+    """Depth of one camera frame: the procedural world's exact sidecar, else LiDAR projected and densified."""
+    from dreamdrive.world.builder import dense_path, load_dense
+
+    frame = clip.frames[index]
+    if dense_path(dataroot, clip.name, channel, frame.timestamp).is_file():
+        return load_dense(dataroot, clip.name, channel, frame.timestamp)["depth"]
+    camera = clip.rig[channel]
+    lidar_frame = min(
+        (i for i, f in enumerate(clip.frames) if f.lidar is not None),
+        key=lambda i: abs(clip.frames[i].timestamp - frame.timestamp),
+        default=None,
+    )
+    if lidar_frame is None:
+        return np.zeros((camera.height, camera.width), np.float32)
+    from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR
+    from dreamdrive.nusc.writer import load_points
+
+    points = load_points(clip.frames[lidar_frame].lidar, f"LiDAR of {clip.name}")[:, :3]
+    global_points = (clip.frames[lidar_frame].global_T_ego @ DEFAULT_EGO_T_LIDAR).apply(points)
+    _, global_T_ego = frame.camera_pose(channel)
+    return lidar_depth(camera.project_ego(global_T_ego.inverse().apply(global_points)), camera)
+
+
+def lidar_depth(projection, camera, fill: int = 5) -> np.ndarray:
+    """A LiDAR projection (`Camera.project_ego`) as a depth map: nearest point per pixel, holes filled by
+    grey-scale closing (a `fill` x `fill` window), far points never overwriting near ones."""
+    import cv2
+
+    depth = np.zeros((camera.height, camera.width), np.float32)
+    ok = projection.in_image
+    rows = projection.pixels[ok, 1].astype(int)
+    cols = projection.pixels[ok, 0].astype(int)
+    values = projection.depth[ok]
+    order = np.argsort(-values)  # far first, so the nearest point of a pixel is written last
+    depth[rows[order], cols[order]] = values[order]
+    inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), 0.0).astype(np.float32)
+    inverse = cv2.dilate(inverse, np.ones((fill, fill), np.uint8))  # the nearest neighbour wins a hole
+    return np.where(inverse > 0, 1.0 / np.maximum(inverse, 1e-6), 0.0).astype(np.float32)

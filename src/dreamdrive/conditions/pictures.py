@@ -1,0 +1,54 @@
+"""Pictures of a frame's conditions: layout maps and guidance maps of the six views as PNG grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dreamdrive.conditions.guidance import edges, normals_from_depth, scene_depth
+from dreamdrive.conditions.layout import box_layout, map_layout
+from dreamdrive.core.categories import DETECTION_CLASSES
+from dreamdrive.viz.draw import CLASS_COLORS
+from dreamdrive.viz.pictures import GRID_ROWS, load_image, save_png
+
+MAP_COLORS_RGB = np.array([[255, 255, 255], [60, 200, 255], [255, 60, 60]], np.uint8)  # divider, crossing, boundary
+
+
+def _grid(tiles: dict[str, np.ndarray]) -> np.ndarray:
+    rows = [np.concatenate([tiles[name] for name in row], axis=1) for row in GRID_ROWS]
+    return np.concatenate(rows, axis=0)
+
+
+def _colour_depth(depth: np.ndarray, far: float = 80.0) -> np.ndarray:
+    scaled = np.clip(1.0 - depth / far, 0, 1) * 255
+    coloured = cv2.applyColorMap(scaled.astype(np.uint8), cv2.COLORMAP_TURBO)[:, :, ::-1]
+    return np.where((depth > 0)[..., None], coloured, 0).astype(np.uint8)
+
+
+def condition_pictures(dataroot, clip, index: int, out: str | Path) -> list[Path]:
+    """Write map layout, box layout, depth, normals and edges of frame `index` as six-view grids."""
+    out = Path(out)
+    frame = clip.frames[index]
+    tiles: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("map", "boxes", "depth", "normal", "edges")}
+    boxes = clip.boxes_at(index)
+    palette = np.array([CLASS_COLORS[name] for name in DETECTION_CLASSES], np.uint8)
+    for camera in clip.rig:
+        _, global_T_ego = frame.camera_pose(camera.name)
+        cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
+        if clip.hdmap is not None:
+            layout = map_layout(clip.hdmap, camera, global_T_ego)
+            tiles["map"][camera.name] = np.max(layout[..., None] * MAP_COLORS_RGB[:, None, None, :], axis=0)
+        else:
+            tiles["map"][camera.name] = np.zeros((camera.height, camera.width, 3), np.uint8)
+        layout = box_layout(boxes, camera, cam_T_global)
+        tiles["boxes"][camera.name] = np.max(layout[..., None] * palette[:, None, None, :], axis=0)
+        depth = scene_depth(dataroot, clip, index, camera.name)
+        tiles["depth"][camera.name] = _colour_depth(depth)
+        normals = normals_from_depth(depth, camera.intrinsic)
+        tiles["normal"][camera.name] = (
+            (normals + 1) * 127.5 * (np.linalg.norm(normals, axis=-1) > 0)[..., None]
+        ).astype(np.uint8)
+        tiles["edges"][camera.name] = np.repeat(edges(load_image(frame.images[camera.name]))[..., None], 3, axis=2)
+    return [save_png(_grid(views), out / f"{clip.name}_{index:03d}_{name}.png") for name, views in tiles.items()]
