@@ -18,36 +18,11 @@ from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.geometry import Transform, clip_polygon_near, project_points
 from dreamdrive.core.hdmap import PATCH_SIZE_M, HDMap
+from dreamdrive.viz.draw import draw_polyline_3d
 
 MAP_CHANNELS = ("lane_divider", "ped_crossing", "road_boundary")
 NEAR = 0.1
 _FIXED = 16.0
-
-
-def _densify(points: np.ndarray, step: float) -> np.ndarray:
-    out = [points[:1]]
-    for a, b in zip(points[:-1], points[1:]):
-        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
-        out.append(a + (np.arange(1, n + 1)[:, None] / n) * (b - a))
-    return np.concatenate(out)
-
-
-def _draw_polyline(
-    canvas: np.ndarray, points_global: np.ndarray, camera: Camera, cam_T_global: Transform, thickness: int
-) -> None:
-    """Draw a ground polyline (N, 2) into one channel, split where it passes behind the near plane."""
-    dense = _densify(points_global, 1.0)
-    cam = cam_T_global.apply(np.column_stack([dense, np.zeros(len(dense))]))
-    proj = project_points(cam, camera.intrinsic, camera.width, camera.height, NEAR)
-    start = None
-    for i in range(len(cam) + 1):
-        if i < len(cam) and proj.in_front[i]:
-            start = i if start is None else start
-        elif start is not None:
-            if i - start >= 2:
-                pixels = np.round(np.clip(proj.pixels[start:i], -1e5, 1e5) * _FIXED).astype(np.int32)
-                cv2.polylines(canvas, [pixels], False, 1, thickness, cv2.LINE_8, 4)
-            start = None
 
 
 def map_layout(
@@ -68,7 +43,8 @@ def map_layout(
             local = global_T_ego.inverse().apply(np.column_stack([line, np.zeros(len(line))]))[:, :2]
             if not (np.abs(local) <= half).all(axis=1).any() and np.linalg.norm(line - ego_xy, axis=1).min() > patch:
                 continue
-            _draw_polyline(out[c], line, camera, cam_T_global, thickness)
+            ground = np.column_stack([line, np.zeros(len(line))])
+            draw_polyline_3d(out[c], ground, camera, cam_T_global, 1, thickness, near=NEAR, line_type=cv2.LINE_8)
     return out
 
 

@@ -126,10 +126,11 @@ def _box_json(box: Box3D) -> dict:
     }
 
 
-def _encode_jpeg(rgb: np.ndarray, quality: int, what: str) -> bytes:
+def encode_jpeg(rgb: np.ndarray, quality: int, what: str = "image") -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 RGB array (any strides, read-only views included)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DreamdriveError(f"{what}: an image array must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}.")
-    ok, data = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise DreamdriveError(f"{what}: JPEG encoding failed.")
     return data.tobytes()
@@ -153,7 +154,7 @@ def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what:
             raise DreamdriveError(
                 f"{what}: image is {source.shape[1]}x{source.shape[0]}, the camera says {size[0]}x{size[1]}."
             )
-        return _encode_jpeg(source, quality, what)
+        return encode_jpeg(source, quality, what)
     path = Path(source)
     if not path.is_file():
         raise DreamdriveError(f"{what}: image file {path} does not exist.")
@@ -169,7 +170,7 @@ def _image_bytes(source: ImageSource, size: tuple[int, int], quality: int, what:
     if image_format == "JPEG":
         return path.read_bytes()
     with Image.open(path) as image:
-        return _encode_jpeg(np.asarray(image.convert("RGB")), quality, what)
+        return encode_jpeg(np.asarray(image.convert("RGB")), quality, what)
 
 
 def load_points(source: PointsSource, what: str) -> np.ndarray:

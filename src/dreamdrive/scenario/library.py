@@ -221,12 +221,8 @@ class Actor:
         for i in range(frames):
             xs.append(x)
             x += direction * speeds[i] * dt
-        out = []
-        for i in range(frames):
-            j0, j1 = max(i - 1, 0), min(i + 1, frames - 1)
-            dx, dy = xs[j1] - xs[j0], lateral[j1] - lateral[j0]
-            yaw = math.atan2(dy, dx) if abs(dx) + abs(dy) > 1e-6 else self.heading
-            out.append([round(xs[i], 6), round(lateral[i], 6), round(yaw, 6), round(speeds[i], 6)])
+        out = [[round(xs[i], 6), round(lateral[i], 6), 0.0, round(speeds[i], 6)] for i in range(frames)]
+        _set_headings(out, self.heading)
         return out
 
     def _speed(self, t: float) -> float:
@@ -275,6 +271,14 @@ def _trapezoid(distance: float, speed: float, accel: float, t: float) -> float:
         return 0.5 * speed * ramp + speed * (t - ramp)
     left = max(0.0, 2 * ramp + cruise - t)
     return distance - 0.5 * accel * left * left
+
+
+def _set_headings(path: list[list[float]], still: float) -> None:
+    """Fill each [x, y, yaw, speed] row's yaw from the path (central differences); `still` where it stands."""
+    for i in range(len(path)):
+        j0, j1 = max(i - 1, 0), min(i + 1, len(path) - 1)
+        dx, dy = path[j1][0] - path[j0][0], path[j1][1] - path[j0][1]
+        path[i][2] = round(math.atan2(dy, dx), 6) if abs(dx) + abs(dy) > 1e-6 else still
 
 
 def _lane_change_time(shift: float) -> float:
@@ -463,10 +467,7 @@ def _reactive_ego(planned: list[list[float]], trajectories: dict[str, list[list[
         out.append([round(x, 6), round(y, 6), 0.0, round(speed, 6)])
         speed = max(0.0, speed + accel * dt)
         x += speed * dt
-    for i in range(len(out)):  # headings from the path, as for every actor
-        j0, j1 = max(i - 1, 0), min(i + 1, len(out) - 1)
-        dx, dy = out[j1][0] - out[j0][0], out[j1][1] - out[j0][1]
-        out[i][2] = round(math.atan2(dy, dx), 6) if abs(dx) + abs(dy) > 1e-6 else 0.0
+    _set_headings(out, 0.0)
     return out
 
 

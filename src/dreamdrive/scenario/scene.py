@@ -365,8 +365,7 @@ def write_outputs(scenario: Scenario, out: Path, render: bool = True, width: int
 
 def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict]:
     """Six-camera JPEG frames of the scenario with the procedural renderer (the builder's assets and lights)."""
-    import cv2
-
+    from dreamdrive.nusc.writer import encode_jpeg
     from dreamdrive.world.assets import builtin_assets
     from dreamdrive.world.geometry import SEMANTIC, mesh_soup
     from dreamdrive.world.render import Environment, RenderObject, make_renderer
@@ -396,9 +395,7 @@ def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict
             views = {}
             for camera in rig:
                 rgb = renderer.render(camera, global_T_ego @ camera.ego_T_cam, objects).rgb
-                views[camera.name] = cv2.imencode(
-                    ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92]
-                )[1].tobytes()
+                views[camera.name] = encode_jpeg(rgb, 92)
             frames.append(views)
     finally:
         renderer.release()

@@ -56,8 +56,12 @@ def draw_polyline_3d(
     thickness: int = 1,
     near: float = 0.5,
     step: float = 1.0,
+    line_type: int = cv2.LINE_AA,
 ) -> None:
-    """Draw a 3D polyline (N, 3) into `image`, split where it passes behind the near plane."""
+    """Draw a 3D polyline (N, 3) into `image`, split where it passes behind the near plane.
+
+    `line_type` cv2.LINE_8 keeps a single-channel mask binary (for layout maps).
+    """
     dense = densify(np.asarray(points_frame, dtype=np.float64), step)
     points_cam = cam_T_frame.apply(dense)
     projection = project_points(points_cam, camera.intrinsic, camera.width, camera.height, near)
@@ -69,7 +73,7 @@ def draw_polyline_3d(
             start = i if start is None else start
         elif start is not None:
             if i - start >= 2:
-                cv2.polylines(image, [_fixed(projection.pixels[start:i])], False, color, thickness, cv2.LINE_AA, 4)
+                cv2.polylines(image, [_fixed(projection.pixels[start:i])], False, color, thickness, line_type, 4)
             start = None
 
 

@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from dreamdrive.core.boxes import Box3D
@@ -37,7 +36,7 @@ from dreamdrive.core.clip import CAMERA_HZ, KEYFRAME_HZ, Agent, Clip, Frame
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR, DEFAULT_VERSION, SIDECAR_DIR, atomic_write, dumps
-from dreamdrive.nusc.writer import DatasetWriter, WriteOptions
+from dreamdrive.nusc.writer import DatasetWriter, WriteOptions, encode_jpeg
 from dreamdrive.world.assets import Asset, builtin_assets
 from dreamdrive.world.geometry import SEMANTIC, SEMANTIC_NAMES, mesh_soup
 from dreamdrive.world.render import (
@@ -301,7 +300,7 @@ class WorldBuilder:
                 }
                 jpegs = {}
                 for channel, image in images.items():
-                    jpegs[channel] = pool.submit(_jpeg, image.rgb, config.jpeg_quality)
+                    jpegs[channel] = pool.submit(encode_jpeg, image.rgb, config.jpeg_quality)
                     path = dense_path(self.dataroot, name, channel, int(timestamps[i]))
                     pending.append(pool.submit(_write_dense, path, image, scratch))
                 lidar = None
@@ -350,12 +349,6 @@ def _write_scene_in_worker(dataroot: str, config: WorldConfig, k: int) -> None:
 
 def hash_seed(seed: int, k: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{k}".encode()).digest()[:4], "little")
-
-
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return data.tobytes()
 
 
 def _write_dense(path: Path, images: CameraImages, scratch: Path) -> None:
