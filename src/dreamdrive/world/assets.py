@@ -38,9 +38,6 @@ class Mesh:
     def extent(self) -> np.ndarray:
         return self.vertices.max(axis=0) - self.vertices.min(axis=0)
 
-    def to_trimesh(self) -> trimesh.Trimesh:
-        return trimesh.Trimesh(self.vertices, self.faces, vertex_colors=self.colors, process=False)
-
 
 @dataclass(frozen=True)
 class AssetInfo:

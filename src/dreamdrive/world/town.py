@@ -170,9 +170,6 @@ class Town:
     approach_of: dict[str, tuple[str, int]]
     statics: list[StaticObject] = field(default_factory=list)
 
-    def lane_lengths(self) -> dict[str, float]:
-        return {lane_id: float(arc_length(lane.centerline)[-1]) for lane_id, lane in self.hdmap.lanes.items()}
-
     def side_lanes(self, lane_id: str) -> tuple[str | None, str | None]:
         """(left, right) neighbours of a road lane in the same direction, for lane changes (None: no lane)."""
         if ">" in lane_id:

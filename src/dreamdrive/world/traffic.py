@@ -78,7 +78,6 @@ class _Vehicle:
     route: list[str] = field(default_factory=list)
     change: tuple[str, float, float] | None = None  # (old lane, s on it when the change began, start time)
     next_decision: float = 0.0
-    is_ego: bool = False
 
     @property
     def length(self) -> float:
@@ -144,7 +143,6 @@ class Simulation:
             float(self.rng.uniform(8.5, 11.0)),
             1.5,
             2.5,
-            is_ego=True,
         )
         centre = self.lanes[ego_lane].pose(self.ego.s)[0]
         self._time_first_signal()
