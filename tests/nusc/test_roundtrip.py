@@ -112,3 +112,28 @@ def test_same_clips_same_bytes_and_rerun_is_noop(clips, dataroot, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in other.rglob("*") if p.is_file()}
     write_dataset(clips, other, splits=SPLITS)
     assert stamps == {p: p.stat().st_mtime_ns for p in other.rglob("*") if p.is_file()}
+
+
+def test_lidar_taken_at_its_own_pose_lands_at_the_same_global_points(tmp_path):
+    # A sweep whose pose is not the default mounting at the frame's ego pose (real nuScenes: the LiDAR's own
+    # ego pose and calibration) is written in the default mounting and read back at the same global points.
+    from dreamdrive.core.geometry import Transform
+    from dreamdrive.demo import handmade_clip
+    from dreamdrive.nusc.schema import global_T_lidar
+
+    clip = handmade_clip("handmade-lidar", 3, seconds=1.0, width=96, height=54)
+    rng = np.random.default_rng(0)
+    sweeps = {}
+    for i in clip.key_indices:
+        frame = clip.frames[i]
+        frame.lidar = np.concatenate([rng.uniform(-30, 30, (50, 3)), rng.uniform(0, 1, (50, 2))], axis=1).astype(
+            np.float32
+        )
+        frame.lidar_pose = frame.global_T_ego @ Transform.from_pose2d(1.2, 0.3, -1.4, 1.9)
+        sweeps[frame.timestamp] = frame.lidar_pose.apply(frame.lidar[:, :3].astype(np.float64))
+    write_dataset([clip], tmp_path)
+    again = NuscDataset(tmp_path).clip(clip.name)
+    for frame in again.frames:
+        if frame.timestamp in sweeps:
+            points = np.fromfile(frame.lidar, np.float32).reshape(-1, 5)[:, :3]
+            assert np.abs(global_T_lidar(frame).apply(points.astype(np.float64)) - sweeps[frame.timestamp]).max() < 1e-4

@@ -145,11 +145,11 @@ def scene_depth(dataroot, clip, index: int, channel: str) -> np.ndarray:
     )
     if lidar_frame is None:
         return np.zeros((camera.height, camera.width), np.float32)
-    from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR
+    from dreamdrive.nusc.schema import global_T_lidar
     from dreamdrive.nusc.writer import load_points
 
     points = load_points(clip.frames[lidar_frame].lidar, f"LiDAR of {clip.name}")[:, :3]
-    global_points = (clip.frames[lidar_frame].global_T_ego @ DEFAULT_EGO_T_LIDAR).apply(points)
+    global_points = global_T_lidar(clip.frames[lidar_frame]).apply(points)
     _, global_T_ego = frame.camera_pose(channel)
     return lidar_depth(camera.project_ego(global_T_ego.inverse().apply(global_points)), camera)
 

@@ -34,6 +34,8 @@ class Frame:
         lidar: the LIDAR_TOP sweep at this frame, or None.
         camera_poses: for cameras captured at another moment than `timestamp` (real nuScenes
             cameras fire as the LiDAR sweeps past them): channel -> (timestamp, global_T_ego).
+        lidar_pose: global_T_lidar of the sweep (its own ego pose and mounting); None: the
+            default mounting (`nusc.schema.DEFAULT_EGO_T_LIDAR`) at `global_T_ego`.
     """
 
     timestamp: int
@@ -42,6 +44,7 @@ class Frame:
     is_key: bool = False
     lidar: PointsSource | None = None
     camera_poses: dict[str, tuple[int, Transform]] = field(default_factory=dict)
+    lidar_pose: Transform | None = None
 
     def camera_pose(self, channel: str) -> tuple[int, Transform]:
         """(timestamp, global_T_ego) at which `channel` captured its image."""

@@ -231,16 +231,16 @@ class NuscDataset:
                     other_pose = self._pose("ego_pose", nusc.get("ego_pose", other["ego_pose_token"]))
                     if other["timestamp"] != timestamp or not np.allclose(other_pose.matrix, pose.matrix, atol=1e-9):
                         camera_poses[channel] = (other["timestamp"], other_pose)
-            lidar = None
+            lidar = lidar_pose = None
             if sd["is_key_frame"]:
-                lidar_sd = (
-                    nusc.get("sample_data", nusc.get("sample", sd["sample_token"])["data"][LIDAR_CHANNEL])
-                    if LIDAR_CHANNEL in nusc.get("sample", sd["sample_token"])["data"]
-                    else None
-                )
+                sample_data = nusc.get("sample", sd["sample_token"])["data"]
+                lidar_sd = nusc.get("sample_data", sample_data[LIDAR_CHANNEL]) if LIDAR_CHANNEL in sample_data else None
                 if lidar_sd is not None and (self.dataroot / lidar_sd["filename"]).is_file():
                     lidar = str(self.dataroot / lidar_sd["filename"])
-            frames.append(Frame(timestamp, pose, images, bool(sd["is_key_frame"]), lidar, camera_poses))
+                    lidar_pose = self._pose("ego_pose", nusc.get("ego_pose", lidar_sd["ego_pose_token"])) @ self._pose(
+                        "calibrated_sensor", nusc.get("calibrated_sensor", lidar_sd["calibrated_sensor_token"])
+                    )
+            frames.append(Frame(timestamp, pose, images, bool(sd["is_key_frame"]), lidar, camera_poses, lidar_pose))
 
         # 3. Boxes: exact from the sidecar, or interpolated as the devkit does.
         sidecar_path = self._sidecar_boxes_path(scene_name)

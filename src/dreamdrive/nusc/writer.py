@@ -380,6 +380,10 @@ class DatasetWriter:
                         if frame.lidar is not None
                         else np.zeros((0, LIDAR_COLUMNS), np.float32)
                     )
+                    if frame.lidar_pose is not None:  # written in the default mounting at the frame's ego pose
+                        written_T_sweep = (frame.global_T_ego @ DEFAULT_EGO_T_LIDAR).inverse() @ frame.lidar_pose
+                        points = points.copy()
+                        points[:, :3] = written_T_sweep.apply(points[:, :3])
                     lidar_points[i] = points
                     self._write(self.dataroot / filename, points.tobytes(), durable=False)
                     width = height = 0
