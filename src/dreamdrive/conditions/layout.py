@@ -29,7 +29,8 @@ def map_layout(
     hdmap: HDMap, camera: Camera, global_T_ego: Transform, thickness: int = 2, patch: float = PATCH_SIZE_M
 ) -> np.ndarray:
     """(3, H, W) uint8: the map elements within the square patch around the ego, projected into `camera`."""
-    cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
+    ego_T_global = global_T_ego.inverse()
+    cam_T_global = camera.cam_T_ego @ ego_T_global
     ego_xy = global_T_ego.translation[:2]
     half = patch / 2
     layers = {
@@ -40,10 +41,10 @@ def map_layout(
     out = np.zeros((len(MAP_CHANNELS), camera.height, camera.width), np.uint8)
     for c, name in enumerate(MAP_CHANNELS):
         for line in layers[name]:
-            local = global_T_ego.inverse().apply(np.column_stack([line, np.zeros(len(line))]))[:, :2]
+            ground = np.column_stack([line, np.zeros(len(line))])
+            local = ego_T_global.apply(ground)[:, :2]
             if not (np.abs(local) <= half).all(axis=1).any() and np.linalg.norm(line - ego_xy, axis=1).min() > patch:
                 continue
-            ground = np.column_stack([line, np.zeros(len(line))])
             draw_polyline_3d(out[c], ground, camera, cam_T_global, 1, thickness, near=NEAR, line_type=cv2.LINE_8)
     return out
 
