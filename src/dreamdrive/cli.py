@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import typer
 import typer.core
 from rich.console import Console
@@ -234,6 +235,78 @@ def conditions(
         raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
     for path in condition_pictures(data, clip, index, out):
         console.print(f"wrote {path}")
+
+
+def _pose(text: str) -> tuple[float, float, float]:
+    try:
+        x, y, yaw = (float(v) for v in text.split(","))
+    except ValueError as error:
+        raise DreamdriveError(
+            f"--at takes x,y,yaw (metres, metres, degrees) such as 12,-3.5,0, got {text!r}."
+        ) from error
+    return x, y, float(np.radians(yaw))
+
+
+@app.command()
+def insert(
+    data: Path = typer.Option(..., help="the nuScenes-format dataroot to edit"),
+    out: Path = typer.Option(..., help="output dataroot for the edited clips"),
+    asset: str | None = typer.Option(None, help="a library asset id (`dreamdrive assets list`)"),
+    detection_class: str | None = typer.Option(
+        None, "--class", help="insert assets of these classes (comma-separated), a variant drawn at random"
+    ),
+    at: str | None = typer.Option(
+        None, help="x,y,yaw: metres ahead, metres left, degrees, in the first frame's ego frame"
+    ),
+    script: Path | None = typer.Option(None, help="a scenario script: each of its actors is inserted along its path"),
+    auto: int | None = typer.Option(None, help="sample this many placements per clip on lanes near the ego"),
+    distance: str = typer.Option("any", help="for --auto: near (4-20 m), mid (20-35 m), far (35-50 m) or any"),
+    side: str = typer.Option("any", help="for --auto: left, right or any side of the ego"),
+    scenes: str | None = typer.Option(None, help="comma-separated scene names (default: all)"),
+    mode: str = typer.Option("naive", help="naive: paste the rendered asset (Dream4Drive's baseline)"),
+    seed: int = typer.Option(0, help="seed of the placements and asset variants"),
+    with_originals: bool = typer.Option(False, help="also write the unedited clips"),
+    library: Path | None = typer.Option(None, help="asset library folder (default: $DREAMDRIVE_HOME/assets)"),
+    overwrite: bool = typer.Option(False, help="replace a different dataset already in --out"),
+) -> None:
+    """Insert 3D assets into clips with correct occlusion and write the edited clips as a nuScenes-format dataset.
+
+    Writes OUT/previews/SCENE-naive.png (before and after) for every edited scene.
+    """
+    from dreamdrive.conditions.insert import InsertRequest, insert_dataset
+    from dreamdrive.conditions.pictures import insertion_preview
+    from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.world.assets import AssetLibrary
+
+    if script is not None and not script.is_file():
+        raise DreamdriveError(f"script {script} does not exist.")
+    request = InsertRequest(
+        asset=asset,
+        classes=tuple(c.strip() for c in detection_class.split(",")) if detection_class else (),
+        at=_pose(at) if at is not None else None,
+        script=script.read_text() if script is not None else None,
+        auto=auto,
+        distance=distance,
+        side=side,
+        mode=mode,
+        seed=seed,
+        with_originals=with_originals,
+    )
+    chosen = [s.strip() for s in scenes.split(",")] if scenes else None
+    version, reports = insert_dataset(
+        data, out, request, chosen, AssetLibrary(library), overwrite=overwrite, progress=_scene_progress
+    )
+    table = Table("scene", "inserted", "most pixels seen", "notes", title=f"naive insertion into {version}")
+    source, edited = NuscDataset(data), NuscDataset(out)
+    for report in reports:
+        objects = ", ".join(item["asset_id"] for item in report["instances"])
+        best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
+        table.add_row(report["scene"], objects, f"{best['pixels']} px in {best['camera']}", "; ".join(report["notes"]))
+        preview = out / "previews" / f"{report['scene']}.png"
+        if not preview.is_file():
+            insertion_preview(source.clip(report["source_scene"]), edited.clip(report["scene"]), report, preview)
+    console.print(table)
+    console.print(f"dataset ready: {version}; before/after pictures in {out / 'previews'}")
 
 
 world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")

@@ -99,23 +99,40 @@ def asset_maps(
     """
     from dreamdrive.world.render import RenderObject
 
+    images, visible = render_inserted(
+        renderer, camera, global_T_cam, [RenderObject(asset_key, global_T_asset, 1)], scene_depth, tolerance
+    )
+    mask = visible.astype(np.uint8)
+    obj = np.where(visible[..., None], images.rgb, 0).astype(np.uint8)
+    return obj, mask
+
+
+def render_inserted(renderer, camera, global_T_cam, objects: list, scene_depth: np.ndarray, tolerance: float = 0.05):
+    """Render inserted objects alone in one view and find where the scene does not hide them.
+
+    Returns the renders (`CameraImages`: RGB, depth, normals, instance = the objects' own
+    indices) and the (H, W) bool mask of the pixels where an object is visible: it was hit
+    and the scene there is empty, unknown (0) or not nearer by more than `tolerance` metres.
+    """
     if scene_depth.shape != (camera.height, camera.width):
         raise DreamdriveError(
             f"scene depth is {scene_depth.shape[1]}x{scene_depth.shape[0]}, the camera {camera.width}x{camera.height}."
         )
-    images = renderer.render(camera, global_T_cam, [RenderObject(asset_key, global_T_asset, 1, lights=False)])
-    silhouette = images.instance == 1
+    images = renderer.render(camera, global_T_cam, objects)
     nearer = (scene_depth > 0) & (scene_depth < images.depth - tolerance)
-    mask = (silhouette & ~nearer).astype(np.uint8)
-    obj = np.where(mask[..., None].astype(bool), images.rgb, 0).astype(np.uint8)
-    return obj, mask
+    return images, (images.instance > 0) & ~nearer
 
 
-def asset_renderer(asset, width: int, height: int):
-    """A renderer holding one asset over an empty world (a single far-away ground patch)."""
+def asset_renderer(assets, width: int, height: int):
+    """A renderer holding assets (one or a list) over an empty world (a single far-away ground patch).
+
+    Call `prepare` with the objects and the place they are near before rendering, so that
+    their shadow map covers them.
+    """
     from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
     from dreamdrive.world.render import Environment, WorldRenderer
 
+    assets = assets if isinstance(assets, (list, tuple)) else [assets]
     far = 1e5  # the renderer needs some world geometry: a tiny patch out of every view
     ground = fan(
         np.array([far, far]),
@@ -124,8 +141,8 @@ def asset_renderer(asset, width: int, height: int):
         (0.5, 0.5, 0.5),
         SEMANTIC["terrain"],
     )
-    key = asset.info.asset_id
-    renderer = WorldRenderer(ground, {key: mesh_soup(asset.mesh, SEMANTIC[asset.info.detection_class])}, width, height)
+    meshes = {a.info.asset_id: mesh_soup(a.mesh, SEMANTIC[a.info.detection_class]) for a in assets}
+    renderer = WorldRenderer(ground, meshes, width, height)
     renderer.prepare(np.zeros(3), [], Environment())
     return renderer
 

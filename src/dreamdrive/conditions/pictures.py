@@ -10,6 +10,7 @@ import numpy as np
 from dreamdrive.conditions.guidance import edges, normals_from_depth, scene_depth
 from dreamdrive.conditions.layout import box_layout, map_layout
 from dreamdrive.core.categories import DETECTION_CLASSES
+from dreamdrive.core.clip import Clip
 from dreamdrive.viz.draw import CLASS_COLORS
 from dreamdrive.viz.pictures import GRID_ROWS, load_image, save_png
 
@@ -52,3 +53,29 @@ def condition_pictures(dataroot, clip, index: int, out: str | Path) -> list[Path
         ).astype(np.uint8)
         tiles["edges"][camera.name] = np.repeat(edges(load_image(frame.images[camera.name]))[..., None], 3, axis=2)
     return [save_png(_grid(views), out / f"{clip.name}_{index:03d}_{name}.png") for name, views in tiles.items()]
+
+
+def insertion_preview(before: Clip, after: Clip, report: dict, out: str | Path, tile_width: int = 320) -> Path:
+    """Before and after an insertion: both six-view grids at the frame where the first object shows most,
+    and beside them that camera enlarged, the inserted boxes outlined in the after image."""
+    from dreamdrive.viz.draw import draw_box_wireframe
+    from dreamdrive.viz.pictures import six_view_grid
+
+    best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
+    index, channel = best["frame"], best["camera"]
+    grids = [six_view_grid(clip, index, tile_width, annotate=False) for clip in (before, after)]
+    camera = after.rig[channel]
+    _, global_T_ego = after.frames[index].camera_pose(channel)
+    cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
+    views = [load_image(clip.frames[index].images[channel]).copy() for clip in (before, after)]
+    inserted = {item["instance_id"] for item in report["instances"]}
+    for box in after.boxes_at(index):
+        if box.instance_id in inserted:
+            draw_box_wireframe(views[1], box, camera, cam_T_global, (255, 220, 0), 1)
+    height = grids[0].shape[0]
+    enlarged = [cv2.resize(v, (round(v.shape[1] * height / v.shape[0]), height)) for v in views]
+    rows = [np.concatenate([grid, view], axis=1) for grid, view in zip(grids, enlarged)]
+    for row, text in zip(rows, ("before", "after: naive insertion")):
+        cv2.putText(row, text, (8, row.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(row, text, (8, row.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+    return save_png(np.concatenate(rows, axis=0), out)

@@ -46,6 +46,8 @@ DEFAULT_EGO_T_LIDAR = Transform.from_pose2d(0.943713, 0.0, -np.pi / 2, 1.84023)
 def global_T_lidar(frame) -> Transform:
     """Where a frame's LiDAR sweep was taken: its own pose if known, else the default mounting."""
     return frame.lidar_pose if frame.lidar_pose is not None else frame.global_T_ego @ DEFAULT_EGO_T_LIDAR
+
+
 # nuScenes maps are semantic masks at 0.1 m/pixel with the global origin at the bottom-left pixel.
 MAP_MASK_RESOLUTION = 0.1
 

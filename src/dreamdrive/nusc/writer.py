@@ -245,6 +245,24 @@ class DatasetWriter:
         except json.JSONDecodeError:
             return None
 
+    def begin(self, fingerprint: str, overwrite: bool) -> bool:
+        """Start (or resume) writing the dataset `fingerprint`; True when it is already finished here.
+
+        A different finished dataset in the folder is removed with `overwrite`, else refused.
+        """
+        existing = self.existing_fingerprint()
+        if existing == fingerprint:
+            shutil.rmtree(self.staging, ignore_errors=True)  # a run killed while cleaning up
+            return True
+        if existing is not None or (self.dataroot / self.version).exists():
+            if not overwrite:
+                raise DreamdriveError(
+                    f"{self.dataroot / self.version} already holds a different dataset; choose another output "
+                    "folder or pass --overwrite."
+                )
+            self.remove_existing()
+        return False
+
     def fragment_path(self, scene: str) -> Path:
         return self.staging / "fragments" / f"{scene}.json"
 
@@ -582,17 +600,8 @@ def write_dataset(
     writer = DatasetWriter(dataroot, version, options)
     fingerprints = [clip_fingerprint(clip) for clip in clips]
     fingerprint = hashlib.sha256(json.dumps([version, splits, options.jpeg_quality, fingerprints]).encode()).hexdigest()
-    existing = writer.existing_fingerprint()
-    if existing == fingerprint:
-        shutil.rmtree(writer.staging, ignore_errors=True)  # a run killed while cleaning up
+    if writer.begin(fingerprint, overwrite):
         return writer.dataroot / version
-    if existing is not None or (writer.dataroot / version).exists():
-        if not overwrite:
-            raise DreamdriveError(
-                f"{writer.dataroot / version} already holds a different dataset; choose another output folder "
-                "or pass overwrite."
-            )
-        writer.remove_existing()
     pairs = list(zip(clips, fingerprints))
     for clip, clip_digest in progress(pairs) if progress else pairs:
         writer.write_clip(clip, clip_digest)

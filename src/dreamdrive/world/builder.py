@@ -135,19 +135,31 @@ def dense_path(dataroot: str | Path, scene: str, channel: str, timestamp: int) -
 
 def load_dense(dataroot: str | Path, scene: str, channel: str, timestamp: int) -> dict[str, np.ndarray]:
     """The dense ground truth of one camera frame of a built dataset."""
+    return unpack_dense(load_packed(dense_path(dataroot, scene, channel, timestamp)))
+
+
+def load_packed(path: Path) -> np.ndarray:
+    """A dense sidecar file as its packed (4, H, W) uint16 array."""
     import zstandard
 
-    path = dense_path(dataroot, scene, channel, timestamp)
     if not path.is_file():
         raise DreamdriveError(f"no dense sidecar {path}; it exists for datasets built by `dreamdrive world build`.")
     try:
-        packed = np.load(io.BytesIO(zstandard.ZstdDecompressor().decompress(path.read_bytes())))
+        return np.load(io.BytesIO(zstandard.ZstdDecompressor().decompress(path.read_bytes())))
     except (zstandard.ZstdError, ValueError) as error:
         raise DreamdriveError(f"{path} is not a dense sidecar ({error}); rebuild the dataset.") from error
-    return unpack_dense(packed)
 
 
-def _visibility(
+def write_packed(path: Path, packed: np.ndarray, scratch: Path) -> None:
+    """Write a packed dense array as a sidecar file (atomically)."""
+    import zstandard
+
+    buffer = io.BytesIO()
+    np.save(buffer, packed)
+    atomic_write(path, zstandard.ZstdCompressor(level=1).compress(buffer.getvalue()), scratch=scratch, durable=False)
+
+
+def render_visibility(
     box: Box3D, instance: int, rig: CameraRig, global_T_ego: Transform, images: dict[str, CameraImages]
 ) -> str:
     """nuScenes visibility token: the share of the box's volume that the cameras see of it.
@@ -218,15 +230,8 @@ class WorldBuilder:
         """Build every scene that is not built yet, then publish the dataset. Returns the version folder."""
         config, writer = self.config, self.writer
         fingerprint = config.fingerprint()
-        existing = writer.existing_fingerprint()
-        if existing == fingerprint:
+        if writer.begin(fingerprint, self.overwrite):
             return self.dataroot / config.version
-        if existing is not None or (self.dataroot / config.version).exists():
-            if not self.overwrite:
-                raise DreamdriveError(
-                    f"{self.dataroot} already holds a different dataset; choose another --out or pass --overwrite."
-                )
-            writer.remove_existing()
         pending = [
             k for k in range(config.scenes) if not writer.has_clip(config.scene_name(k), self.scene_fingerprint(k))
         ]
@@ -311,7 +316,7 @@ class WorldBuilder:
                     if track.annotated[i]:
                         box = _box(track, i, instances[j + 1])
                         if i % step == 0:  # visibility is a key-frame annotation
-                            box = replace(box, visibility=_visibility(box, j + 1, rig, global_T_ego, images))
+                            box = replace(box, visibility=render_visibility(box, j + 1, rig, global_T_ego, images))
                         boxes[j][i] = box
                 # JPEGs are collected after the loop: waiting here would stall rendering behind the encoders
                 frames.append(Frame(int(timestamps[i]), global_T_ego, jpegs, is_key=(i % step == 0), lidar=lidar))
@@ -352,11 +357,7 @@ def hash_seed(seed: int, k: int) -> int:
 
 
 def _write_dense(path: Path, images: CameraImages, scratch: Path) -> None:
-    import zstandard
-
-    buffer = io.BytesIO()
-    np.save(buffer, pack_dense(images))
-    atomic_write(path, zstandard.ZstdCompressor(level=1).compress(buffer.getvalue()), scratch=scratch, durable=False)
+    write_packed(path, pack_dense(images), scratch)
 
 
 def _objects(traffic: Traffic, i: int) -> list[RenderObject]:
