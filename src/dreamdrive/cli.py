@@ -223,17 +223,26 @@ def conditions(
     out: Path = typer.Option(..., help="output folder"),
     frame: int | None = typer.Option(None, help="frame index (default: the middle key frame)"),
     version: str | None = typer.Option(None, help="version folder (found automatically if there is one)"),
+    library: Path | None = typer.Option(
+        None, help="asset library of inserted objects (default: $DREAMDRIVE_HOME/assets)"
+    ),
 ) -> None:
-    """Write a frame's layout maps (HD map, boxes) and guidance maps (depth, normals, edges) as six-view grids."""
+    """Write a frame's layout maps (HD map, boxes) and guidance maps (depth, normals, edges) as six-view grids.
+
+    On a scene written by `dreamdrive insert`, also the object and mask maps of the inserted assets.
+    """
+    from dreamdrive.conditions.insert import inserted_objects
     from dreamdrive.conditions.pictures import condition_pictures
     from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.world.assets import AssetLibrary
 
     clip = NuscDataset(data, version).clip(scene)
     keys = clip.key_indices
     index = keys[len(keys) // 2] if frame is None else frame
     if not 0 <= index < len(clip.frames):
         raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
-    for path in condition_pictures(data, clip, index, out):
+    inserted = inserted_objects(data, clip, index, AssetLibrary(library))
+    for path in condition_pictures(data, clip, index, out, inserted):
         console.print(f"wrote {path}")
 
 

@@ -270,3 +270,23 @@ insert_dataset({str(world)!r}, {str(out)!r}, {REQUEST!r}, library=AssetLibrary({
     reference, _ = inserted
     for folder in ("v1.0-dreamdrive", "samples", "sweeps", "dreamdrive"):
         assert tree_digest(out / folder) == tree_digest(reference / folder), folder
+
+
+def test_conditions_of_an_edited_frame_include_the_object_and_mask_maps(inserted, library, tmp_path):
+    import cv2
+
+    from dreamdrive.conditions.insert import inserted_objects
+    from dreamdrive.conditions.pictures import condition_pictures
+    from dreamdrive.nusc.reader import NuscDataset
+
+    out, reports = inserted
+    report = reports[1]
+    best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
+    clip = NuscDataset(out).clip(report["scene"])
+    objects = inserted_objects(out, clip, best["frame"], library)
+    assert len(objects) == 3
+    written = condition_pictures(out, clip, best["frame"], tmp_path, objects)
+    assert [p.stem.rsplit("_", 1)[1] for p in written] == ["map", "boxes", "depth", "normal", "edges", "object", "mask"]
+    mask = cv2.imread(str(written[-1]), cv2.IMREAD_GRAYSCALE)
+    # the mask grid shows at least the pixels the insertion pasted into the best view
+    assert (mask == 255).sum() >= best["pixels"]

@@ -304,6 +304,22 @@ def naive_insert(
     return edited, report
 
 
+def inserted_objects(
+    dataroot: str | Path, clip: Clip, index: int, library: AssetLibrary
+) -> list[tuple[Asset, Transform]]:
+    """The objects an insertion job put into frame `index` of `clip` (from its report), as (asset, pose);
+    empty for scenes that no insertion wrote."""
+    path = Path(dataroot) / SIDECAR_DIR / "insertions" / f"{clip.name}.json"
+    if not path.is_file():
+        return []
+    out = []
+    for item in json.loads(path.read_text())["instances"]:
+        agent = next((a for a in clip.agents if a.instance_id == item["instance_id"]), None)
+        if agent is not None and agent.boxes[index] is not None:
+            out.append((library.get(item["asset_id"]), agent.boxes[index].frame_T_box))
+    return out
+
+
 def _best_view(pixels: np.ndarray, clip: Clip) -> dict:
     """The key frame and camera where an object shows most (for previews)."""
     keys = clip.key_indices

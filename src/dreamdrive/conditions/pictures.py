@@ -28,11 +28,26 @@ def _colour_depth(depth: np.ndarray, far: float = 80.0) -> np.ndarray:
     return np.where((depth > 0)[..., None], coloured, 0).astype(np.uint8)
 
 
-def condition_pictures(dataroot, clip, index: int, out: str | Path) -> list[Path]:
-    """Write map layout, box layout, depth, normals and edges of frame `index` as six-view grids."""
+def condition_pictures(dataroot, clip, index: int, out: str | Path, inserted: list | None = None) -> list[Path]:
+    """Write map layout, box layout, depth, normals and edges of frame `index` as six-view grids.
+
+    `inserted`: (asset, global_T_object) of inserted objects present on the frame; their
+    object and mask maps (the asset rendered, hidden where the scene is nearer) are written too.
+    """
     out = Path(out)
     frame = clip.frames[index]
-    tiles: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("map", "boxes", "depth", "normal", "edges")}
+    names = ("map", "boxes", "depth", "normal", "edges") + (("object", "mask") if inserted else ())
+    tiles: dict[str, dict[str, np.ndarray]] = {k: {} for k in names}
+    renderer = objects = None
+    if inserted:
+        from dreamdrive.conditions.guidance import asset_renderer
+        from dreamdrive.world.render import Environment, RenderObject
+
+        renderer = asset_renderer(
+            [asset for asset, _ in inserted], clip.rig.cameras[0].width, clip.rig.cameras[0].height
+        )
+        objects = [RenderObject(a.info.asset_id, pose, k + 1) for k, (a, pose) in enumerate(inserted)]
+        renderer.prepare(frame.global_T_ego.translation, objects, Environment())
     boxes = clip.boxes_at(index)
     palette = np.array([CLASS_COLORS[name] for name in DETECTION_CLASSES], np.uint8)
     for camera in clip.rig:
@@ -52,6 +67,16 @@ def condition_pictures(dataroot, clip, index: int, out: str | Path) -> list[Path
             (normals + 1) * 127.5 * (np.linalg.norm(normals, axis=-1) > 0)[..., None]
         ).astype(np.uint8)
         tiles["edges"][camera.name] = np.repeat(edges(load_image(frame.images[camera.name]))[..., None], 3, axis=2)
+        if renderer is not None:
+            from dreamdrive.conditions.guidance import render_inserted
+
+            rendered, visible = render_inserted(
+                renderer, camera, global_T_ego @ camera.ego_T_cam, objects, depth, tolerance=0.3
+            )
+            tiles["object"][camera.name] = np.where(visible[..., None], rendered.rgb, 0).astype(np.uint8)
+            tiles["mask"][camera.name] = np.repeat(visible[..., None].astype(np.uint8) * 255, 3, axis=2)
+    if renderer is not None:
+        renderer.release()
     return [save_png(_grid(views), out / f"{clip.name}_{index:03d}_{name}.png") for name, views in tiles.items()]
 
 
