@@ -17,7 +17,12 @@ cp "$OUT/pictures/proc-000-0000_bev.png" docs/images/world_bev.png
 $DD world map --seed 0 --out docs/images/town.png
 $DD assets show car-01 --out docs/images/asset_car.png --library "$OUT/assets"
 $DD assets show motorcycle-00 --out docs/images/asset_motorcycle.png --library "$OUT/assets"
-$DD conditions --data "$OUT" --scene proc-000-0000 --out "$OUT/conditions" --frame 12
-for name in map boxes depth normal edges; do
-    cp "$OUT/conditions/proc-000-0000_012_${name}.png" "docs/images/conditions_${name}.png"
+# naive insertion (before/after), then all conditions of one edited frame: layouts, the five guidance maps
+$DD insert --data "$OUT" --out "$OUT-inserted" --class car,truck --auto 2 --distance near --scenes proc-000-0000 \
+    --library "$OUT/assets" --overwrite
+cp "$OUT-inserted/previews/proc-000-0000-naive.png" docs/images/insert_before_after.png
+$DD conditions --data "$OUT-inserted" --scene proc-000-0000-naive --out "$OUT/conditions-inserted" --frame 12 \
+    --library "$OUT/assets"
+for name in map boxes depth normal edges object mask; do
+    cp "$OUT/conditions-inserted/proc-000-0000-naive_012_${name}.png" "docs/images/conditions_${name}.png"
 done

@@ -226,6 +226,10 @@ def conditions(
     library: Path | None = typer.Option(
         None, help="asset library of inserted objects (default: $DREAMDRIVE_HOME/assets)"
     ),
+    depth_model: Path | None = typer.Option(
+        None, help="a local depth-estimation model folder (transformers) for data without dense depth"
+    ),
+    metric_depth: bool = typer.Option(False, help="the depth model predicts metres (else aligned to LiDAR)"),
 ) -> None:
     """Write a frame's layout maps (HD map, boxes) and guidance maps (depth, normals, edges) as six-view grids.
 
@@ -242,7 +246,12 @@ def conditions(
     if not 0 <= index < len(clip.frames):
         raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
     inserted = inserted_objects(data, clip, index, AssetLibrary(library))
-    for path in condition_pictures(data, clip, index, out, inserted):
+    monocular = None
+    if depth_model is not None:
+        from dreamdrive.conditions.guidance import MonocularDepth
+
+        monocular = MonocularDepth(depth_model, metric=metric_depth)
+    for path in condition_pictures(data, clip, index, out, inserted, monocular):
         console.print(f"wrote {path}")
 
 

@@ -199,3 +199,46 @@ def test_conditions_command(world, tmp_path):
     assert result.returncode == 0, result.stderr
     written = sorted(p.name.rsplit("_", 1)[1] for p in tmp_path.glob("*.png"))
     assert written == ["boxes.png", "depth.png", "edges.png", "map.png", "normal.png"]
+
+
+def test_relative_inverse_depth_is_aligned_to_anchors_exactly():
+    from dreamdrive.conditions.guidance import align_inverse_depth
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(2.0, 80.0, (36, 64))
+    relative = 3.0 / truth + 0.2  # what a relative model outputs: inverse depth up to scale and shift
+    rows, cols = rng.integers(0, 36, 50), rng.integers(0, 64, 50)
+    aligned = align_inverse_depth(relative, rows, cols, truth[rows, cols])
+    assert aligned == pytest.approx(truth, rel=1e-4)
+
+
+def test_a_depth_model_from_a_local_folder(tmp_path):
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    from dreamdrive.conditions.guidance import MonocularDepth
+    from dreamdrive.core.errors import DreamdriveError
+    from dreamdrive.core.geometry import Projection
+
+    with pytest.raises(DreamdriveError, match="holds no depth model"):
+        MonocularDepth(tmp_path / "missing")
+    torch.manual_seed(0)  # a tiny randomly initialised DPT stands in for real weights
+    config = DPTConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37, image_size=64,
+        patch_size=16, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 16, 16, 16], fusion_hidden_size=16,
+    )  # fmt: skip
+    DPTForDepthEstimation(config).save_pretrained(tmp_path / "dpt")
+    DPTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / "dpt")
+    rgb = np.random.default_rng(1).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    relative = MonocularDepth(tmp_path / "dpt")
+    raw = relative.raw(rgb)
+    assert raw.shape == (90, 160) and np.isfinite(raw).all()
+    with pytest.raises(DreamdriveError, match="LiDAR returns in view"):
+        relative.predict(rgb)
+    rng = np.random.default_rng(2)
+    pixels = rng.uniform([0, 0], [160, 90], (100, 2))
+    anchors = Projection(pixels, rng.uniform(5, 50, 100), np.ones(100, bool), np.ones(100, bool))
+    depth = relative.predict(rgb, anchors)
+    assert depth.shape == (90, 160) and (depth >= 0.5).all() and (depth <= 250).all()
+    metric = MonocularDepth(tmp_path / "dpt", metric=True).predict(rgb)
+    assert metric == pytest.approx(np.clip(raw, 0, None))

@@ -8,6 +8,8 @@ the camera frame (x right, y down, z forward) pointing towards the camera.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
@@ -147,28 +149,113 @@ def asset_renderer(assets, width: int, height: int):
     return renderer
 
 
-def scene_depth(dataroot, clip, index: int, channel: str) -> np.ndarray:
-    """Depth of one camera frame: the procedural world's exact sidecar, else LiDAR projected and densified."""
+def scene_depth(dataroot, clip, index: int, channel: str, monocular: MonocularDepth | None = None) -> np.ndarray:
+    """Depth of one camera frame: the procedural world's exact sidecar; else, with a `monocular` model, its
+    prediction (aligned to the LiDAR returns in view when the model is relative); else LiDAR projected and
+    densified."""
     from dreamdrive.world.builder import dense_path, load_dense
 
     frame = clip.frames[index]
     if dense_path(dataroot, clip.name, channel, frame.timestamp).is_file():
         return load_dense(dataroot, clip.name, channel, frame.timestamp)["depth"]
     camera = clip.rig[channel]
+    projection = _lidar_projection(clip, index, channel)
+    if monocular is not None:
+        from dreamdrive.viz.pictures import load_image
+
+        return monocular.predict(load_image(frame.images[channel]), projection)
+    if projection is None:
+        return np.zeros((camera.height, camera.width), np.float32)
+    return lidar_depth(projection, camera)
+
+
+def _lidar_projection(clip, index: int, channel: str):
+    """The LiDAR sweep nearest in time to frame `index`, projected into `channel` (None without LiDAR)."""
+    from dreamdrive.nusc.schema import global_T_lidar
+    from dreamdrive.nusc.writer import load_points
+
+    frame = clip.frames[index]
     lidar_frame = min(
         (i for i, f in enumerate(clip.frames) if f.lidar is not None),
         key=lambda i: abs(clip.frames[i].timestamp - frame.timestamp),
         default=None,
     )
     if lidar_frame is None:
-        return np.zeros((camera.height, camera.width), np.float32)
-    from dreamdrive.nusc.schema import global_T_lidar
-    from dreamdrive.nusc.writer import load_points
-
+        return None
     points = load_points(clip.frames[lidar_frame].lidar, f"LiDAR of {clip.name}")[:, :3]
     global_points = global_T_lidar(clip.frames[lidar_frame]).apply(points)
     _, global_T_ego = frame.camera_pose(channel)
-    return lidar_depth(camera.project_ego(global_T_ego.inverse().apply(global_points)), camera)
+    return clip.rig[channel].project_ego(global_T_ego.inverse().apply(global_points))
+
+
+class MonocularDepth:
+    """A depth-estimation network from a local folder (transformers' `AutoModelForDepthEstimation`: DPT,
+    Depth Anything, ZoeDepth, ...), for datasets without dense depth.
+
+    Args:
+        folder: a saved model and image processor (`save_pretrained`); nothing is downloaded.
+        metric: the model predicts metres (ZoeDepth, metric Depth Anything). Otherwise its output is
+            taken as relative inverse depth and aligned to the LiDAR returns in view by a least-squares
+            scale and shift in inverse depth (at least `MIN_ANCHORS` returns are needed).
+    """
+
+    MIN_ANCHORS = 20
+
+    def __init__(self, folder: str | Path, metric: bool = False, device: str = "cpu"):
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise DreamdriveError(
+                f"{folder} holds no depth model (config.json missing); save one there with "
+                "`model.save_pretrained(folder)` and its image processor with `processor.save_pretrained(folder)`."
+            )
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+        try:
+            self.processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+            self.model = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True).eval().to(device)
+        except (OSError, ValueError) as error:
+            raise DreamdriveError(f"cannot load a depth-estimation model from {folder}: {error}") from error
+        self.metric = metric
+        self.device = device
+
+    def raw(self, rgb: np.ndarray) -> np.ndarray:
+        """The network's output (H, W) at the image's size."""
+        import torch
+
+        inputs = self.processor(images=rgb, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            predicted = self.model(**inputs).predicted_depth
+        resized = torch.nn.functional.interpolate(
+            predicted[:, None].float(), size=rgb.shape[:2], mode="bilinear", align_corners=False
+        )
+        return resized[0, 0].cpu().numpy().astype(np.float32)
+
+    def predict(self, rgb: np.ndarray, projection=None) -> np.ndarray:
+        """Metric depth (H, W) of an image; `projection` (LiDAR in this view) anchors a relative model."""
+        output = self.raw(rgb)
+        if self.metric:
+            return np.clip(output, 0.0, None)
+        if projection is None or projection.in_image.sum() < self.MIN_ANCHORS:
+            raise DreamdriveError(
+                f"a relative depth model needs at least {self.MIN_ANCHORS} LiDAR returns in view to be made "
+                "metric; give a metric model (metric=True) or data with LIDAR_TOP."
+            )
+        ok = projection.in_image
+        rows = projection.pixels[ok, 1].astype(int)
+        cols = projection.pixels[ok, 0].astype(int)
+        return align_inverse_depth(output, rows, cols, projection.depth[ok])
+
+
+def align_inverse_depth(
+    relative: np.ndarray, rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, far: float = 250.0
+) -> np.ndarray:
+    """Metric depth from a relative inverse-depth map: the least-squares scale a and shift b with
+    a * relative + b = 1 / depth at the anchor pixels, then depth = 1 / (a * relative + b), clipped to [0.5, far]."""
+    values = relative[rows, cols].astype(np.float64)
+    design = np.column_stack([values, np.ones_like(values)])
+    (a, b), *_ = np.linalg.lstsq(design, 1.0 / np.asarray(depth, np.float64), rcond=None)
+    inverse = a * relative.astype(np.float64) + b
+    return np.clip(1.0 / np.maximum(inverse, 1.0 / far), 0.5, far).astype(np.float32)
 
 
 def lidar_depth(projection, camera, fill: int = 5) -> np.ndarray:

@@ -28,11 +28,14 @@ def _colour_depth(depth: np.ndarray, far: float = 80.0) -> np.ndarray:
     return np.where((depth > 0)[..., None], coloured, 0).astype(np.uint8)
 
 
-def condition_pictures(dataroot, clip, index: int, out: str | Path, inserted: list | None = None) -> list[Path]:
+def condition_pictures(
+    dataroot, clip, index: int, out: str | Path, inserted: list | None = None, monocular=None
+) -> list[Path]:
     """Write map layout, box layout, depth, normals and edges of frame `index` as six-view grids.
 
     `inserted`: (asset, global_T_object) of inserted objects present on the frame; their
     object and mask maps (the asset rendered, hidden where the scene is nearer) are written too.
+    `monocular`: a `guidance.MonocularDepth` for the depth of data without a dense sidecar.
     """
     out = Path(out)
     frame = clip.frames[index]
@@ -60,7 +63,7 @@ def condition_pictures(dataroot, clip, index: int, out: str | Path, inserted: li
             tiles["map"][camera.name] = np.zeros((camera.height, camera.width, 3), np.uint8)
         layout = box_layout(boxes, camera, cam_T_global)
         tiles["boxes"][camera.name] = np.max(layout[..., None] * palette[:, None, None, :], axis=0)
-        depth = scene_depth(dataroot, clip, index, camera.name)
+        depth = scene_depth(dataroot, clip, index, camera.name, monocular)
         tiles["depth"][camera.name] = _colour_depth(depth)
         normals = normals_from_depth(depth, camera.intrinsic)
         tiles["normal"][camera.name] = (
