@@ -28,3 +28,13 @@ def nusc(dataroot):
     from nuscenes.nuscenes import NuScenes
 
     return NuScenes("v1.0-dreamdrive", str(dataroot), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A tiny procedural build (3 scenes x 1.5 s at 160x96) for the perception and metrics tests."""
+    from dreamdrive.world.builder import WorldConfig, build_world
+
+    root = tmp_path_factory.mktemp("tiny-world")
+    build_world(root, WorldConfig(scenes=3, seconds=1.5, seed=4, width=160, height=96))
+    return root

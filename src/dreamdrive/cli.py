@@ -327,6 +327,237 @@ def insert(
     console.print(f"dataset ready: {version}; before/after pictures in {out / 'previews'}")
 
 
+detect_app = typer.Typer(no_args_is_help=True, help="The multi-view camera 3D detector: train, evaluate, track.")
+experiment_app = typer.Typer(no_args_is_help=True, help="Experiments measured the fair way (iso-epoch).")
+app.add_typer(detect_app, name="detect")
+app.add_typer(experiment_app, name="experiment")
+
+
+def _detector_config(image_size: str, bev_cells: int, width: int):
+    from dreamdrive.perception.data import DetectorConfig
+
+    try:
+        w, h = (int(v) for v in image_size.lower().split("x"))
+    except ValueError as error:
+        raise DreamdriveError(f"--image-size takes WIDTHxHEIGHT such as 224x128, got {image_size!r}.") from error
+    return DetectorConfig(image_size=(w, h), bev_cells=bev_cells, width=width)
+
+
+def _step_progress(description: str):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    counts = TextColumn("{task.completed}/{task.total} {task.fields[loss]}")
+    progress = Progress(TextColumn(description), BarColumn(), counts, TimeRemainingColumn(), console=console)
+    state = {}
+
+    def update(step: int, total: int, losses: dict) -> None:
+        if "task" not in state:
+            progress.start()
+            state["task"] = progress.add_task(description, total=total, loss="")
+        progress.update(state["task"], completed=step, loss=f"loss {losses.get('loss', 0):.3f}")
+        if step >= total:
+            progress.stop()
+
+    return update
+
+
+@detect_app.command("train")
+def detect_train(
+    data: str = typer.Option(..., help="nuScenes-format dataroot(s), comma-separated"),
+    out: Path = typer.Option(..., help="run folder (resumes if it holds this run)"),
+    epochs: int = typer.Option(20, min=1, help="passes over the epoch's samples"),
+    split: str | None = typer.Option(
+        None, help="training split of every dataset (default: each one's own: train, proc_train, *_train)"
+    ),
+    ratio: str | None = typer.Option(None, help="per dataset, the share of its samples in each epoch, e.g. 1,0.5"),
+    batch_size: int = typer.Option(4, min=1),
+    learning_rate: float = typer.Option(2e-3),
+    seed: int = typer.Option(0),
+    every_frame: bool = typer.Option(False, help="learn from every camera frame (datasets annotated on every frame)"),
+    backbone_weights: Path | None = typer.Option(
+        None, help="a local ResNet-18 state dict for the backbone (needs --width 64)"
+    ),
+    image_size: str = typer.Option("224x128", help="input size WIDTHxHEIGHT"),
+    bev_cells: int = typer.Option(80, help="BEV grid cells per side (over 102.4 m)"),
+    width: int = typer.Option(32, help="backbone width (64: ResNet-18)"),
+    workers: int = typer.Option(0, min=0, help="data loader processes"),
+) -> None:
+    """Train the multi-view 3D detector (resumable; `accelerate launch` runs it on several GPUs)."""
+    from dreamdrive.perception.data import Mix
+    from dreamdrive.perception.experiment import default_split
+    from dreamdrive.perception.train import TrainConfig, train
+
+    roots = [r.strip() for r in data.split(",") if r.strip()]
+    ratios = [float(r) for r in ratio.split(",")] if ratio else []
+    mix = Mix([(root, split or default_split(root, "train")) for root in roots], ratios)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                         every_frame=every_frame, backbone_weights=str(backbone_weights) if backbone_weights else None,
+                         workers=workers)  # fmt: skip
+    model = train(mix, out, config, _detector_config(image_size, bev_cells, width), progress=_step_progress("training"))
+    console.print(f"model: {model}")
+
+
+@detect_app.command("eval")
+def detect_eval(
+    run: Path = typer.Option(..., help="a run folder from `detect train` (or its model.pt)"),
+    data: Path = typer.Option(..., help="the nuScenes-format dataroot to evaluate on"),
+    split: str | None = typer.Option(None, help="the split (default: val, proc_val or *_val)"),
+    out: Path = typer.Option(..., help="output folder"),
+    batch_size: int = typer.Option(4, min=1),
+) -> None:
+    """Detect on a split; write results_nusc.json, the devkit's metrics_summary.json, report.md and PR curves."""
+    from dreamdrive.metrics.detection import evaluate_detection
+    from dreamdrive.perception.experiment import default_split
+    from dreamdrive.perception.predict import predict, split_refs, write_results
+    from dreamdrive.perception.train import load_model
+
+    split = split or default_split(data, "val")
+    refs = split_refs(data, split)
+    results = write_results(predict(load_model(run), refs, batch_size), out / "results_nusc.json")
+    report = evaluate_detection(data, split, results, out)
+    console.print((out / "report.md").read_text())
+    console.print(f"wrote {results}, {out / 'metrics_summary.json'}, {out / 'report.json'} and plots in {out}")
+    del report
+
+
+@detect_app.command("track")
+def detect_track(
+    run: Path = typer.Option(..., help="a run folder from `detect train` (or its model.pt)"),
+    data: Path = typer.Option(..., help="the nuScenes-format dataroot to track on"),
+    split: str | None = typer.Option(None, help="the split (default: val, proc_val or *_val)"),
+    out: Path = typer.Option(..., help="output folder"),
+) -> None:
+    """Detect and track on a split; write results_tracking.json and the devkit's tracking metrics_summary.json."""
+    from dreamdrive.metrics.detection import _nusc, evaluate_tracking
+    from dreamdrive.perception.experiment import default_split
+    from dreamdrive.perception.predict import predict, split_refs
+    from dreamdrive.perception.track import track_results, write_tracks
+    from dreamdrive.perception.train import load_model
+
+    split = split or default_split(data, "val")
+    detections = predict(load_model(run), split_refs(data, split))
+    results = write_tracks(track_results(detections, _nusc(data)), out / "results_tracking.json")
+    evaluate_tracking(data, split, results, out)
+    console.print((out / "report.md").read_text())
+    console.print(f"wrote {results} and {out / 'metrics_summary.json'}")
+
+
+@experiment_app.command("iso-epoch")
+def experiment_iso_epoch(
+    real: Path = typer.Option(..., help="the real dataset (its training split trains, its validation split scores)"),
+    synthetic: list[str] = typer.Option(..., help="NAME=DATAROOT of a synthetic dataset (repeat for several)"),
+    epochs: str = typer.Option("1,2,3", help="schedules: multiples of --epoch-unit"),
+    epoch_unit: int = typer.Option(1, min=1, help="epochs of the 1x schedule"),
+    seeds: int = typer.Option(3, min=1),
+    out: Path = typer.Option(..., help="output folder (resumes)"),
+    batch_size: int = typer.Option(4, min=1),
+    learning_rate: float = typer.Option(2e-3),
+    image_size: str = typer.Option("224x128"),
+    bev_cells: int = typer.Option(80),
+    width: int = typer.Option(32),
+) -> None:
+    """Train real-only and real+synthetic detectors for the same epochs over seeds; write results.json/.md/.png."""
+    from dreamdrive.perception.experiment import iso_epoch
+    from dreamdrive.perception.train import TrainConfig
+
+    named = {}
+    for item in synthetic:
+        name, _, root = item.partition("=")
+        if not name or not root:
+            raise DreamdriveError(f"--synthetic takes NAME=DATAROOT, got {item!r}.")
+        named[name] = root
+    try:
+        schedules = [int(v) for v in epochs.split(",")]
+    except ValueError as error:
+        raise DreamdriveError(f"--epochs takes comma-separated integers such as 1,2,3, got {epochs!r}.") from error
+    config = TrainConfig(batch_size=batch_size, learning_rate=learning_rate)
+    detector = _detector_config(image_size, bev_cells, width)
+    iso_epoch(
+        real, named, out, schedules, seeds, epoch_unit, config, detector, progress=lambda n: console.print(f"run {n}")
+    )
+    console.print((out / "results.md").read_text())
+    console.print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
+
+
+metrics_app = typer.Typer(no_args_is_help=True, help="Video metrics: FID, FVD, PSNR/SSIM, cross-view consistency.")
+app.add_typer(metrics_app, name="metrics")
+
+
+def _scenes(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _write_json(data: dict, out: Path | None) -> None:
+    console.print_json(json.dumps(data))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=1))
+        console.print(f"wrote {out}")
+
+
+@metrics_app.command("fid")
+def metrics_fid(
+    real: Path = typer.Option(..., help="the real dataset"),
+    generated: Path = typer.Option(..., help="the generated dataset (the same cameras)"),
+    weights: Path | None = typer.Option(None, help="Inception weights pt_inception-2015-12-05-6726825d.pth"),
+    scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
+    max_frames: int | None = typer.Option(None, help="at most this many frames per camera and dataset"),
+    out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
+) -> None:
+    """Per-camera FID of generated clips against real ones, and the mean over cameras."""
+    from dreamdrive.metrics.video import fid
+
+    result = fid(real, generated, weights, _scenes(scenes), max_frames, progress=lambda c: console.print(f"FID {c}"))
+    _write_json(result, out)
+
+
+@metrics_app.command("fvd")
+def metrics_fvd(
+    real: Path = typer.Option(..., help="the real dataset"),
+    generated: Path = typer.Option(..., help="the generated dataset"),
+    weights: Path | None = typer.Option(None, help="I3D weights: the StyleGAN-V i3d_torchscript.pt or a state dict"),
+    scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
+    length: int = typer.Option(16, help="frames per window"),
+    out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
+) -> None:
+    """FVD over 16-frame windows of every camera (and per camera)."""
+    from dreamdrive.metrics.video import fvd
+
+    result = fvd(real, generated, weights, _scenes(scenes), length, progress=lambda c: console.print(f"FVD {c}"))
+    _write_json(result, out)
+
+
+@metrics_app.command("consistency")
+def metrics_consistency(
+    data: Path = typer.Option(..., help="the dataset to score (generated clips)"),
+    real: Path | None = typer.Option(None, help="a real dataset to score the same way, for the ratio"),
+    scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
+    every: int = typer.Option(6, min=1, help="score every N-th frame"),
+    out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
+) -> None:
+    """Cross-view consistency: SSIM of adjacent cameras' overlapping strips (and its ratio to real clips)."""
+    from dreamdrive.metrics.video import consistency
+
+    result = {"data": consistency(data, _scenes(scenes), every)}
+    if real is not None:
+        result["real"] = consistency(real, _scenes(scenes), every)
+        result["ratio"] = result["data"]["score"] / result["real"]["score"]
+    _write_json(result, out)
+
+
+@metrics_app.command("recon")
+def metrics_recon(
+    real: Path = typer.Option(..., help="the real dataset"),
+    generated: Path = typer.Option(..., help="its reconstruction (same scenes and frames)"),
+    scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
+    out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
+) -> None:
+    """PSNR and SSIM of reconstructed frames against the real frames."""
+    from dreamdrive.metrics.video import reconstruction
+
+    _write_json(reconstruction(real, generated, _scenes(scenes)), out)
+
+
 world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")
 assets_app = typer.Typer(no_args_is_help=True, help="The asset library (parametric meshes and your own GLB/OBJ).")
 app.add_typer(world_app, name="world")

@@ -1,0 +1,1 @@
+"""Evaluation: nuScenes detection and tracking through the devkit, FID/FVD, PSNR/SSIM, cross-view consistency."""
