@@ -404,20 +404,32 @@ def detect_eval(
     split: str | None = typer.Option(None, help="the split (default: val, proc_val or *_val)"),
     out: Path = typer.Option(..., help="output folder"),
     batch_size: int = typer.Option(4, min=1),
+    pictures: int = typer.Option(4, min=0, help="BEV and front-camera pictures of this many samples"),
 ) -> None:
     """Detect on a split; write results_nusc.json, the devkit's metrics_summary.json, report.md and PR curves."""
     from dreamdrive.metrics.detection import evaluate_detection
+    from dreamdrive.perception.data import ClipCache
     from dreamdrive.perception.experiment import default_split
+    from dreamdrive.perception.pictures import detection_picture
     from dreamdrive.perception.predict import predict, split_refs, write_results
     from dreamdrive.perception.train import load_model
 
     split = split or default_split(data, "val")
     refs = split_refs(data, split)
-    results = write_results(predict(load_model(run), refs, batch_size), out / "results_nusc.json")
-    report = evaluate_detection(data, split, results, out)
+    detections = predict(load_model(run), refs, batch_size)
+    results = write_results(detections, out / "results_nusc.json")
+    evaluate_detection(data, split, results, out)
+    cache = ClipCache()
+    for ref in refs[:: max(1, len(refs) // pictures)] if pictures else []:
+        clip = cache.clip(ref.dataroot, ref.scene)
+        detection_picture(
+            clip, ref.frame, detections[ref.sample_token], out / "pictures" / f"{ref.scene}_{ref.frame:03d}.png"
+        )
     console.print((out / "report.md").read_text())
-    console.print(f"wrote {results}, {out / 'metrics_summary.json'}, {out / 'report.json'} and plots in {out}")
-    del report
+    console.print(
+        f"wrote {results}, {out / 'metrics_summary.json'}, {out / 'report.json'}, PR curves in {out / 'plots'}"
+        f" and pictures in {out / 'pictures'}"
+    )
 
 
 @detect_app.command("track")

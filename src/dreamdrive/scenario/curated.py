@@ -19,10 +19,10 @@ from dreamdrive.scenario.translate import translate_offline
 
 SYSTEM_PROMPT = (
     "You write driving scenario scripts in Python for the dreamdrive trajectory library. Use only these "
-    "functions: ego, vehicle, parked_vehicle, pedestrian, cyclist, work_zone, set_duration, set_weather, "
+    "functions: ego, vehicle, parked_vehicle, pedestrian, cyclist, work_zone, junction, set_duration, set_weather, "
     "set_time_of_day, save; and the actors' methods keep_speed, accelerate, brake, hard_brake, stop, change_lane, "
-    "cut_in, overtake, walk, cross, dash_out, stand. Always call ego() first and save() last. Reply with the "
-    "script only."
+    "cut_in, overtake, turn_left, turn_right, u_turn, walk, cross, dash_out, stand. Always call ego() first and "
+    "save() last. Reply with the script only."
 )
 
 BEHAVIOUR_TEMPLATES = {
@@ -37,6 +37,9 @@ BEHAVIOUR_TEMPLATES = {
     "accelerate": ["a {color}{kind} on the {side} accelerates"],
     "slow_down": ["the {color}{kind} ahead slows down"],
     "drive": ["a {color}{kind} drives on the {side}"],
+    "turn_left": ["the {color}{kind} ahead turns left at the intersection"],
+    "turn_right": ["the {color}{kind} ahead turns right at the junction"],
+    "u_turn": ["the {color}{kind} ahead makes a u-turn"],
 }
 PEDESTRIAN_TEMPLATES = [
     "a pedestrian crosses the road",
@@ -51,6 +54,9 @@ OTHER_TEMPLATES = [
     "a cyclist on the right",
     "a motorcyclist rides ahead",
     "traffic cones ahead",
+    "we turn left at the intersection",
+    "we turn right at the junction",
+    "we make a u-turn at the intersection",
 ]
 SETTINGS = [
     "",
@@ -127,6 +133,11 @@ PARAPHRASES = {
     "the van in front emergency-stops": "the car ahead brakes hard",
     "a family walks over the road": "two pedestrians cross the street",
     "an elderly man totters across": "a pedestrian crosses the road",
+    "the sedan ahead swings left at the crossroads": "the car ahead turns left at the intersection",
+    "a lorry in front peels off right at the junction": "the truck ahead turns right at the junction",
+    "the taxi ahead spins round to go back the way it came": "the car ahead makes a u-turn",
+    "the bus ahead veers off to the left at the lights": "the bus ahead turns left at the intersection",
+    "we swing left at the crossroads": "we turn left at the intersection",
 }
 
 

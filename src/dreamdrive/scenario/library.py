@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from dreamdrive.core.categories import DEFAULT_CATEGORY, TYPICAL_SIZE
 from dreamdrive.core.errors import DreamdriveError
 
 __all__ = [
-    "ego", "vehicle", "parked_vehicle", "pedestrian", "cyclist", "work_zone",
+    "ego", "vehicle", "parked_vehicle", "pedestrian", "cyclist", "work_zone", "junction",
     "set_duration", "set_weather", "set_time_of_day", "save",
 ]  # fmt: skip
 
@@ -109,6 +111,7 @@ class _Scene:
         self.time_of_day = "day"
         self.ego: Actor | None = None
         self.ego_reactive = True
+        self.junction: float | None = None  # x of the four-way junction's centre, when there is one
         self.actors: list[Actor] = []
         self.saved: dict | None = None
 
@@ -134,6 +137,7 @@ class Actor:
         self.lateral_events: list[tuple[float, float, float]] = []  # (start, target y, duration)
         self.walks: list[tuple[float, float, float]] = []  # (start, target y, speed): pedestrians crossing
         self.parked = False
+        self.turn: str | None = None  # "left", "right" or "u_turn" at the junction
         self.actor_id = f"{kind}-{len(_scene.actors) + 1}"
 
     # -- longitudinal ----------------------------------------------------------------------
@@ -195,6 +199,40 @@ class Actor:
         self.change_lane("right", back)
         return self
 
+    def turn_left(self) -> Actor:
+        """Turn left at the junction ahead (one is placed 30 m ahead, or past the actor, if the script has none)."""
+        return self._turn("left")
+
+    def turn_right(self) -> Actor:
+        """Turn right at the junction ahead."""
+        return self._turn("right")
+
+    def u_turn(self) -> Actor:
+        """Turn round at the junction ahead into the far oncoming lane."""
+        return self._turn("u_turn")
+
+    def _turn(self, kind: str) -> Actor:
+        from dreamdrive.scenario.junction import entry_x
+
+        if self.heading != 0.0 or isinstance(self, Pedestrian) or self.kind in ("traffic_cone", "barrier"):
+            raise ScenarioError(f"{self.actor_id} cannot turn: only vehicles driving our way turn at the junction.")
+        if self.turn is not None:
+            raise ScenarioError(f"{self.actor_id} already turns {self.turn}; one turn per actor.")
+        if kind == "u_turn" and SIZE[self.kind][1] > 8.0:
+            raise ScenarioError(
+                f"a {self.kind} is too long to turn round in this junction; U-turns are for cars, motorcycles, "
+                "bicycles and trucks up to 8 m."
+            )
+        if _scene.junction is None:
+            junction(max(30.0, round(self.x0 + 35.0)))
+        if self.x0 > entry_x(_scene.junction) - 2.0:
+            raise ScenarioError(
+                f"{self.actor_id} starts at {self.x0:g} m, past the junction's entry; place the junction further "
+                f"ahead (junction(ahead=...)) or the actor nearer."
+            )
+        self.turn = kind
+        return self
+
     def _lateral(self, target: float, at: float, duration: float | None) -> Actor:
         shift = abs(target - self._lateral_at_end())
         shortest = _lane_change_time(shift)
@@ -212,6 +250,8 @@ class Actor:
 
     def trajectory(self, frames: int) -> list[list[float]]:
         """[x, y, yaw, speed] per frame in the road frame."""
+        if self.turn is not None:
+            return self._turning_trajectory(frames)
         dt = 1.0 / HZ
         times = [i * dt for i in range(frames)]
         speeds = [self._speed(t) for t in times]
@@ -223,6 +263,60 @@ class Actor:
             x += direction * speeds[i] * dt
         out = [[round(xs[i], 6), round(lateral[i], 6), 0.0, round(speeds[i], 6)] for i in range(frames)]
         _set_headings(out, self.heading)
+        return out
+
+    def _turning_trajectory(self, frames: int) -> list[list[float]]:
+        """Along the lane to the junction, through it on the turn's path, then along the exit lane: the scripted
+        speeds, capped where the path bends so that the lateral acceleration stays within LATERAL, with the
+        class's comfortable deceleration before the bend and acceleration after it."""
+        from dreamdrive.scenario.junction import entry_x, junction_town, turn_path
+
+        lane_y = self._lateral_at_end()
+        if self.turn == "u_turn" and SIZE[self.kind][1] > 5.0 and lane_y > -LANE_WIDTH / 2:
+            raise ScenarioError(
+                f"a {self.kind} needs the widest circle to turn round: start its U-turn from lane 'right'."
+            )
+        entry = entry_x(_scene.junction)
+        town = junction_town(_scene.junction, -200.0, entry + 200.0, 0)
+        bend = turn_path(town, lane_y, self.turn)
+        lead = np.array([[self.x0, lane_y], [entry, lane_y]])
+        path = np.vstack([lead, bend[1:]])
+        steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
+        keep = np.concatenate([[True], steps > 1e-6])
+        path = path[keep]
+        stations = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+        headings = np.unwrap(np.arctan2(*np.diff(path, axis=0).T[::-1]))
+        curvature = np.zeros(len(path))
+        curvature[1:-1] = np.abs(np.diff(headings)) / np.maximum((stations[2:] - stations[:-2]) / 2, 1e-6)
+        cap = np.sqrt(LATERAL / np.maximum(curvature, 1e-9))
+        brake, accel = BRAKE[self.kind] * 0.4, ACCEL[self.kind] * 0.6
+        for i in range(len(cap) - 2, -1, -1):  # slow down in time for the bend
+            cap[i] = min(cap[i], math.sqrt(cap[i + 1] ** 2 + 2 * brake * (stations[i + 1] - stations[i])))
+        for i in range(1, len(cap)):  # and speed up gently after it
+            cap[i] = min(cap[i], math.sqrt(cap[i - 1] ** 2 + 2 * accel * (stations[i] - stations[i - 1])))
+        dt = 1.0 / HZ
+        out, s, along = [], 0.0, []
+        for i in range(frames):
+            t = i * dt
+            along.append(s)
+            speed = min(self._speed(t), float(np.interp(s, stations, cap)))
+            if s >= stations[-1] - 1e-6:  # the end of the exit lane: it stops there
+                speed = 0.0
+            if s < stations[1]:  # before the junction: lane changes still apply
+                x, y = self.x0 + s, self._y(t)
+            else:
+                if abs(self._y(t) - lane_y) > 0.05:
+                    raise ScenarioError(f"{self.actor_id} reaches the junction while still changing lanes; "
+                                        "change lanes earlier or place the junction further ahead.")  # fmt: skip
+                x, y = float(np.interp(s, stations, path[:, 0])), float(np.interp(s, stations, path[:, 1]))
+            out.append([round(x, 6), round(y, 6), 0.0, round(speed, 6)])
+            s = min(s + speed * dt, stations[-1])
+        _set_headings(out, self.heading)
+        middles = (stations[1:] + stations[:-1]) / 2
+        for row, distance in zip(out, along):  # from the junction on, the path's own heading (also when stopped)
+            if distance >= stations[1]:
+                heading = float(np.interp(distance, middles, headings))
+                row[2] = round(math.atan2(math.sin(heading), math.cos(heading)), 6)
         return out
 
     def _speed(self, t: float) -> float:
@@ -394,6 +488,15 @@ def work_zone(ahead: float = 40.0, lane="right", length: float = 25.0) -> list[A
     return items
 
 
+def junction(ahead: float = 30.0) -> None:
+    """A four-way junction whose centre is `ahead` metres in front of the ego's start (turns happen there)."""
+    from dreamdrive.scenario.junction import HALF
+
+    if _scene.junction is not None:
+        raise ScenarioError("the scene already has a junction; a scene has at most one.")
+    _scene.junction = _number(ahead, "junction distance", HALF + 5.0, 200)
+
+
 def set_duration(seconds: float) -> None:
     """How long the scenario lasts (default 8 s)."""
     _scene.duration = _number(seconds, "duration", 1, MAX_DURATION)
@@ -429,9 +532,9 @@ def save() -> None:
         })  # fmt: skip
     _scene.saved = {
         "duration": _scene.duration, "hz": HZ, "frames": frames, "weather": _scene.weather,
-        "time_of_day": _scene.time_of_day, "lane_width": LANE_WIDTH,
-        "ego": _reactive_ego(_scene.ego.trajectory(frames), trajectories) if _scene.ego_reactive
-        else _scene.ego.trajectory(frames),
+        "time_of_day": _scene.time_of_day, "lane_width": LANE_WIDTH, "junction": _scene.junction,
+        "ego": _reactive_ego(_scene.ego.trajectory(frames), trajectories)
+        if _scene.ego_reactive and _scene.ego.turn is None else _scene.ego.trajectory(frames),
         "actors": actors,
     }  # fmt: skip
 

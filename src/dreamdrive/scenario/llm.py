@@ -92,7 +92,8 @@ class OpenAITranslator:
 
 # The script language as a GBNF grammar: ego first, then actors, manoeuvres and settings, save last.
 SCRIPT_GRAMMAR = r"""
-root ::= "ego(speed=" num ")\n" body* "save()\n"
+root ::= "ego(speed=" num ")\n" junction? body* "save()\n"
+junction ::= "junction(ahead=" num ")\n"
 body ::= (actor | move | setting) "\n"
 actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=" num)? (", color=" color)? ")"
                     | "parked_vehicle(" kind ", side=" side ", ahead=" snum ")"
@@ -102,7 +103,8 @@ actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=
 move ::= name "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at=" num ")" | "keep_speed()"
                   | "brake(to=" num ", at=" num ")" | "accelerate(to=" num ", at=" num ")"
                   | "change_lane(" side ", at=" num ")" | "overtake(at=" num ")" | "cross(at=" num ")"
-                  | "dash_out(at=" num ")" | "walk(speed=" num ")" | "stand()" )
+                  | "dash_out(at=" num ")" | "walk(speed=" num ")" | "stand()" | "turn_left()" | "turn_right()"
+                  | "u_turn()" )
 setting ::= ( "set_weather(" ("'clear'" | "'rain'" | "'fog'") ")"
             | "set_time_of_day(" ("'day'" | "'dusk'" | "'night'") ")"
             | "set_duration(" num ")" )

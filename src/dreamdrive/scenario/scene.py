@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from shapely import contains_xy
 from shapely.geometry import Polygon
+from shapely.ops import unary_union
 
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.camera import CameraRig
@@ -90,10 +91,15 @@ def global_T_road(data: dict) -> Transform:
 
 
 def scenario_road(data: dict, seed: int) -> Town:
-    """A straight road with three lanes our way and two oncoming, sidewalks, lights, trees and buildings."""
+    """A straight road with three lanes our way and two oncoming, sidewalks, lights, trees and buildings; or,
+    when the script has a junction, that road crossed by a two-lane-each-way road at the junction."""
     lane = data["lane_width"]
     x_min, x_max = extent(data)
     to_global = global_T_road(data)
+    if data.get("junction") is not None:
+        from dreamdrive.scenario.junction import junction_town
+
+        return junction_town(data["junction"], x_min - MARGIN, x_max + MARGIN, seed, to_global)
     start, end = to_global.apply(np.array([[x_min - MARGIN, 1.5 * lane, 0], [x_max + MARGIN, 1.5 * lane, 0]]))
     centreline = np.linspace(start[:2], end[:2], max(2, int((end[0] - start[0]) / 2)))
     road = Road("r0", "start", "end", centreline, forward_lanes=3, backward_lanes=2)
@@ -158,7 +164,7 @@ def check(data: dict, town: Town) -> list[str]:
     problems = []
     ego_centres, ego_yaw = _track(data["ego"])
     to_global = global_T_road(data)
-    road = Polygon(town.hdmap.drivable_areas[0]).buffer(0.3)
+    road = unary_union([Polygon(p).buffer(0) for p in town.hdmap.drivable_areas]).buffer(0.3)
     shapes = {"ego": footprints(ego_centres, ego_yaw, library.SIZE["car"])}
     for actor in data["actors"]:
         centres, yaw = _track(actor["trajectory"])

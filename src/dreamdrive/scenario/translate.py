@@ -54,6 +54,9 @@ BEHAVIOURS = [
         "dash_out",
     ),
     (r"\bjaywalk|\bcross(es|ing)?\b|\bwalks? across\b", "cross"),
+    (r"\bu[- ]?turns?\b|\bturns? (a)?round\b|\bturning (a)?round\b|\bturns? back\b", "u_turn"),
+    (r"\bturns? left\b|\bturning left\b|\bleft turn\b|\bhangs? a left\b|\bmakes? a left\b", "turn_left"),
+    (r"\bturns? right\b|\bturning right\b|\bright turn\b|\bhangs? a right\b|\bmakes? a right\b", "turn_right"),
     (r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b|\b(zips?|speeds?|races?) past\b", "overtake"),
     (
         r"\bhard brak|\bbrakes? (hard|suddenly|abruptly|sharply)|\bslams? on the brakes|\bemergency (stop|brak)"
@@ -119,7 +122,7 @@ lane lanes scene scenario video clip drive driving car's road's time weather dur
 ahead front behind side left right meters metres meter metre m km/h kmh mph m/s per hour second seconds s long
 after before about around near close far next other another same abruptly sudden makes make does do lead
 leading between traffic into onto out up down across over our there's here sides way sidewalk sidewalks
-pavement curb kerb roadside shoulder edge
+pavement curb kerb roadside shoulder edge intersection junction crossroads corner lights
 """.split()
 )
 
@@ -184,6 +187,17 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
         settings["crash"] = True  # the ego drives on regardless, so the crash asked for happens
     for part in split_clauses(prompt):
         part = re.sub(crash, " ", part)
+        turn = next((name for pattern, name in BEHAVIOURS if name in TURNS and re.search(pattern, part)), None)
+        if (
+            turn
+            and re.search(r"\b(we|ego|i|our car|the ego car)\b", part)
+            and not any(re.search(rf"\b{word}\b", part) for word in CLASS_WORDS if word not in ("car", "vehicle"))
+        ):
+            settings["ego_turn"] = turn  # "we turn left at the junction"
+            speed, _ = _speed(part)
+            if speed is not None:
+                settings["ego_speed"] = speed
+            continue
         ego_clause = re.search(r"\b(we|ego|i|our car|the ego car)\b.*\b(driv|going|travel|at)\b", part)
         speed, rest = _speed(part)
         distance, rest = _distance(rest)
@@ -265,8 +279,8 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
         raise TranslationError(
             f"could not place {', '.join(repr(w) for w in dict.fromkeys(unplaced))} in the scenario vocabulary "
             "(actors: cars, trucks, buses, trailers, construction vehicles, motorcycles, cyclists, pedestrians, "
-            "work zones; behaviours: cut in, change lanes, overtake, brake, stop, oncoming, follow, cross, dash "
-            "out; weather and time of day)."
+            "work zones; behaviours: cut in, change lanes, overtake, brake, stop, oncoming, follow, turn left or "
+            "right, U-turn, cross, dash out; weather and time of day)."
         )
     if not clauses and not settings:
         raise TranslationError(f"nothing in {prompt!r} describes actors, behaviours, weather or time of day.")
@@ -290,9 +304,18 @@ def _behaviour_words(clause: str) -> set[str]:
 def to_script(clauses: list[Clause], settings: dict) -> str:
     """The scenario script for parsed clauses (deterministic: same clauses, same text)."""
     reactive = ", reactive=False" if settings.get("crash") else ""
-    lines = [f"ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
+    ego_turn = settings.get("ego_turn")
+    lines = [f"{'me = ' if ego_turn else ''}ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
+    turners = [c for c in clauses if c.behaviour in TURNS]
+    if ego_turn or turners:  # the junction lies beyond every turning actor's start
+        furthest = max([12.0 * (c.count - 1) + (c.ahead or 12.0) for c in turners] + [0.0])
+        lines.append(f"junction(ahead={max(45.0, furthest + 35.0):.1f})")
+    if ego_turn:
+        lines.append(f"me.{ego_turn}()")
     if "duration" in settings:
         lines.append(f"set_duration({settings['duration']:.1f})")
+    elif ego_turn or turners:
+        lines.append("set_duration(12.0)")  # long enough to drive through the junction
     for n, clause in enumerate(clauses):
         for k in range(clause.count):
             name = f"{clause.kind.split('_')[0]}{n + 1}_{k + 1}"
@@ -340,6 +363,15 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
             f"motor={motor})"
         ]
     kind = clause.kind
+    if b in TURNS:  # left turns from the left lane, right turns from the right one, U-turns from ours (room)
+        lane = {"turn_left": "left", "turn_right": "right", "u_turn": "ego"}[b]
+        if b == "u_turn" and kind in ("truck", "construction_vehicle"):
+            lane = "right"  # long vehicles need the widest circle
+        return [
+            f"{name} = vehicle({kind!r}, lane={lane!r}, ahead={(clause.ahead or 12.0) + spacing:.1f}"
+            f"{_speed_arg(speed)}{color})",
+            f"{name}.{b}()",
+        ]
     if b == "cut_in":
         side = clause.side or "left"
         return [
@@ -407,6 +439,7 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
     ]
 
 
+TURNS = ("turn_left", "turn_right", "u_turn")
 FOLLOW_UPS = {
     "hard_brake": "{name}.hard_brake(at={at:.1f})",
     "stopped": "{name}.stop(at={at:.1f})",
@@ -460,6 +493,9 @@ BEHAVIOUR_MARKERS = {
     "parked": ("parked_vehicle(",),
     "accelerate": (".accelerate(",),
     "slow_down": (".brake(",),
+    "turn_left": (".turn_left(",),
+    "turn_right": (".turn_right(",),
+    "u_turn": (".u_turn(",),
 }
 
 

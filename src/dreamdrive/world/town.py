@@ -247,6 +247,20 @@ def make_town(seed: int = 0, blocks: tuple[int, int] = (3, 3), spacing: float = 
         road_id = f"r{len(roads)}"
         roads[road_id] = Road(road_id, start, end, centerline, forward, backward)
 
+    return town_from_roads(name, nodes, roads, rng)
+
+
+def town_from_roads(
+    name: str,
+    nodes: dict[str, np.ndarray],
+    roads: dict[str, Road],
+    rng: np.random.Generator,
+    dead_ends: set[str] = frozenset(),
+) -> Town:
+    """A town from intersection centres and the roads between them (each ending at its nodes' intersection
+    edge): road ends, lanes and connectors through the intersections, markings, crossings, drivable area,
+    sidewalks, pedestrian paths and roadside structure. Nodes in `dead_ends` are where roads simply stop
+    (no intersection is built there)."""
     # 2. Road ends around each node, counter-clockwise.
     ends: dict[str, list[RoadEnd]] = {key: [] for key in nodes}
     for road in roads.values():
@@ -261,6 +275,7 @@ def make_town(seed: int = 0, blocks: tuple[int, int] = (3, 3), spacing: float = 
             ends[road.start if at_start else road.end].append(end)
     for key in ends:
         ends[key].sort(key=lambda e: e.angle)
+    ends = {key: value for key, value in ends.items() if key not in dead_ends}
 
     # 3. Lanes on roads, then connectors through each intersection.
     lanes: dict[str, Lane] = {}
@@ -294,7 +309,7 @@ def make_town(seed: int = 0, blocks: tuple[int, int] = (3, 3), spacing: float = 
                 for out_id in targets or fallback:
                     connector = f"{key}:{in_id}>{out_id}"
                     lanes[connector] = Lane(
-                        connector, _connector_curve(lanes[in_id].centerline, lanes[out_id].centerline)
+                        connector, connector_curve(lanes[in_id].centerline, lanes[out_id].centerline)
                     )
                     successors[in_id].append(connector)
                     successors[connector] = [out_id]
@@ -346,7 +361,7 @@ def make_town(seed: int = 0, blocks: tuple[int, int] = (3, 3), spacing: float = 
     return town
 
 
-def _connector_curve(in_line: np.ndarray, out_line: np.ndarray) -> np.ndarray:
+def connector_curve(in_line: np.ndarray, out_line: np.ndarray) -> np.ndarray:
     """A smooth path through an intersection from the end of one lane to the start of another."""
     p0, p3 = in_line[-1], out_line[0]
     d_in = (in_line[-1] - in_line[-2]) / np.linalg.norm(in_line[-1] - in_line[-2])
@@ -402,6 +417,8 @@ def _pedestrian_graph(ends: dict[str, list[RoadEnd]]):
             if not end.at_start:
                 continue
             road = end.road
+            if (id(road), False) not in index:  # the road ends without an intersection
+                continue
             other_key, j = index[(id(road), False)]
             left = offset(road.centerline, road.left_edge + mid)
             right = offset(road.centerline, -road.right_edge - mid)
