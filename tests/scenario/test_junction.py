@@ -102,6 +102,7 @@ def test_turns_that_cannot_happen_are_refused_with_the_reason():
         ("a lorry turns right at the junction in the fog", "truck1_1.turn_right()"),
         ("the van in front makes a u-turn", "car1_1.u_turn()"),
         ("we turn right at the crossroads, and a cyclist on the right", "me.turn_right()"),
+        ("a red car merges from the side road on the right", "car1_1.merge()"),
     ],
 )
 def test_the_offline_translator_turns_at_the_junction(prompt, method):
@@ -110,3 +111,29 @@ def test_the_offline_translator_turns_at_the_junction(prompt, method):
     scenario, town = from_prompt(prompt)
     assert isinstance(scenario, Scenario) and town.name.startswith("scenario-junction")
     assert check(scenario.data, town) == [], scenario.report  # clear and on the road, repaired if need be
+
+
+@pytest.mark.parametrize("side, lane_y", [("right", -3.5), ("left", 3.5)])
+def test_a_side_road_vehicle_merges_into_our_direction(side, lane_y):
+    lib.ego(speed=5)
+    lib.junction(ahead=45)
+    car = lib.side_road_vehicle("car", side=side, distance=20, speed=7)
+    car.merge()
+    waiting = lib.side_road_vehicle("car", side="left" if side == "right" else "right", distance=10, speed=6)
+    lib.set_duration(14)
+    lib.save()
+    result = lib.result()
+    track = np.array(result["actors"][0]["trajectory"])
+    start_y = CENTRE_Y - HALF - 20 if side == "right" else CENTRE_Y + HALF + 20
+    assert track[0, 1] == pytest.approx(start_y, abs=0.1)
+    assert track[-1, 0] > 45 + HALF and track[-1, 1] == pytest.approx(lane_y, abs=0.05)  # joined our lane
+    assert math.cos(track[-1, 2]) > 0.99
+    stopped = np.array(result["actors"][1]["trajectory"])
+    assert stopped[-1, 3] == 0.0 and abs(stopped[-1, 1] - CENTRE_Y) == pytest.approx(HALF, abs=0.5)  # at the edge
+    assert check(result, scenario_road(result, 0)) == []
+    with pytest.raises(DreamdriveError, match="can only merge"):
+        waiting.turn_left()
+    with pytest.raises(DreamdriveError, match="cannot change lanes"):
+        waiting.change_lane("left")
+    with pytest.raises(DreamdriveError, match="not on a side road"):
+        lib.vehicle("car", lane="ego", ahead=-10).merge()

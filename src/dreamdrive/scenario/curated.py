@@ -19,10 +19,10 @@ from dreamdrive.scenario.translate import translate_offline
 
 SYSTEM_PROMPT = (
     "You write driving scenario scripts in Python for the dreamdrive trajectory library. Use only these "
-    "functions: ego, vehicle, parked_vehicle, pedestrian, cyclist, work_zone, junction, set_duration, set_weather, "
-    "set_time_of_day, save; and the actors' methods keep_speed, accelerate, brake, hard_brake, stop, change_lane, "
-    "cut_in, overtake, turn_left, turn_right, u_turn, walk, cross, dash_out, stand. Always call ego() first and "
-    "save() last. Reply with the script only."
+    "functions: ego, vehicle, side_road_vehicle, parked_vehicle, pedestrian, cyclist, work_zone, junction, "
+    "set_duration, set_weather, set_time_of_day, save; and the actors' methods keep_speed, accelerate, brake, "
+    "hard_brake, stop, change_lane, cut_in, overtake, turn_left, turn_right, u_turn, merge, walk, cross, dash_out, "
+    "stand. Always call ego() first and save() last. Reply with the script only."
 )
 
 BEHAVIOUR_TEMPLATES = {
@@ -40,6 +40,7 @@ BEHAVIOUR_TEMPLATES = {
     "turn_left": ["the {color}{kind} ahead turns left at the intersection"],
     "turn_right": ["the {color}{kind} ahead turns right at the junction"],
     "u_turn": ["the {color}{kind} ahead makes a u-turn"],
+    "merge": ["a {color}{kind} merges from the side road on the {side}"],
 }
 PEDESTRIAN_TEMPLATES = [
     "a pedestrian crosses the road",
@@ -138,6 +139,8 @@ PARAPHRASES = {
     "the taxi ahead spins round to go back the way it came": "the car ahead makes a u-turn",
     "the bus ahead veers off to the left at the lights": "the bus ahead turns left at the intersection",
     "we swing left at the crossroads": "we turn left at the intersection",
+    "a van noses out of a side street on the right": "a car merges from the side road on the right",
+    "a lorry emerges from the side road on the left": "a truck merges from the side road on the left",
 }
 
 

@@ -80,3 +80,20 @@ def turn_path(town: Town, lane_y: float, turn: str) -> np.ndarray:
     count = CROSS_LANES[0] if forward else CROSS_LANES[1]
     exit_lane = town.hdmap.lanes[f"{exit_road}:{'f' if forward else 'b'}{min(index, count - 1)}"].centerline
     return np.vstack([incoming[-1:], connector_curve(incoming, exit_lane)[1:-1], exit_lane])
+
+
+def side_road_path(town: Town, side: str, distance: float, merge: bool) -> np.ndarray:
+    """The path of a vehicle on the crossing road `side` of the ego's road (seen from the ego), starting
+    `distance` metres before the junction in the lane next to the kerb. Merging, it turns into our direction
+    (right from the right side into our rightmost lane, left from the left side into our leftmost); otherwise
+    it stops where its lane meets the junction."""
+    lanes = town.hdmap.lanes
+    incoming = lanes["rs:f1" if side == "right" else "rn:b1"].centerline
+    stations = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(incoming, axis=0), axis=1))])
+    start = max(0.0, stations[-1] - distance)
+    first = np.array([np.interp(start, stations, incoming[:, 0]), np.interp(start, stations, incoming[:, 1])])
+    lead = np.vstack([first, incoming[stations > start]])
+    if not merge:
+        return lead
+    exit_lane = lanes["re:f2" if side == "right" else "re:f0"].centerline
+    return np.vstack([lead, connector_curve(lead, exit_lane)[1:-1], exit_lane])

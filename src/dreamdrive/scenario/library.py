@@ -28,7 +28,7 @@ from dreamdrive.core.categories import DEFAULT_CATEGORY, TYPICAL_SIZE
 from dreamdrive.core.errors import DreamdriveError
 
 __all__ = [
-    "ego", "vehicle", "parked_vehicle", "pedestrian", "cyclist", "work_zone", "junction",
+    "ego", "vehicle", "side_road_vehicle", "parked_vehicle", "pedestrian", "cyclist", "work_zone", "junction",
     "set_duration", "set_weather", "set_time_of_day", "save",
 ]  # fmt: skip
 
@@ -137,7 +137,8 @@ class Actor:
         self.lateral_events: list[tuple[float, float, float]] = []  # (start, target y, duration)
         self.walks: list[tuple[float, float, float]] = []  # (start, target y, speed): pedestrians crossing
         self.parked = False
-        self.turn: str | None = None  # "left", "right" or "u_turn" at the junction
+        self.turn: str | None = None  # "left", "right", "u_turn" or "merge" at the junction
+        self.side_road: tuple[str, float] | None = None  # (side, metres before the junction) on the crossing road
         self.actor_id = f"{kind}-{len(_scene.actors) + 1}"
 
     # -- longitudinal ----------------------------------------------------------------------
@@ -211,9 +212,20 @@ class Actor:
         """Turn round at the junction ahead into the far oncoming lane."""
         return self._turn("u_turn")
 
+    def merge(self) -> Actor:
+        """From a side road, turn into our direction of the ego's road at the junction and join its traffic."""
+        if self.side_road is None:
+            raise ScenarioError(f"{self.actor_id} is not on a side road; merge() is for side_road_vehicle(...).")
+        if self.turn is not None:
+            raise ScenarioError(f"{self.actor_id} already merges; one turn per actor.")
+        self.turn = "merge"
+        return self
+
     def _turn(self, kind: str) -> Actor:
         from dreamdrive.scenario.junction import entry_x
 
+        if self.side_road is not None:
+            raise ScenarioError(f"{self.actor_id} is on a side road; it can only merge() into the ego's road.")
         if self.heading != 0.0 or isinstance(self, Pedestrian) or self.kind in ("traffic_cone", "barrier"):
             raise ScenarioError(f"{self.actor_id} cannot turn: only vehicles driving our way turn at the junction.")
         if self.turn is not None:
@@ -234,6 +246,8 @@ class Actor:
         return self
 
     def _lateral(self, target: float, at: float, duration: float | None) -> Actor:
+        if self.side_road is not None:
+            raise ScenarioError(f"{self.actor_id} is on a side road with one lane each way; it cannot change lanes.")
         shift = abs(target - self._lateral_at_end())
         shortest = _lane_change_time(shift)
         duration = shortest if duration is None else _number(duration, "duration", shortest, 20)
@@ -250,7 +264,7 @@ class Actor:
 
     def trajectory(self, frames: int) -> list[list[float]]:
         """[x, y, yaw, speed] per frame in the road frame."""
-        if self.turn is not None:
+        if self.turn is not None or self.side_road is not None:
             return self._turning_trajectory(frames)
         dt = 1.0 / HZ
         times = [i * dt for i in range(frames)]
@@ -269,7 +283,7 @@ class Actor:
         """Along the lane to the junction, through it on the turn's path, then along the exit lane: the scripted
         speeds, capped where the path bends so that the lateral acceleration stays within LATERAL, with the
         class's comfortable deceleration before the bend and acceleration after it."""
-        from dreamdrive.scenario.junction import entry_x, junction_town, turn_path
+        from dreamdrive.scenario.junction import entry_x, junction_town, side_road_path, turn_path
 
         lane_y = self._lateral_at_end()
         if self.turn == "u_turn" and SIZE[self.kind][1] > 5.0 and lane_y > -LANE_WIDTH / 2:
@@ -278,9 +292,12 @@ class Actor:
             )
         entry = entry_x(_scene.junction)
         town = junction_town(_scene.junction, -200.0, entry + 200.0, 0)
-        bend = turn_path(town, lane_y, self.turn)
-        lead = np.array([[self.x0, lane_y], [entry, lane_y]])
-        path = np.vstack([lead, bend[1:]])
+        if self.side_road is not None:
+            side, distance = self.side_road
+            path = side_road_path(town, side, distance, self.turn == "merge")
+        else:
+            bend = turn_path(town, lane_y, self.turn)
+            path = np.vstack([np.array([[self.x0, lane_y], [entry, lane_y]]), bend[1:]])
         steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
         keep = np.concatenate([[True], steps > 1e-6])
         path = path[keep]
@@ -302,7 +319,7 @@ class Actor:
             speed = min(self._speed(t), float(np.interp(s, stations, cap)))
             if s >= stations[-1] - 1e-6:  # the end of the exit lane: it stops there
                 speed = 0.0
-            if s < stations[1]:  # before the junction: lane changes still apply
+            if s < stations[1] and self.side_road is None:  # before the junction: lane changes still apply
                 x, y = self.x0 + s, self._y(t)
             else:
                 if abs(self._y(t) - lane_y) > 0.05:
@@ -314,7 +331,7 @@ class Actor:
         _set_headings(out, self.heading)
         middles = (stations[1:] + stations[:-1]) / 2
         for row, distance in zip(out, along):  # from the junction on, the path's own heading (also when stopped)
-            if distance >= stations[1]:
+            if distance >= stations[1] or self.side_road is not None:
                 heading = float(np.interp(distance, middles, headings))
                 row[2] = round(math.atan2(math.sin(heading), math.cos(heading)), 6)
         return out
@@ -444,6 +461,26 @@ def vehicle(
     default = _scene.ego.speed0 if _scene.ego is not None else 10.0
     speed = _number(default if speed is None else speed, "speed", 0, TOP_SPEED[kind])
     return _add(Actor(kind, _number(ahead, "ahead", -200, 200), _lane(lane), speed, color))
+
+
+def side_road_vehicle(
+    kind: str = "car", side: str = "right", distance: float = 15.0, speed: float = 8.0, color: str | None = None
+) -> Actor:
+    """A vehicle on the crossing road to the `side` of the ego's road, `distance` metres before the junction,
+    driving towards it; it stops there unless it `merge()`s (the junction is placed if the script has none)."""
+    if kind not in VEHICLE_CLASSES or kind in ("trailer",):
+        raise ScenarioError(
+            f"side-road vehicle kind {kind!r} must be one of {VEHICLE_CLASSES[:2] + VEHICLE_CLASSES[3:]}."
+        )
+    if side not in ("right", "left"):
+        raise ScenarioError(f"side must be 'right' or 'left', got {side!r}.")
+    if color is not None and color not in COLORS:
+        raise ScenarioError(f"colour {color!r} must be one of {COLORS}.")
+    if _scene.junction is None:
+        junction(45.0)
+    actor = _add(Actor(kind, 0.0, 0, _number(speed, "speed", 0, TOP_SPEED[kind]), color))
+    actor.side_road = (side, _number(distance, "distance", 0, 80))
+    return actor
 
 
 def parked_vehicle(kind: str = "car", side: str = "right", ahead: float = 20.0) -> Actor:

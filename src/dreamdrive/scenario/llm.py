@@ -99,12 +99,13 @@ actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=
                     | "parked_vehicle(" kind ", side=" side ", ahead=" snum ")"
                     | "pedestrian(side=" side ", ahead=" snum ")"
                     | "cyclist(ahead=" snum ", speed=" num ")"
+                    | "side_road_vehicle(" kind ", side=" side ", distance=" num (", speed=" num)? ")"
                     | "work_zone(ahead=" snum ", lane=" lane ")" )
 move ::= name "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at=" num ")" | "keep_speed()"
                   | "brake(to=" num ", at=" num ")" | "accelerate(to=" num ", at=" num ")"
                   | "change_lane(" side ", at=" num ")" | "overtake(at=" num ")" | "cross(at=" num ")"
                   | "dash_out(at=" num ")" | "walk(speed=" num ")" | "stand()" | "turn_left()" | "turn_right()"
-                  | "u_turn()" )
+                  | "u_turn()" | "merge()" )
 setting ::= ( "set_weather(" ("'clear'" | "'rain'" | "'fog'") ")"
             | "set_time_of_day(" ("'day'" | "'dusk'" | "'night'") ")"
             | "set_duration(" num ")" )

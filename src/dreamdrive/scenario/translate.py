@@ -44,6 +44,11 @@ COLORS = ("white", "black", "grey", "gray", "silver", "red", "blue", "green", "y
 # Behaviours: (pattern, name), tried in order; the first match in a clause wins.
 BEHAVIOURS = [
     (
+        r"\bmerges? (in |into traffic |onto the road )?(from|out of) (a|the) side (road|street)\b"
+        r"|\bpulls? out (of|from) (a|the) side (road|street)\b|\bjoins? (the|our) road from (a|the) side\b",
+        "merge",
+    ),
+    (
         r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in\b|\bmerges? in\b|\bsqueezes? in\b|\bslices? in"
         r"|\bveers? in|\bpulls? in (front|ahead)\b",
         "cut_in",
@@ -280,7 +285,7 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             f"could not place {', '.join(repr(w) for w in dict.fromkeys(unplaced))} in the scenario vocabulary "
             "(actors: cars, trucks, buses, trailers, construction vehicles, motorcycles, cyclists, pedestrians, "
             "work zones; behaviours: cut in, change lanes, overtake, brake, stop, oncoming, follow, turn left or "
-            "right, U-turn, cross, dash out; weather and time of day)."
+            "right, U-turn, merge from a side road, cross, dash out; weather and time of day)."
         )
     if not clauses and not settings:
         raise TranslationError(f"nothing in {prompt!r} describes actors, behaviours, weather or time of day.")
@@ -306,9 +311,9 @@ def to_script(clauses: list[Clause], settings: dict) -> str:
     reactive = ", reactive=False" if settings.get("crash") else ""
     ego_turn = settings.get("ego_turn")
     lines = [f"{'me = ' if ego_turn else ''}ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
-    turners = [c for c in clauses if c.behaviour in TURNS]
+    turners = [c for c in clauses if c.behaviour in TURNS or c.behaviour == "merge"]
     if ego_turn or turners:  # the junction lies beyond every turning actor's start
-        furthest = max([12.0 * (c.count - 1) + (c.ahead or 12.0) for c in turners] + [0.0])
+        furthest = max([12.0 * (c.count - 1) + (c.ahead or 12.0) for c in turners if c.behaviour != "merge"] + [0.0])
         lines.append(f"junction(ahead={max(45.0, furthest + 35.0):.1f})")
     if ego_turn:
         lines.append(f"me.{ego_turn}()")
@@ -363,6 +368,12 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
             f"motor={motor})"
         ]
     kind = clause.kind
+    if b == "merge":  # from the side road into our direction, a few seconds after the start
+        return [
+            f"{name} = side_road_vehicle({kind!r}, side={clause.side or 'right'!r}, distance={15.0 + spacing:.1f}"
+            f"{_speed_arg(speed)}{color})",
+            f"{name}.merge()",
+        ]
     if b in TURNS:  # left turns from the left lane, right turns from the right one, U-turns from ours (room)
         lane = {"turn_left": "left", "turn_right": "right", "u_turn": "ego"}[b]
         if b == "u_turn" and kind in ("truck", "construction_vehicle"):
@@ -496,6 +507,7 @@ BEHAVIOUR_MARKERS = {
     "turn_left": (".turn_left(",),
     "turn_right": (".turn_right(",),
     "u_turn": (".u_turn(",),
+    "merge": (".merge(",),
 }
 
 
