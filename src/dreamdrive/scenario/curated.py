@@ -152,6 +152,8 @@ def _canonical_prompts() -> list[str]:
         for template, kind, colour, side in product(templates, kinds, colours[:3], ["left", "right"]):
             if kind == "motorcycle" and behaviour in ("parked", "stopped"):
                 continue
+            if kind == "bus" and behaviour == "u_turn":  # too long to turn round in the junction
+                continue
             prompts.append(template.format(color=colour, kind=kind, side=side))
     for template, side in product(PEDESTRIAN_TEMPLATES + OTHER_TEMPLATES, ["left", "right"]):
         prompts.append(template.format(side=side))
