@@ -175,16 +175,19 @@ def scenario_make(
     ),
     seed: int = typer.Option(0, help="random seed (roadside scenery, asset choice)"),
     render: bool = typer.Option(True, help="render the six cameras with the procedural renderer"),
+    map_spec: str = typer.Option(
+        "road", "--map", help="road (its own road or junction), town, town:SEED, or nuscenes:DATAROOT:LOCATION"
+    ),
 ) -> None:
     """Turn a text prompt into a scenario: script, trajectories, validation, pictures and a nuScenes dataset."""
     from dreamdrive.scenario.scene import from_prompt, write_outputs
 
-    result, _ = from_prompt(prompt, translator, seed)
+    result, town = from_prompt(prompt, translator, seed, map_spec)
     console.print(f"[bold]{result.description()}[/bold]  ({result.name})")
     console.print(result.script.strip())
     for line in result.report:
         console.print(f"validation: {line}")
-    write_outputs(result, out, render=render)
+    write_outputs(result, out, render=render, town=town)
     for name in ("scenario.json", "script.py", "bev.png", "trajectory_map.png", "dataset", "scenario.mp4"):
         if (out / name).exists():
             console.print(f"wrote {out / name}")

@@ -46,6 +46,7 @@ class Scenario:
     data: dict
     report: list[str] = field(default_factory=list)
     crash_requested: bool = False
+    frame: object | None = None  # where the road frame lies on a map other than its own road (`placement`)
 
     @property
     def name(self) -> str:
@@ -75,7 +76,7 @@ class Scenario:
             "crash_requested": self.crash_requested,
             "validation": self.report,
             "scenario": self.data,
-            "road_frame_origin": global_T_road(self.data).translation.tolist(),
+            "road_frame": (self.frame or _rigid(self.data)).to_json(),
             "map": town.hdmap.to_json(),
         }
 
@@ -88,6 +89,12 @@ def extent(data: dict) -> tuple[float, float]:
 def global_T_road(data: dict) -> Transform:
     x_min, _ = extent(data)
     return Transform.from_pose2d(ORIGIN[0] + MARGIN - x_min, ORIGIN[1], 0.0)
+
+
+def _rigid(data: dict):
+    from dreamdrive.scenario.placement import RigidFrame
+
+    return RigidFrame(global_T_road(data))
 
 
 def scenario_road(data: dict, seed: int) -> Town:
@@ -159,20 +166,23 @@ def _track(trajectory: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([array[:, :2], np.zeros(len(array))]), array[:, 2]
 
 
-def check(data: dict, town: Town) -> list[str]:
-    """Problems of a scenario: overlapping actors (or actor and ego), vehicles off the road, limits broken."""
+def check(data: dict, town: Town, frame=None) -> list[str]:
+    """Problems of a scenario: overlapping actors (or actor and ego), vehicles off the road, limits broken.
+
+    `frame` lays the road frame on the town's map (`placement`); default: the scenario's own road.
+    """
+    from dreamdrive.scenario.placement import RigidFrame
+
     problems = []
     ego_centres, ego_yaw = _track(data["ego"])
-    to_global = global_T_road(data)
-    road = unary_union([Polygon(p).buffer(0) for p in town.hdmap.drivable_areas]).buffer(0.3)
+    frame = frame or RigidFrame(global_T_road(data))
+    road = _drivable(town)
     shapes = {"ego": footprints(ego_centres, ego_yaw, library.SIZE["car"])}
     for actor in data["actors"]:
         centres, yaw = _track(actor["trajectory"])
         shapes[actor["id"]] = footprints(centres, yaw, tuple(actor["size"]))
         if actor["class"] not in ("pedestrian",):
-            corners = to_global.apply(
-                np.column_stack([shapes[actor["id"]].reshape(-1, 2), np.zeros(shapes[actor["id"]].size // 2)])
-            )
+            corners = frame.points(shapes[actor["id"]].reshape(-1, 2))
             if not contains_xy(road, corners[:, 0], corners[:, 1]).all():
                 problems.append(f"{actor['id']} leaves the drivable area")
         speeds = np.asarray(actor["trajectory"])[:, 3]
@@ -188,13 +198,28 @@ def check(data: dict, town: Town) -> list[str]:
     return problems
 
 
+_DRIVABLE: dict[int, tuple[HDMap, object]] = {}
+
+
+def _drivable(town: Town):
+    """The town's drivable area as one prepared shapely geometry, 0.3 m wider (kept per map)."""
+    import shapely
+
+    key = id(town.hdmap)
+    if key not in _DRIVABLE or _DRIVABLE[key][0] is not town.hdmap:
+        road = unary_union([Polygon(p).buffer(0) for p in town.hdmap.drivable_areas]).buffer(0.3)
+        shapely.prepare(road)
+        _DRIVABLE[key] = (town.hdmap, road)
+    return _DRIVABLE[key][1]
+
+
 def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
     """Move actors that collide further along their road (5 m at a time), or drop them; report what changed.
 
     A prompt that asks for a crash keeps its collisions, and the report says so.
     """
     scenario.crash_requested = any(word in scenario.prompt.lower() for word in CRASH_WORDS)
-    problems = check(scenario.data, town)
+    problems = check(scenario.data, town, scenario.frame)
     if scenario.crash_requested:
         scenario.report = [f"the prompt asks for a crash: kept {p}" for p in problems if "overlap" in p] + [
             p for p in problems if "overlap" not in p
@@ -224,7 +249,7 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
                 point[0] = round(point[0] + 5.0 * direction, 6)
             actor["shifted"] = actor.get("shifted", 0) + 5
             report.append(f"moved {mover} 5 m {'further ahead' if direction > 0 else 'further back'}: {first}")
-        problems = check(scenario.data, town)
+        problems = check(scenario.data, town, scenario.frame)
     scenario.report = report + problems
     return scenario
 
@@ -252,14 +277,14 @@ def to_clip(
 ) -> Clip:
     """The scenario as a Clip in global coordinates (images: per frame, per camera; default grey frames)."""
     data = scenario.data
-    to_global = global_T_road(data)
+    frame = scenario.frame or _rigid(data)
     frames_count = data["frames"]
     step = data["hz"] // KEYFRAME_HZ
     blank = np.full((rig.cameras[0].height, rig.cameras[0].width, 3), 110, np.uint8)
     frames = []
+    ego_poses = frame.poses(np.asarray(data["ego"]))
     for i in range(frames_count):
-        x, y, yaw, _ = data["ego"][i]
-        global_T_ego = to_global @ Transform.from_pose2d(x, y, yaw)
+        global_T_ego = Transform.from_pose2d(*ego_poses[i])
         frame_images = images[i] if images is not None else {c: blank for c in rig.names}
         frames.append(Frame(start_us + round(i * 1e6 / data["hz"]), global_T_ego, frame_images, is_key=i % step == 0))
     agents = []
@@ -267,15 +292,17 @@ def to_clip(
         width, length, height = actor["size"]
         boxes = []
         trajectory = np.asarray(actor["trajectory"])
+        poses = frame.poses(trajectory)
         for i in range(frames_count):
-            x, y, yaw, speed = trajectory[i]
-            centre = to_global.apply(np.array([[x, y, height / 2]]))[0]
-            velocity = speed * np.array([np.cos(yaw), np.sin(yaw)])
+            speed = trajectory[i, 3]
+            gx, gy, gyaw = poses[i]
+            centre = np.array([gx, gy, height / 2])
+            velocity = speed * np.array([np.cos(gyaw), np.sin(gyaw)])
             boxes.append(
                 Box3D(
                     centre,
                     np.array([width, length, height]),
-                    float(yaw + to_global.yaw),
+                    float(gyaw),
                     actor["category"],
                     f"{scenario.name}-{actor['id']}",
                     velocity,
@@ -348,14 +375,18 @@ def trajectory_raster(scenario: Scenario, size: int = 512, resolution: float = 0
     return canvas
 
 
-def write_outputs(scenario: Scenario, out: Path, render: bool = True, width: int = 448, height: int = 256) -> Path:
-    """scenario.json, script.py, bev.png, trajectory_map.png and dataset/ (rendered when `render`)."""
+def write_outputs(
+    scenario: Scenario, out: Path, render: bool = True, width: int = 448, height: int = 256, town: Town | None = None
+) -> Path:
+    """scenario.json, script.py, bev.png, trajectory_map.png and dataset/ (rendered when `render`; a map without
+    the procedural world's roads, such as a nuScenes location, is not rendered: its frames stay grey)."""
     from dreamdrive.nusc.schema import atomic_write
     from dreamdrive.nusc.writer import write_dataset
     from dreamdrive.viz.pictures import bev_plot, save_png, write_video
 
     out = Path(out)
-    town = scenario_road(scenario.data, scenario.seed)
+    town = town or scenario_road(scenario.data, scenario.seed)
+    render = render and bool(town.roads)
     atomic_write(out / "scenario.json", json.dumps(scenario.to_json(town), indent=1).encode())
     atomic_write(out / "script.py", scenario.script.encode())
     rig = CameraRig.default(width, height)
@@ -385,17 +416,17 @@ def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict
         meshes = {"car-00": mesh_soup(assets["car-00"].mesh, SEMANTIC["car"])}
     renderer = make_renderer(town, meshes, rig.cameras[0].width, rig.cameras[0].height)
     environment = Environment(scenario.data["time_of_day"], scenario.data["weather"], sun_azimuth=2.0)
-    to_global = global_T_road(scenario.data)
+    frame = scenario.frame or _rigid(scenario.data)
+    ego_poses = frame.poses(np.asarray(scenario.data["ego"]))
+    actor_poses = [frame.poses(np.asarray(actor["trajectory"])) for actor in scenario.data["actors"]]
     frames = []
     try:
         for i in range(scenario.data["frames"]):
-            x, y, yaw, _ = scenario.data["ego"][i]
-            global_T_ego = to_global @ Transform.from_pose2d(x, y, yaw)
+            global_T_ego = Transform.from_pose2d(*ego_poses[i])
             objects = []
             for k, actor in enumerate(scenario.data["actors"]):
-                ax, ay, ayaw, _ = actor["trajectory"][i]
                 height = assets[chosen[actor["id"]]].info.size[2]
-                pose = to_global @ Transform.from_pose2d(ax, ay, ayaw, height / 2)
+                pose = Transform.from_pose2d(*actor_poses[k][i], height / 2)
                 objects.append(RenderObject(chosen[actor["id"]], pose, k + 1, lights=True))
             renderer.prepare(global_T_ego.translation, objects, environment)
             views = {}
@@ -442,11 +473,39 @@ COLOR_RGB = {
 }
 
 
-def from_prompt(prompt: str, translator: str = "offline", seed: int = 0) -> tuple[Scenario, Town]:
-    """Translate `prompt`, run its script in the sandbox, place it on a road and validate it."""
+def load_map(spec: str, seed: int) -> Town | None:
+    """The map named by `spec`: "road" (None: the scenario's own road or junction), "town" or "town:SEED" (a
+    procedural town), or "nuscenes:DATAROOT:LOCATION" (a nuScenes map expansion)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "road" and not rest:
+        return None
+    if kind == "town":
+        from dreamdrive.world.town import make_town
+
+        try:
+            return make_town(int(rest) if rest else seed)
+        except ValueError as error:
+            raise DreamdriveError(f"--map town takes a seed, as in town:3, got {spec!r}.") from error
+    if kind == "nuscenes":
+        from dreamdrive.nusc.mapexp import hdmap_from_expansion
+
+        dataroot, _, location = rest.rpartition(":")
+        if not dataroot or not location:
+            raise DreamdriveError(f"--map nuscenes takes nuscenes:DATAROOT:LOCATION, got {spec!r}.")
+        hdmap = hdmap_from_expansion(dataroot, location)
+        return Town(location, hdmap, {}, {}, {}, [], {}, {}, {})
+    raise DreamdriveError(f"--map {spec!r} must be road, town, town:SEED or nuscenes:DATAROOT:LOCATION.")
+
+
+def from_prompt(
+    prompt: str, translator: str = "offline", seed: int = 0, map_spec: str = "road"
+) -> tuple[Scenario, Town]:
+    """Translate `prompt`, run its script in the sandbox, place it on a road (or on the map `map_spec` names, see
+    `load_map`) and validate it."""
     from dreamdrive.scenario.sandbox import run_script
     from dreamdrive.scenario.translate import translate_offline
 
+    town = load_map(map_spec, seed)
     if translator == "offline":
         script = translate_offline(prompt)
     elif translator == "openai":
@@ -461,6 +520,11 @@ def from_prompt(prompt: str, translator: str = "offline", seed: int = 0) -> tupl
         raise DreamdriveError(f"translator {translator!r} must be 'offline', 'openai' or 'llama'.")
     data = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
     scenario = Scenario(prompt, script, translator, seed, data)
-    town = scenario_road(data, seed)
-    validate_and_repair(scenario, town)
+    if town is not None:
+        from dreamdrive.scenario.placement import place_on_map
+
+        scenario.frame = place_on_map(data, town, seed)
+        validate_and_repair(scenario, town)
+        return scenario, town
+    validate_and_repair(scenario, scenario_road(data, seed))
     return scenario, scenario_road(scenario.data, seed)

@@ -1,0 +1,54 @@
+"""Scripts placed on other maps: a route along a procedural town's lanes, and a bent road frame."""
+
+import numpy as np
+import pytest
+
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.scenario.placement import RouteFrame, follow_route
+from dreamdrive.scenario.scene import check, from_prompt, to_clip
+from dreamdrive.world.town import make_town
+
+
+def test_a_route_frame_bends_the_road_frame_along_its_route():
+    # a quarter circle of radius 20 m turning left, starting at the origin heading +x
+    angles = np.linspace(0, np.pi / 2, 200)
+    route = np.column_stack([20 * np.sin(angles), 20 - 20 * np.cos(angles)])
+    frame = RouteFrame(route, x_start=-5.0)
+    quarter = np.pi / 2 * 20
+    poses = frame.poses(np.array([[-5.0, 0.0, 0.0], [-5.0 + quarter, 2.0, 0.1], [-15.0, 1.0, 0.0]]))
+    assert poses[0] == pytest.approx([0.0, 0.0, 0.0], abs=1e-3)
+    # at the end of the arc: heading +y, 2 m to its left is -x
+    assert poses[1] == pytest.approx([20.0 - 2.0, 20.0, np.pi / 2 + 0.1], abs=2e-3)
+    # 10 m before the route's start: straight back along its first heading, 1 m to the left
+    assert poses[2] == pytest.approx([-10.0, 1.0, 0.0], abs=1e-3)
+
+
+def test_follow_route_takes_the_straightest_successor():
+    town = make_town(0)
+    start = next(lane for lane in sorted(town.hdmap.lanes) if ">" not in lane)
+    route, chain = follow_route(town.hdmap, start, 250.0)
+    assert chain[0] == start and len(chain) >= 2
+    headings = np.arctan2(*np.diff(route, axis=0).T[::-1])
+    steps = np.abs(np.angle(np.exp(1j * np.diff(headings))))
+    assert steps.max() < 0.6  # no hairpins: straight on where it can
+
+
+def test_a_prompt_placed_on_a_procedural_town_stays_on_its_drivable_area():
+    scenario, town = from_prompt("a car cuts in from the left", map_spec="town:1")
+    assert town.name == "proc-town-1" and scenario.frame is not None
+    assert check(scenario.data, town, scenario.frame) == []
+    from dreamdrive.core.camera import CameraRig
+
+    clip = to_clip(scenario, town, CameraRig.default(64, 36))
+    ego = np.array([f.global_T_ego.translation[:2] for f in clip.frames])
+    lanes = np.vstack([town.hdmap.lanes[lane].centerline for lane in scenario.frame.lanes])
+    nearest = np.min(np.linalg.norm(ego[:, None] - lanes[None], axis=2), axis=1)
+    assert nearest.max() < 0.5  # the ego drives along the route's lanes
+    assert scenario.to_json(town)["road_frame"]["kind"] == "route"
+
+
+def test_bad_map_specs_and_misfits_are_refused():
+    with pytest.raises(DreamdriveError, match="must be road, town"):
+        from_prompt("a car cuts in from the left", map_spec="moon")
+    with pytest.raises(DreamdriveError, match="own junction"):
+        from_prompt("the car ahead turns left at the intersection", map_spec="town")
