@@ -517,12 +517,14 @@ def metrics_fid(
     weights: Path | None = typer.Option(None, help="Inception weights pt_inception-2015-12-05-6726825d.pth"),
     scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
     max_frames: int | None = typer.Option(None, help="at most this many frames per camera and dataset"),
+    cameras: str | None = typer.Option(None, help="comma-separated cameras (default: all six)"),
     out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
 ) -> None:
     """Per-camera FID of generated clips against real ones, and the mean over cameras."""
     from dreamdrive.metrics.video import fid
 
-    result = fid(real, generated, weights, _scenes(scenes), max_frames, progress=lambda c: console.print(f"FID {c}"))
+    result = fid(real, generated, weights, _scenes(scenes), max_frames, progress=lambda c: console.print(f"FID {c}"),
+                 cameras=_scenes(cameras))  # fmt: skip
     _write_json(result, out)
 
 

@@ -74,7 +74,10 @@ def test_detection_figures_equal_the_devkits(tiny_world, tmp_path):
         assert report["per_class"][name]["AP"] == pytest.approx(summary["mean_dist_aps"][name], abs=1e-6)
     hand_map = np.mean([summary["mean_dist_aps"][n] for n in present])
     assert report["present"]["mAP"] == pytest.approx(hand_map, abs=1e-9)
-    assert 0 < report["official"]["mAP"] < report["present"]["mAP"] < 1  # absent classes pull the official mean down
+    if len(present) < 10:  # absent classes pull the official mean down
+        assert 0 < report["official"]["mAP"] < report["present"]["mAP"] < 1
+    else:
+        assert report["official"]["mAP"] == pytest.approx(report["present"]["mAP"], abs=1e-9)
     saved = json.loads((tmp_path / "ours" / "metrics_summary.json").read_text())
     assert saved["mean_ap"] == pytest.approx(summary["mean_ap"], abs=1e-9)
     assert (tmp_path / "ours" / "report.md").is_file() and list((tmp_path / "ours" / "plots").glob("*.pdf"))

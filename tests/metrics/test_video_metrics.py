@@ -90,22 +90,32 @@ def test_consistency_is_high_for_real_views_and_drops_when_a_view_comes_from_els
 
 
 def test_reconstruction_of_a_dataset_by_itself_is_perfect(tiny_world):
+    from dreamdrive.nusc.reader import NuscDataset
+
+    frames = len(NuscDataset(tiny_world).clip("proc-004-0000").frames)
     result = reconstruction(tiny_world, tiny_world, ["proc-004-0000"])
-    assert result["ssim"] == pytest.approx(1.0) and result["psnr"] > 60 and result["frames"] == 18 * 6
+    assert result["ssim"] == pytest.approx(1.0, abs=1e-4) and result["psnr"] > 60 and result["frames"] == frames * 6
 
 
 @pytest.mark.slow
 def test_fid_of_a_dataset_against_itself_is_near_zero_and_against_another_is_not(tiny_world, tmp_path):
-    from dreamdrive.metrics.video import fid
+    from dreamdrive.metrics.video import camera_frames, fid
     from dreamdrive.world.builder import WorldConfig, build_world
 
     torch.manual_seed(0)
-    torch.save(FIDInception().state_dict(), tmp_path / "inception.pth")
+    network = FIDInception()
+    # random weights give near-constant features; calibrate the batch norms on real frames so that they vary
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    frames = [next(iter(camera_frames(tiny_world)["CAM_FRONT"]))] + list(camera_frames(tiny_world)["CAM_BACK"])[:7]
+    with torch.no_grad():
+        network.train()(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255)
+    torch.save(network.state_dict(), tmp_path / "inception.pth")
     other = tmp_path / "other"
     build_world(other, WorldConfig(scenes=1, seconds=0.5, seed=9, width=160, height=96, time_of_day=("night",)))
-    same = fid(tiny_world, tiny_world, tmp_path / "inception.pth", ["proc-004-0000"], max_frames=4)
-    assert set(same["per_camera"]) == {"CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT",
-                                       "CAM_BACK_RIGHT"}  # fmt: skip
-    assert abs(same["mean"]) < 1e-3
-    different = fid(tiny_world, other, tmp_path / "inception.pth", max_frames=4)
+    same = fid(tiny_world, tiny_world, tmp_path / "inception.pth", ["proc-004-0000"], max_frames=4,
+               cameras=["CAM_FRONT"])  # fmt: skip
+    assert set(same["per_camera"]) == {"CAM_FRONT"} and abs(same["mean"]) < 1e-3
+    different = fid(tiny_world, other, tmp_path / "inception.pth", max_frames=4, cameras=["CAM_FRONT"])
     assert different["mean"] > 100 * max(abs(same["mean"]), 1e-6)

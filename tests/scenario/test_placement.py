@@ -11,16 +11,16 @@ from dreamdrive.world.town import make_town
 
 def test_a_route_frame_bends_the_road_frame_along_its_route():
     # a quarter circle of radius 20 m turning left, starting at the origin heading +x
-    angles = np.linspace(0, np.pi / 2, 200)
+    angles = np.linspace(0, np.pi / 2, 2000)
     route = np.column_stack([20 * np.sin(angles), 20 - 20 * np.cos(angles)])
     frame = RouteFrame(route, x_start=-5.0)
     quarter = np.pi / 2 * 20
     poses = frame.poses(np.array([[-5.0, 0.0, 0.0], [-5.0 + quarter, 2.0, 0.1], [-15.0, 1.0, 0.0]]))
-    assert poses[0] == pytest.approx([0.0, 0.0, 0.0], abs=1e-3)
+    assert poses[0] == pytest.approx([0.0, 0.0, 0.0], abs=5e-3)  # the yaw: half the first chord's turn
     # at the end of the arc: heading +y, 2 m to its left is -x
-    assert poses[1] == pytest.approx([20.0 - 2.0, 20.0, np.pi / 2 + 0.1], abs=2e-3)
+    assert poses[1] == pytest.approx([20.0 - 2.0, 20.0, np.pi / 2 + 0.1], abs=5e-3)
     # 10 m before the route's start: straight back along its first heading, 1 m to the left
-    assert poses[2] == pytest.approx([-10.0, 1.0, 0.0], abs=1e-3)
+    assert poses[2] == pytest.approx([-10.0, 1.0, 0.0], abs=5e-3)
 
 
 def test_follow_route_takes_the_straightest_successor():

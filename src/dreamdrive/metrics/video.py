@@ -106,14 +106,17 @@ def _image_batches(frames: Iterator[np.ndarray], batch: int, limit: int | None) 
 
 
 def fid(real, generated, weights, scenes=None, max_frames: int | None = None, batch: int = 16,
-        progress: Callable[[str], None] | None = None) -> dict:  # fmt: skip
-    """Per-camera FID of the generated dataset against the real one, and their mean."""
+        progress: Callable[[str], None] | None = None, cameras: list[str] | None = None) -> dict:  # fmt: skip
+    """Per-camera FID of the generated dataset against the real one (every camera, or `cameras`), and their mean."""
     from dreamdrive.metrics.networks import load_network
 
     network = load_network("inception", weights)
     real_frames, fake_frames = camera_frames(real, scenes), camera_frames(generated, scenes)
     per_camera = {}
-    for channel in real_frames:
+    unknown = sorted(set(cameras or ()) - set(real_frames))
+    if unknown:
+        raise DreamdriveError(f"no cameras {unknown} in {real}; it has {sorted(real_frames)}.")
+    for channel in cameras or list(real_frames):
         if progress is not None:
             progress(channel)
         a = statistics(_features(network, _image_batches(real_frames[channel], batch, max_frames)))
