@@ -52,3 +52,30 @@ def test_bad_map_specs_and_misfits_are_refused():
         from_prompt("a car cuts in from the left", map_spec="moon")
     with pytest.raises(DreamdriveError, match="own junction"):
         from_prompt("the car ahead turns left at the intersection", map_spec="town")
+
+
+def test_a_prompt_placed_on_a_hand_built_map_follows_its_lanes(tmp_path):
+    """Any HDMap with lanes takes a scenario (a nuScenes location is read into one by the map expansion reader)."""
+    from dreamdrive.core.hdmap import HDMap, Lane
+    from dreamdrive.scenario import library
+    from dreamdrive.scenario.placement import place_on_map
+    from dreamdrive.scenario.sandbox import run_script
+    from dreamdrive.scenario.scene import Scenario, load_map
+    from dreamdrive.world.town import Town
+
+    # a gently curving six-lane road, 400 m long: lanes every 3.5 m from y = -7 to y = 10.5
+    xs = np.linspace(0.0, 400.0, 401)
+    bend = 0.0004 * (xs - 200.0) ** 2
+    lanes = {f"l{k}": Lane(f"l{k}", np.column_stack([xs, bend + y])) for k, y in enumerate(np.arange(-7.0, 10.6, 3.5))}
+    outline = np.vstack([np.column_stack([xs, bend - 9.0]), np.column_stack([xs, bend + 12.5])[::-1]])
+    town = Town("hand-built", HDMap("hand-built", drivable_areas=[outline], lanes=lanes), {}, {}, {}, [], {}, {}, {})
+    script = "ego(speed=10)\ncar = vehicle('car', lane='left', ahead=6, speed=12)\ncar.cut_in(at=1.0)\nsave()\n"
+    data = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
+    frame = place_on_map(data, town, seed=0)
+    assert check(data, town, frame) == []
+    start_y = -7.0 + 3.5 * int(frame.lanes[0][1:])
+    assert start_y + 3.5 + 1.0 <= 12.5  # the cut-in car's lane (+1) lies on the road
+    scenario = Scenario("a car cuts in", script, "offline", 0, data, frame=frame)
+    assert scenario.to_json(town)["road_frame"]["lanes"] == frame.lanes
+    with pytest.raises(DreamdriveError, match="cannot load the map expansion"):
+        load_map(f"nuscenes:{tmp_path}:boston-seaport", 0)

@@ -90,9 +90,12 @@ class OpenAITranslator:
         raise TranslationError(f"the model's replies were no valid script after {self.tries} tries; last: {error}")
 
 
-# The script language as a GBNF grammar: ego first, then actors, manoeuvres and settings, save last.
+# The script language as a GBNF grammar: ego first, then at most 12 lines of actors, manoeuvres and settings,
+# save last; at most about 30 tokens a line, so that every script the grammar allows fits in MAX_TOKENS. Actor names
+# carry a digit (car1_1), so that no name shadows a library function.
+MAX_TOKENS = 640
 SCRIPT_GRAMMAR = r"""
-root ::= "ego(speed=" num ")\n" junction? body* "save()\n"
+root ::= "ego(speed=" num ")\n" junction? body{0,12} "save()\n"
 junction ::= "junction(ahead=" num ")\n"
 body ::= (actor | move | setting) "\n"
 actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=" num)? (", color=" color)? ")"
@@ -109,7 +112,7 @@ move ::= name "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at="
 setting ::= ( "set_weather(" ("'clear'" | "'rain'" | "'fog'") ")"
             | "set_time_of_day(" ("'day'" | "'dusk'" | "'night'") ")"
             | "set_duration(" num ")" )
-name ::= [a-z] [a-z0-9_]{0,15}
+name ::= [a-z]{1,12} [0-9] [a-z0-9_]{0,4}
 num ::= [0-9]{1,2} ("." [0-9]{1,2})?
 snum ::= "-"? num
 kind ::= "'car'" | "'truck'" | "'bus'" | "'trailer'" | "'construction_vehicle'" | "'motorcycle'" | "'bicycle'"
@@ -161,7 +164,7 @@ class LlamaTranslator:
                 messages=messages,
                 grammar=self._grammar,
                 temperature=0.0 if attempt == 0 else 0.7,
-                max_tokens=300,
+                max_tokens=MAX_TOKENS,
                 seed=attempt,
             )
             script = extract_script(reply["choices"][0]["message"]["content"])

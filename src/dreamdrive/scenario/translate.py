@@ -50,7 +50,8 @@ BEHAVIOURS = [
     ),
     (
         r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in\b|\bmerges? in\b|\bsqueezes? in\b|\bslices? in"
-        r"|\bveers? in|\bpulls? in (front|ahead)\b",
+        r"|\bveers? in|\bpulls? in (front|ahead)\b"
+        r"|\b(veers?|swerves?|swings?|darts?)( suddenly| abruptly| sharply)? into (our|my|the ego's|the) lane\b",
         "cut_in",
     ),
     (
