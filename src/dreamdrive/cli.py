@@ -535,12 +535,14 @@ def metrics_fvd(
     weights: Path | None = typer.Option(None, help="I3D weights: the StyleGAN-V i3d_torchscript.pt or a state dict"),
     scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
     length: int = typer.Option(16, help="frames per window"),
+    cameras: str | None = typer.Option(None, help="comma-separated cameras (default: all six)"),
     out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
 ) -> None:
     """FVD over 16-frame windows of every camera (and per camera)."""
     from dreamdrive.metrics.video import fvd
 
-    result = fvd(real, generated, weights, _scenes(scenes), length, progress=lambda c: console.print(f"FVD {c}"))
+    result = fvd(real, generated, weights, _scenes(scenes), length, progress=lambda c: console.print(f"FVD {c}"),
+                 cameras=_scenes(cameras))  # fmt: skip
     _write_json(result, out)
 
 

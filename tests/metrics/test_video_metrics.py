@@ -119,3 +119,25 @@ def test_fid_of_a_dataset_against_itself_is_near_zero_and_against_another_is_not
     assert set(same["per_camera"]) == {"CAM_FRONT"} and abs(same["mean"]) < 1e-3
     different = fid(tiny_world, other, tmp_path / "inception.pth", max_frames=4, cameras=["CAM_FRONT"])
     assert different["mean"] > 100 * max(abs(same["mean"]), 1e-6)
+
+
+@pytest.mark.slow
+def test_fvd_of_a_dataset_against_itself_is_near_zero_and_against_another_is_not(tiny_world, tmp_path):
+    from dreamdrive.metrics.video import _windows, fvd
+    from dreamdrive.world.builder import WorldConfig, build_world
+
+    torch.manual_seed(0)
+    network = I3D()
+    for module in network.modules():  # calibrated batch norms, so that random weights give varied features
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.momentum = None
+    clips = [w for channel, windows in _windows(tiny_world, None, 16, (112, 112)).items() for w in windows][:4]
+    with torch.no_grad():
+        network.train()(torch.stack(clips))
+    torch.save(network.state_dict(), tmp_path / "i3d.pt")
+    other = tmp_path / "other"
+    build_world(other, WorldConfig(scenes=3, seconds=1.5, seed=11, width=160, height=96, time_of_day=("night",)))
+    same = fvd(tiny_world, tiny_world, tmp_path / "i3d.pt", cameras=["CAM_FRONT"])
+    assert same["windows"] == {"real": 3, "generated": 3} and abs(same["fvd"]) < 1e-3
+    different = fvd(tiny_world, other, tmp_path / "i3d.pt", cameras=["CAM_FRONT"])
+    assert different["fvd"] > 1000 * max(abs(same["fvd"]), 1e-9) and set(different["per_camera"]) == {"CAM_FRONT"}

@@ -140,8 +140,9 @@ def _windows(dataroot, scenes, length: int, size: tuple[int, int]) -> dict[str, 
 
 
 def fvd(real, generated, weights, scenes=None, length: int = 16, size: tuple[int, int] = (224, 224),
-        max_clips: int | None = None, progress: Callable[[str], None] | None = None) -> dict:  # fmt: skip
-    """FVD over 16-frame windows of every camera (all cameras' windows in one set), and per camera."""
+        max_clips: int | None = None, progress: Callable[[str], None] | None = None,
+        cameras: list[str] | None = None) -> dict:  # fmt: skip
+    """FVD over 16-frame windows of every camera (or `cameras`; all their windows in one set), and per camera."""
     from dreamdrive.metrics.networks import load_network
 
     network = load_network("i3d", weights)
@@ -149,6 +150,8 @@ def fvd(real, generated, weights, scenes=None, length: int = 16, size: tuple[int
     for name, root in (("real", real), ("generated", generated)):
         sets[name] = {}
         for channel, windows in _windows(root, scenes, length, size).items():
+            if cameras is not None and channel not in cameras:
+                continue
             if progress is not None:
                 progress(f"{name} {channel}")
             batches = (w[None] for k, w in enumerate(windows) if max_clips is None or k < max_clips)
