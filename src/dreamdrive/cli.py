@@ -120,7 +120,8 @@ def demo(
     seconds: float = typer.Option(6.0, min=0.5, help="length of each scene"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
-    """Build a small procedural town dataset (day, then night in the rain) and its pictures; run one prompt."""
+    """Build a small procedural town dataset (day, then night in the rain) and its pictures, insert two assets
+    into its first scene, and run one prompt."""
     from dreamdrive.nusc.reader import NuscDataset
     from dreamdrive.world.builder import WorldConfig, build_world
     from dreamdrive.world.plots import plot_town
@@ -139,6 +140,16 @@ def demo(
     for name in dataset.scene_names:
         for path in write_scene_pictures(dataroot, name, out / "pictures", None, None, gif=False):
             console.print(f"wrote {path}")
+    # naive insertion of two assets into the first scene, with its before/after picture
+    from dreamdrive.conditions.insert import InsertRequest, insert_dataset
+    from dreamdrive.conditions.pictures import insertion_preview
+
+    first = dataset.scene_names[0]
+    request = InsertRequest(classes=("car", "truck"), auto=2, distance="near", seed=seed)
+    _, [report] = insert_dataset(dataroot, out / "inserted", request, [first], overwrite=True)
+    preview = insertion_preview(dataset.clip(first), NuscDataset(out / "inserted").clip(report["scene"]), report,
+                                out / "pictures" / "insertion.png")  # fmt: skip
+    console.print(f"wrote {out / 'inserted'} (naive insertion into {first}) and {preview}")
     # a text prompt, end to end
     from dreamdrive.scenario.scene import from_prompt, write_outputs
 
