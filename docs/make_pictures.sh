@@ -26,3 +26,10 @@ $DD conditions --data "$OUT-inserted" --scene proc-000-0000-naive --out "$OUT/co
 for name in map boxes depth normal edges object mask; do
     cp "$OUT/conditions-inserted/proc-000-0000-naive_012_${name}.png" "docs/images/conditions_${name}.png"
 done
+# a scenario through a junction: a left turn and a merge from the side road (six views at 5 s, and the BEV)
+$DD scenario "the white car ahead turns left at the intersection, and a truck merges from the side road on the right" \
+    --out "$OUT/junction"
+name=$(.venv/bin/python -c "import json; print(json.load(open('$OUT/junction/scenario.json'))['name'])")
+$DD show "$OUT/junction/dataset" --scene "$name" --out "$OUT/junction/pictures" --frame 60
+cp "$OUT/junction/pictures/${name}_grid.png" docs/images/scenario_junction_grid.png
+cp "$OUT/junction/bev.png" docs/images/scenario_junction_bev.png
