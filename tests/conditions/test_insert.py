@@ -290,3 +290,27 @@ def test_conditions_of_an_edited_frame_include_the_object_and_mask_maps(inserted
     mask = cv2.imread(str(written[-1]), cv2.IMREAD_GRAYSCALE)
     # the mask grid shows at least the pixels the insertion pasted into the best view
     assert (mask == 255).sum() >= best["pixels"]
+
+
+def test_insertion_on_data_without_dense_depth_uses_the_lidar(world, library, tmp_path):
+    """Real nuScenes has no dense sidecar: occlusion then comes from LiDAR depth, and no dense maps are written."""
+    import shutil
+
+    from nuscenes.nuscenes import NuScenes
+
+    lidar_only = tmp_path / "lidar-only"
+    shutil.copytree(world, lidar_only)
+    shutil.rmtree(lidar_only / "dreamdrive" / "dense")
+    request = InsertRequest(classes=("car",), auto=2, seed=8, with_originals=True)
+    _, [report] = insert_dataset(lidar_only, tmp_path / "out", request, ["proc-003-0000"], library=library)
+    assert not (tmp_path / "out" / "dreamdrive" / "dense").exists()
+    splits = json.loads((tmp_path / "out" / "v1.0-dreamdrive" / "splits.json").read_text())
+    assert splits["proc_train"] == ["proc-003-0000-naive", "proc-003-0000"]  # the edited clip and its original
+    assert sorted(splits["insert_all"]) == ["proc-003-0000", "proc-003-0000-naive"]
+    assert all(item["visible_pixels_max"] > 0 for item in report["instances"])
+    nusc = NuScenes("v1.0-dreamdrive", str(tmp_path / "out"), verbose=False)
+    most = {}
+    for annotation in nusc.sample_annotation:
+        most[annotation["instance_token"]] = max(most.get(annotation["instance_token"], 0), annotation["num_lidar_pts"])
+    for item in report["instances"]:
+        assert most[make_token(report["scene"], "instance", item["instance_id"])] > 0
