@@ -172,7 +172,6 @@ def scene_depth(dataroot, clip, index: int, channel: str, monocular: MonocularDe
 def _lidar_projection(clip, index: int, channel: str):
     """The LiDAR sweep nearest in time to frame `index`, projected into `channel` (None without LiDAR)."""
     from dreamdrive.nusc.schema import global_T_lidar
-    from dreamdrive.nusc.writer import load_points
 
     frame = clip.frames[index]
     lidar_frame = min(
@@ -182,10 +181,34 @@ def _lidar_projection(clip, index: int, channel: str):
     )
     if lidar_frame is None:
         return None
-    points = load_points(clip.frames[lidar_frame].lidar, f"LiDAR of {clip.name}")[:, :3]
-    global_points = global_T_lidar(clip.frames[lidar_frame]).apply(points)
+    sweep = clip.frames[lidar_frame]
+    global_points = global_T_lidar(sweep).apply(_sweep_points(sweep.lidar, f"LiDAR of {clip.name}"))
     _, global_T_ego = frame.camera_pose(channel)
     return clip.rig[channel].project_ego(global_T_ego.inverse().apply(global_points))
+
+
+_SWEEPS: dict[str, np.ndarray] = {}  # the last few sweeps read, by path, time and size
+
+
+def _sweep_points(source, what: str) -> np.ndarray:
+    """The (N, 3) points of a sweep; a file is read once while it is unchanged (the six cameras of a frame, and
+    the frames around a key frame, share its sweep)."""
+    import os
+
+    from dreamdrive.nusc.writer import load_points
+
+    if isinstance(source, np.ndarray):
+        return load_points(source, what)[:, :3]
+    try:
+        stat = os.stat(source)
+    except OSError:
+        return load_points(source, what)[:, :3]  # a missing file: load_points says so
+    key = f"{source}|{stat.st_mtime_ns}|{stat.st_size}"
+    if key not in _SWEEPS:
+        if len(_SWEEPS) >= 8:
+            _SWEEPS.pop(next(iter(_SWEEPS)))
+        _SWEEPS[key] = load_points(source, what)[:, :3]
+    return _SWEEPS[key]
 
 
 class MonocularDepth:

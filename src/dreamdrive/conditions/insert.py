@@ -34,7 +34,19 @@ from dreamdrive.core.clip import Agent, Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.nusc.schema import PREDEFINED_SPLITS, SIDECAR_DIR, atomic_write, dumps, global_T_lidar
+from dreamdrive.nusc.writer import encode_jpeg, load_points
+from dreamdrive.viz.pictures import load_image
 from dreamdrive.world.assets import Asset, AssetInfo, AssetLibrary
+from dreamdrive.world.builder import (
+    DEPTH_SCALE,
+    dense_folder,
+    dense_path,
+    load_packed,
+    pack_dense,
+    render_visibility,
+    write_packed,
+)
+from dreamdrive.world.render import CameraImages, Environment, RenderObject
 
 INSERT_FORMAT = 1
 MODES = ("naive",)
@@ -176,23 +188,18 @@ def stop_rays_at_boxes(points: np.ndarray, lidar_T_boxes: list[Transform], sizes
 
 
 def naive_insert(
-    dataroot: Path, clip: Clip, placements: list[Placement], chooser: AssetChooser, out: Path, name: str, quality: int
+    dataroot: Path,
+    clip: Clip,
+    placements: list[Placement],
+    chooser: AssetChooser,
+    out: Path,
+    name: str,
+    quality: int,
+    scratch: Path,
 ) -> tuple[Clip, dict]:
-    """The clip with the placements pasted in, named `name`; dense sidecars go under `out`. Returns it and a report."""
-    from dreamdrive.nusc.writer import encode_jpeg, load_points
-    from dreamdrive.viz.pictures import load_image
-    from dreamdrive.world.builder import (
-        DEPTH_SCALE,
-        dense_path,
-        load_packed,
-        pack_dense,
-        render_visibility,
-        write_packed,
-    )
-    from dreamdrive.world.render import CameraImages, Environment, RenderObject
-
-    scratch = out / ".dreamdrive-staging" / "tmp"
-    source_dense = dense_path(dataroot, clip.name, clip.rig.names[0], clip.frames[0].timestamp).parent.parent
+    """The clip with the placements pasted in, named `name`; dense sidecars go under `out` (temporary files under
+    `scratch`, the writer's). Returns it and a report."""
+    source_dense = dense_folder(dataroot, clip.name)
     has_dense = (source_dense / "instances.json").is_file()
     instances = {}
     if has_dense:
@@ -201,7 +208,7 @@ def naive_insert(
     new_ids = [f"{name}-ins{k + 1}" for k in range(len(placements))]
     instances.update({base + k + 1: new_ids[k] for k in range(len(placements))})
     if has_dense:
-        atomic_write(out / SIDECAR_DIR / "dense" / name / "instances.json", dumps(instances), scratch=scratch)
+        atomic_write(dense_folder(out, name) / "instances.json", dumps(instances), scratch=scratch)
     index_of = {v: k for k, v in instances.items()}
     new_boxes = [p.boxes(clip, new_ids[k]) for k, p in enumerate(placements)]
     assets = {p.asset.asset_id: chooser.asset(p.asset) for p in placements}
@@ -389,11 +396,14 @@ def insert_dataset(
                 placements, notes = plan(clip, data, request, chooser)
                 if not placements:
                     raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
-                edited, report = naive_insert(data, clip, placements, chooser, out, name, writer.options.jpeg_quality)
+                scratch = writer.staging / "tmp"
+                edited, report = naive_insert(
+                    data, clip, placements, chooser, out, name, writer.options.jpeg_quality, scratch
+                )
                 report["notes"] = notes
-                atomic_write(report_path[scene], dumps(report), scratch=writer.staging / "tmp")
+                atomic_write(report_path[scene], dumps(report), scratch=scratch)
                 sidecars = {"insertions": f"insertions/{name}.json"}
-                if (out / SIDECAR_DIR / "dense" / name).is_dir():
+                if dense_folder(out, name).is_dir():
                     sidecars["dense"] = f"dense/{name}"
                 writer.write_clip(edited, scene_fingerprint, sidecars)
             if request.with_originals and not writer.has_clip(scene, scene_fingerprint):
@@ -411,12 +421,10 @@ def insert_dataset(
 
 
 def _copy_dense(data: Path, out: Path, scene: str, scratch: Path) -> dict[str, str]:
-    folder = data / SIDECAR_DIR / "dense" / scene
+    folder = dense_folder(data, scene)
     if not folder.is_dir():
         return {}
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            atomic_write(
-                out / SIDECAR_DIR / "dense" / scene / path.relative_to(folder), path.read_bytes(), scratch=scratch
-            )
+            atomic_write(dense_folder(out, scene) / path.relative_to(folder), path.read_bytes(), scratch=scratch)
     return {"dense": f"dense/{scene}"}

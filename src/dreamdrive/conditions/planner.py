@@ -17,6 +17,7 @@ import json
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -63,6 +64,7 @@ class Placement:
     def boxes(self, clip: Clip, instance_id: str) -> list[Box3D | None]:
         """A box on every frame where the object is present (its bottom on the ego's ground plane)."""
         width, length, height = self.asset.size
+        ever_moves = bool(np.nanmax(self.track[:, 3]) > 0)
         out: list[Box3D | None] = []
         for frame, (x, y, yaw, speed) in zip(clip.frames, self.track):
             if np.isnan(x):
@@ -77,7 +79,7 @@ class Placement:
                     self.asset.category,
                     instance_id,
                     speed * np.array([np.cos(yaw), np.sin(yaw)]),
-                    _attributes(self.asset, speed, bool(np.nanmax(self.track[:, 3]) > 0)),
+                    _attributes(self.asset, speed, ever_moves),
                 )
             )
         return out
@@ -174,22 +176,19 @@ class InsertionPlanner:
 
     def visible(self, placement: Placement) -> bool:
         """Whether some camera sees enough of the box on some key frame (past the scene's depth when known)."""
+        boxes = placement.boxes(self.clip, "candidate")
         for i in self.clip.key_indices:
-            if not placement.present[i]:
+            if boxes[i] is None:
                 continue
-            box = placement.boxes(self.clip, "candidate")[i]
             for camera in self.clip.rig:
                 _, global_T_ego = self.clip.frames[i].camera_pose(camera.name)
-                projection = camera.project_ego(global_T_ego.inverse().apply(box.sample_points(3)))
-                seen = projection.in_image
+                projection = camera.project_ego(global_T_ego.inverse().apply(boxes[i].sample_points(3)))
+                seen = projection.in_image.copy()
                 if seen.sum() >= VISIBLE_POINTS and self.depth is not None:
-                    depth = self._scene_depth(i, camera.name)
-                    rows = projection.pixels[seen, 1].astype(int)
-                    cols = projection.pixels[seen, 0].astype(int)
-                    scene = depth[rows, cols]
-                    unblocked = (scene <= 0) | (scene >= projection.depth[seen] - 0.3)
-                    seen = seen.copy()
-                    seen[np.flatnonzero(seen)[~unblocked]] = False
+                    inside = np.flatnonzero(seen)
+                    pixels = projection.pixels[inside].astype(int)
+                    scene = self._scene_depth(i, camera.name)[pixels[:, 1], pixels[:, 0]]
+                    seen[inside] = (scene <= 0) | (scene >= projection.depth[inside] - 0.3)  # nothing nearer
                 if seen.sum() >= VISIBLE_POINTS:
                     return True
         return False
@@ -272,15 +271,17 @@ class InsertionPlanner:
                 notes.append(f"placement {k + 1} of {count}: no free spot found in {attempts} tries")
         return placements, notes
 
+    @cached_property
+    def _paths(self) -> dict[str, np.ndarray]:
+        """Every lane's centreline resampled every 2 m."""
+        return {lane_id: resample(lane.centerline, 2.0) for lane_id, lane in self.clip.hdmap.lanes.items()}
+
     def _lane_samples(self, distance: str, side: str) -> dict[str, np.ndarray]:
         """Points every 2 m along the lanes, with their lane and index, that lie in the requested ring and side."""
         low, high = DISTANCES[distance]
         ego_T_global = self.clip.frames[0].global_T_ego.inverse()
         lanes, xy, index = [], [], []
-        self._paths: dict[str, np.ndarray] = {}
-        for lane_id, lane in self.clip.hdmap.lanes.items():
-            path = resample(lane.centerline, 2.0)
-            self._paths[lane_id] = path
+        for lane_id, path in self._paths.items():
             lanes += [lane_id] * len(path)
             xy.append(path)
             index.append(np.arange(len(path)))

@@ -129,8 +129,13 @@ def unpack_dense(packed: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def dense_folder(dataroot: str | Path, scene: str) -> Path:
+    """Where a scene's dense sidecar lives: one folder per camera, and `instances.json`."""
+    return Path(dataroot) / SIDECAR_DIR / "dense" / scene
+
+
 def dense_path(dataroot: str | Path, scene: str, channel: str, timestamp: int) -> Path:
-    return Path(dataroot) / SIDECAR_DIR / "dense" / scene / channel / f"{timestamp}.npy.zst"
+    return dense_folder(dataroot, scene) / channel / f"{timestamp}.npy.zst"
 
 
 def load_dense(dataroot: str | Path, scene: str, channel: str, timestamp: int) -> dict[str, np.ndarray]:
@@ -289,7 +294,7 @@ class WorldBuilder:
         boxes: list[list[Box3D | None]] = [[None] * frames_count for _ in traffic.tracks]
         instances = {i + 1: f"{name}-{t.instance_id}" for i, t in enumerate(traffic.tracks)}
         scratch = self.writer.staging / "tmp"
-        folder = self.dataroot / SIDECAR_DIR / "dense" / name
+        folder = dense_folder(self.dataroot, name)
         atomic_write(folder / "instances.json", dumps(instances), scratch=scratch)
         indices: Iterable[int] = range(frames_count)
         if progress is not None:
