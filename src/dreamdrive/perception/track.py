@@ -36,18 +36,18 @@ def track_scene(samples: list[tuple[str, int, list[dict]]], max_age: int = 3, mi
         dets.sort(key=lambda d: -d["detection_score"])
         back = np.array([[d["translation"][0] - d["velocity"][0] * dt, d["translation"][1] - d["velocity"][1] * dt]
                          for d in dets]).reshape(-1, 2)  # fmt: skip
-        pairs = []
-        for i, det in enumerate(dets):
-            for j, track in enumerate(tracks):
-                if track["name"] != det["detection_name"]:
-                    continue
-                distance = float(np.hypot(*(back[i] - track["position"])))
-                if distance <= DISTANCE_GATE[det["detection_name"]]:
-                    pairs.append((distance, i, j))
-        pairs.sort()
+        # every (detection, track) pair of one class within the class's gate, closest first (ties: by index)
+        names = np.array([d["detection_name"] for d in dets])
+        track_names = np.array([t["name"] for t in tracks])
+        track_positions = np.array([t["position"] for t in tracks]).reshape(-1, 2)
+        distance = np.linalg.norm(back[:, None, :] - track_positions[None, :, :], axis=2)
+        gates = np.array([DISTANCE_GATE[n] for n in names]).reshape(-1, 1)
+        rows, cols = np.nonzero((names[:, None] == track_names[None, :]) & (distance <= gates))
+        order = np.lexsort((cols, rows, distance[rows, cols]))
+        pairs = zip(rows[order].tolist(), cols[order].tolist())
         det_track: dict[int, int] = {}
         used = set()
-        for _, i, j in pairs:
+        for i, j in pairs:
             if i in det_track or j in used:
                 continue
             det_track[i] = j
