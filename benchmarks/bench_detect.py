@@ -25,7 +25,7 @@ import torch
 from dreamdrive.metrics.detection import evaluate_detection
 from dreamdrive.perception.data import DetectionDataset, DetectorConfig, scene_samples
 from dreamdrive.perception.experiment import default_split
-from dreamdrive.perception.model import Detector, detection_loss
+from dreamdrive.perception.model import Detector, detection_loss, parameter_count
 from dreamdrive.perception.predict import predict, split_refs, write_results
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     infer_rate = len(val) / predict_seconds
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")  # fmt: skip
-    print(f"detector: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, images "
+    print(f"detector: {parameter_count(model) / 1e6:.2f} M parameters, images "
           f"{config.image_size[0]}x{config.image_size[1]} x 6, BEV {config.bev_cells}x{config.bev_cells}")  # fmt: skip
     print(f"training: {train_rate:.2f} samples/s (batch {args.batch_size}; data loading excluded)")
     print(f"prediction (baseline, forward + decode + loading): {infer_rate:.2f} samples/s "

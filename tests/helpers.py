@@ -17,6 +17,36 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
+def split_samples(nusc, split: str):
+    """(sample, [(annotation token, annotation, detection name)]) for every sample of `split`, with the
+    annotations of the 10 detection classes."""
+    from nuscenes.eval.detection.utils import category_to_detection_name
+    from nuscenes.utils.splits import get_scenes_of_split
+
+    scenes = set(get_scenes_of_split(split, nusc))
+    for sample in nusc.sample:
+        if nusc.get("scene", sample["scene_token"])["name"] not in scenes:
+            continue
+        annotations = []
+        for token in sample["anns"]:
+            ann = nusc.get("sample_annotation", token)
+            name = category_to_detection_name(ann["category_name"])
+            if name is not None:
+                annotations.append((token, ann, name))
+        yield sample, annotations
+
+
+def write_results(results: dict, path: Path) -> Path:
+    """A nuScenes detection submission file (camera-only meta)."""
+    import json
+
+    from dreamdrive.perception.predict import META
+
+    path = Path(path)
+    path.write_text(json.dumps({"meta": META, "results": results}))
+    return path
+
+
 def evaluate_ground_truth(nusc, split: str, out_dir: Path):
     """Run the devkit's DetectionEval on `split` with the ground truth submitted as predictions.
 
@@ -24,23 +54,14 @@ def evaluate_ground_truth(nusc, split: str, out_dir: Path):
     ground truth, so predicting them would count as false positives.
     Returns (metrics, evaluator).
     """
-    import json
-
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
-    from nuscenes.eval.detection.utils import category_to_detection_name
-    from nuscenes.utils.splits import get_scenes_of_split
 
-    scenes = set(get_scenes_of_split(split, nusc))
     results = {}
-    for sample in nusc.sample:
-        if nusc.get("scene", sample["scene_token"])["name"] not in scenes:
-            continue
+    for sample, labelled in split_samples(nusc, split):
         boxes = []
-        for token in sample["anns"]:
-            ann = nusc.get("sample_annotation", token)
-            name = category_to_detection_name(ann["category_name"])
-            if name is None or ann["num_lidar_pts"] + ann["num_radar_pts"] == 0:
+        for token, ann, name in labelled:
+            if ann["num_lidar_pts"] + ann["num_radar_pts"] == 0:
                 continue
             attributes = [nusc.get("attribute", t)["name"] for t in ann["attribute_tokens"]]
             boxes.append(
@@ -56,9 +77,7 @@ def evaluate_ground_truth(nusc, split: str, out_dir: Path):
                 }
             )
         results[sample["token"]] = boxes
-    meta = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False, "use_external": False}
-    path = Path(out_dir) / f"{split}_results.json"
-    path.write_text(json.dumps({"meta": meta, "results": results}))
+    path = write_results(results, Path(out_dir) / f"{split}_results.json")
     evaluator = DetectionEval(
         nusc, config_factory("detection_cvpr_2019"), str(path), split, str(out_dir), verbose=False
     )

@@ -8,26 +8,20 @@ import pytest
 
 from dreamdrive.metrics.detection import _nusc, evaluate_detection, evaluate_tracking
 from dreamdrive.perception.track import track_results, write_tracks
+from tests.helpers import split_samples, write_results
 
 
 def noisy_ground_truth(nusc, split: str, seed: int = 0) -> dict:
     """Ground-truth boxes of the split, shifted, scaled and turned a little, some dropped, some invented,
     with random scores: predictions with every kind of error."""
-    from nuscenes.eval.detection.utils import category_to_detection_name
-    from nuscenes.utils.splits import get_scenes_of_split
     from pyquaternion import Quaternion
 
     rng = np.random.default_rng(seed)
-    scenes = set(get_scenes_of_split(split, nusc))
     results = {}
-    for sample in nusc.sample:
-        if nusc.get("scene", sample["scene_token"])["name"] not in scenes:
-            continue
+    for sample, labelled in split_samples(nusc, split):
         boxes = []
-        for token in sample["anns"]:
-            ann = nusc.get("sample_annotation", token)
-            name = category_to_detection_name(ann["category_name"])
-            if name is None or rng.random() < 0.2:
+        for token, ann, name in labelled:
+            if rng.random() < 0.2:
                 continue
             velocity = [0.0 if math.isnan(v) else float(v) for v in nusc.box_velocity(token)[:2]]
             turned = Quaternion(ann["rotation"]) * Quaternion(axis=[0, 0, 1], angle=rng.normal(0, 0.3))
@@ -55,9 +49,7 @@ def test_detection_figures_equal_the_devkits(tiny_world, tmp_path):
     from nuscenes.eval.detection.evaluate import DetectionEval
 
     nusc = _nusc(tiny_world)
-    path = tmp_path / "results.json"
-    meta = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False, "use_external": False}
-    path.write_text(json.dumps({"meta": meta, "results": noisy_ground_truth(nusc, "proc_all")}))
+    path = write_results(noisy_ground_truth(nusc, "proc_all"), tmp_path / "results.json")
     report = evaluate_detection(tiny_world, "proc_all", path, tmp_path / "ours", nusc=nusc)
     devkit = DetectionEval(
         nusc, config_factory("detection_cvpr_2019"), str(path), "proc_all", str(tmp_path / "kit"), False

@@ -59,6 +59,10 @@ def test_tiny_iso_epoch_resumes_without_retraining_finished_runs(tiny_world, syn
     steps = {(r["mix"], r["schedule"]): r["steps"] for r in results["runs"]}
     # iso-epoch: the same epochs; a mix's epoch holds the synthetic samples too, so it has more steps
     assert steps[("naiveA", 1)] > steps[("real", 1)] and steps[("real", 2)] == 2 * steps[("real", 1)]
+    import torch
+
+    trained = torch.load(out / "runs" / "naiveB-2x-seed1" / "model.pt", weights_only=False)["steps"]
+    assert steps[("naiveB", 2)] == trained  # the steps counted from run.json are the steps the run took
     table = (out / "results.md").read_text()
     assert table.count("| 1x |") == 3 and table.count("| 2x |") == 3 and "naiveB" in table
     assert "±" in table and (out / "results.png").stat().st_size > 5000

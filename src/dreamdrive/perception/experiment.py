@@ -26,7 +26,7 @@ import numpy as np
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.nusc.schema import atomic_write
 from dreamdrive.perception.data import DetectorConfig, Mix
-from dreamdrive.perception.train import TrainConfig, train
+from dreamdrive.perception.train import TrainConfig, epoch_size, run_steps, train
 
 COLUMNS = ("mAP", "mATE", "mAOE", "mAVE", "NDS")
 
@@ -64,8 +64,6 @@ def iso_epoch(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Train and evaluate every (mix, schedule, seed); write results.json, results.md and results.png."""
-    import torch
-
     from dreamdrive.metrics.detection import evaluate_detection
     from dreamdrive.perception.predict import predict, split_refs, write_results
     from dreamdrive.perception.train import load_model
@@ -97,15 +95,14 @@ def iso_epoch(
                     evaluate_detection(real, val_split, results, folder / "eval", plots=False)
                 report = json.loads(report_path.read_text())
                 run = json.loads((folder / "run.json").read_text())
-                steps = torch.load(folder / "model.pt", map_location="cpu", weights_only=False)["steps"]
                 rows.append(
                     {
                         "mix": mix_name,
                         "schedule": schedule,
                         "epochs": schedule * epoch_unit,
                         "seed": seed,
-                        "samples_per_epoch": int(sum(round(r * n) for r, n in zip(run["ratios"], run["samples"]))),
-                        "steps": int(steps),
+                        "samples_per_epoch": epoch_size(run["samples"], run["ratios"]),
+                        "steps": run_steps(run),
                         "official": report["official"],
                         "present": report["present"],
                     }

@@ -71,6 +71,17 @@ class TrainConfig:
             raise DreamdriveError("epochs and batch size must be at least 1 and the learning rate positive.")
 
 
+def epoch_size(sizes: list[int], ratios: list[float]) -> int:
+    """Samples in one epoch: round(ratio x size) of every source (`data.epoch_order`)."""
+    return sum(round(r * n) for n, r in zip(sizes, ratios))
+
+
+def run_steps(run: dict) -> int:
+    """The optimiser steps of a whole run, from its run.json: epochs x ceil(epoch size / batch size)."""
+    train = run["train"]
+    return train["epochs"] * math.ceil(epoch_size(run["samples"], run["ratios"]) / train["batch_size"])
+
+
 class EpochSampler(torch.utils.data.Sampler):
     """The indices of one epoch in `data.epoch_order`'s order; `set_epoch` moves on."""
 
@@ -87,7 +98,7 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter([int(self.offsets[s] + i) for s, i in order])
 
     def __len__(self) -> int:
-        return sum(round(r * n) for n, r in zip(self.sizes, self.ratios))
+        return epoch_size(self.sizes, self.ratios)
 
 
 def _save(path: Path, payload: dict) -> None:

@@ -10,6 +10,8 @@ validators use; the library reads its turning paths from the same lanes.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from dreamdrive.core.geometry import Transform
@@ -53,6 +55,13 @@ def junction_town(ahead: float, x_min: float, x_max: float, seed: int, to_global
     }
     name = f"scenario-junction-{int(round(ahead))}"
     return town_from_roads(name, nodes, roads, np.random.default_rng(seed), dead_ends={"w", "e", "s", "n"})
+
+
+@lru_cache(maxsize=4)
+def road_frame_junction(ahead: float) -> Town:
+    """The junction in the road frame with long roads (200 m past the entry both ways), built once per place:
+    every turning actor of a script reads its paths from it."""
+    return junction_town(ahead, -200.0, entry_x(ahead) + 200.0, 0)
 
 
 def turn_path(town: Town, lane_y: float, turn: str) -> np.ndarray:

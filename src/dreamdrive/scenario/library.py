@@ -283,7 +283,7 @@ class Actor:
         """Along the lane to the junction, through it on the turn's path, then along the exit lane: the scripted
         speeds, capped where the path bends so that the lateral acceleration stays within LATERAL, with the
         class's comfortable deceleration before the bend and acceleration after it."""
-        from dreamdrive.scenario.junction import entry_x, junction_town, side_road_path, turn_path
+        from dreamdrive.scenario.junction import entry_x, road_frame_junction, side_road_path, turn_path
 
         lane_y = self._lateral_at_end()
         if self.turn == "u_turn" and SIZE[self.kind][1] > 5.0 and lane_y > -LANE_WIDTH / 2:
@@ -291,7 +291,7 @@ class Actor:
                 f"a {self.kind} needs the widest circle to turn round: start its U-turn from lane 'right'."
             )
         entry = entry_x(_scene.junction)
-        town = junction_town(_scene.junction, -200.0, entry + 200.0, 0)
+        town = road_frame_junction(_scene.junction)
         if self.side_road is not None:
             side, distance = self.side_road
             path = side_road_path(town, side, distance, self.turn == "merge")
