@@ -120,7 +120,7 @@ def town_soup(town: Town) -> np.ndarray:
         for edge, sign in ((road.left_edge, 1.0), (road.right_edge, -1.0)):
             inner, outer = offset(line, sign * edge), offset(line, sign * (edge + SIDEWALK_WIDTH))
             parts.append(strip(inner, outer, CURB_H, walk, SEMANTIC["sidewalk"]))
-            parts.append(_curb_face(inner, CURB_H, curb))
+            parts.append(_curb_face(inner, outer, CURB_H, curb))
         # markings: double yellow centre line, dashed white between lanes of one direction
         for shift in (-0.12, 0.12):
             centre = offset(line, shift)
@@ -135,8 +135,9 @@ def town_soup(town: Town) -> np.ndarray:
             following = node_ends[(i + 1) % len(node_ends)]
             corner = _corner(end, following)
             ring += [end.right, end.left, *corner[1:-1]]
-            parts.append(strip(corner, _corner(end, following, SIDEWALK_WIDTH), CURB_H, walk, SEMANTIC["sidewalk"]))
-            parts.append(_curb_face(corner, CURB_H, curb))
+            outer = _corner(end, following, SIDEWALK_WIDTH)
+            parts.append(strip(corner, outer, CURB_H, walk, SEMANTIC["sidewalk"]))
+            parts.append(_curb_face(corner, outer, CURB_H, curb))
             parts += _zebra(end, np.array([-end.direction[1], end.direction[0]]), white)
         parts.append(fan(town.nodes[key], np.asarray(ring), ROAD_Z - 0.001, asphalt, SEMANTIC["road"]))
     for obj in town.statics:
@@ -160,12 +161,17 @@ def _zebra(end, normal: np.ndarray, rgb) -> list[np.ndarray]:
     return stripes
 
 
-def _curb_face(line: np.ndarray, height: float, rgb) -> np.ndarray:
-    """The vertical face of a curb under a polyline (N, 2), from the road up to the sidewalk."""
+def _curb_face(line: np.ndarray, outer: np.ndarray, height: float, rgb) -> np.ndarray:
+    """The vertical face of a curb under a polyline (N, 2), from the road up to the sidewalk, facing away from
+    the sidewalk's `outer` edge (N, 2): the renderer culls back faces, and the road is where it is seen from."""
     n = len(line)
     vertices = np.concatenate([np.column_stack([line, np.zeros(n)]), np.column_stack([line, np.full(n, height)])])
     i = np.arange(n - 1)
     faces = np.concatenate([np.stack([i, i + 1, i + n], 1), np.stack([i + 1, i + n + 1, i + n], 1)])
+    tri = vertices[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])[:, :2]
+    away = np.tile((line[:-1] + line[1:]) / 2 - (outer[:-1] + outer[1:]) / 2, (2, 1))
+    faces = np.where((np.sum(normal * away, axis=1) >= 0)[:, None], faces, faces[:, ::-1])
     return soup(vertices, faces, _rgba(rgb), SEMANTIC["sidewalk"])
 
 

@@ -17,11 +17,12 @@ import numpy as np
 from dreamdrive.core.camera import Camera
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
-from dreamdrive.world.geometry import FLOATS_PER_VERTEX, lamp_positions, town_soup
+from dreamdrive.world.geometry import FLOATS_PER_VERTEX, SEMANTIC, lamp_positions, town_soup
 
 TIMES_OF_DAY = ("day", "dusk", "night")
 WEATHERS = ("clear", "rain", "fog")
 NEAR, FAR = 0.1, 400.0
+_GROUND_LEVEL = ("terrain", "road", "lane_marking", "crossing", "sidewalk")  # cast no shadow worth drawing
 MAX_LIGHTS = 16
 # The GL eye frame looks down -z with y up; the camera frame looks down +z with y down.
 EYE_T_CAM = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -393,15 +394,23 @@ class WorldRenderer:
         names = ("in_pos", "in_normal", "in_color", "in_semantic")
         self._vaos: dict[str, tuple] = {}
         self._radius: dict[str, float] = {}
-        town_rows, self._tiles = _tile(town_rows, TILE_SIZE)
         for key, rows in {"__town__": town_rows, **meshes}.items():
             if rows.ndim != 2 or rows.shape[1] != FLOATS_PER_VERTEX or len(rows) == 0:
                 raise DreamdriveError(f"mesh {key!r} has no triangles to render.")
+        # surfaces at ground level shadow nothing (a curb's is a few centimetres): the sun's pass draws the rest
+        ground_level = np.isin(np.round(town_rows[::3, 10]), [SEMANTIC[name] for name in _GROUND_LEVEL])
+        caster_rows, self._caster_tiles = _tile(town_rows[~ground_level.repeat(3)], TILE_SIZE)
+        town_rows, self._tiles = _tile(town_rows, TILE_SIZE)
+        for key, rows in {"__town__": town_rows, **meshes}.items():
             buffer = ctx.buffer(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
             self._radius[key] = float(np.linalg.norm(rows[:, :3], axis=1).max())
+            if key == "__town__":
+                casters = ctx.buffer(caster_rows.astype(np.float32).tobytes()) if len(caster_rows) else None
+            else:
+                casters = buffer
             self._vaos[key] = (
                 ctx.vertex_array(self.program, [(buffer, layout, *names)]),
-                ctx.vertex_array(self.shadow_program, [(buffer, "3f 32x", "in_pos")]),
+                ctx.vertex_array(self.shadow_program, [(casters, "3f 32x", "in_pos")]) if casters else None,
             )
         quad = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], dtype=np.float32).tobytes())
         self._sky_vao = ctx.vertex_array(self.sky, [(quad, "2f", "in_pos")])
@@ -441,8 +450,12 @@ class WorldRenderer:
     ) -> None:
         """Draw the shown objects, then the visible town tiles nearest first and the ground last.
 
-        Near-to-far order lets the depth test reject hidden fragments before they are shaded.
+        Near-to-far order lets the depth test reject hidden fragments before they are shaded. The
+        town's back faces are culled (its surfaces face where they are seen from); the sun's pass
+        draws only the town's shadow casters, with `tiles` indexing those.
         """
+        import moderngl
+
         program = self.shadow_program if shadow else self.program
         program["view_proj"].write(_gl(view_proj))
         for obj, show in zip(objects, shown):
@@ -460,14 +473,22 @@ class WorldRenderer:
             self.program["instance"] = 0
             self.program["lights_on"] = int(self._lights_on)
         town = self._vaos["__town__"][1 if shadow else 0]
+        layout = self._caster_tiles if shadow else self._tiles
+        if town is None:
+            return
         order = np.flatnonzero(tiles)
         if eye is not None:
-            order = order[np.argsort(np.linalg.norm(self._tiles.centres[order] - eye, axis=1))]
-        for first, count in self._tiles.ranges[order]:
+            order = order[np.argsort(np.linalg.norm(layout.centres[order] - eye, axis=1))]
+        # the sun's pass keeps the back faces of the town's closed solids: their far side, which casts
+        # the same shadows without the lit faces shadowing themselves
+        self.ctx.cull_face = "front" if shadow else "back"
+        self.ctx.enable(moderngl.CULL_FACE)
+        for first, count in layout.ranges[order]:
             town.render(first=int(first), vertices=int(count))
-        first, count = self._tiles.last
+        first, count = layout.last
         if count:
             town.render(first=int(first), vertices=int(count))
+        self.ctx.disable(moderngl.CULL_FACE)
 
     def prepare(
         self,
@@ -505,10 +526,8 @@ class WorldRenderer:
         self.shadow_fbo.use()
         self.shadow_fbo.clear(depth=1.0)
         if uniforms["sun_color"].max() > 0:
-            near = (
-                np.linalg.norm(self._tiles.centres[:, :2] - np.asarray(centre)[:2], axis=1)
-                < e * 1.5 + self._tiles.radii
-            )
+            casters = self._caster_tiles
+            near = np.linalg.norm(casters.centres[:, :2] - np.asarray(centre)[:2], axis=1) < e * 1.5 + casters.radii
             object_xy = np.array([o.global_T_object.translation[:2] for o in objects]).reshape(-1, 2)
             near_objects = np.linalg.norm(object_xy - np.asarray(centre)[:2], axis=1) < e * 1.5
             self._draw_all(objects, True, self._light_view_proj, near, near_objects)
@@ -548,21 +567,26 @@ class WorldRenderer:
         shown = _spheres_in_view(camera, cam_T_global, centres, radii)
         tiles = self._tiles.in_view(camera, cam_T_global)
         self._draw_all(objects, False, view_proj, tiles, shown, global_T_cam.translation)
-        # the sky last, at the far plane: the depth test shades only the pixels nothing covered
+        if not geometry_only:  # the sky's outputs other than colour are the cleared values
+            self._draw_sky(camera, global_T_cam)
+        images = self._read(fbo, width, height)
+        if self._rain and not geometry_only:
+            images.rgb = np.ascontiguousarray(images.rgb)
+            _rain_streaks(images.rgb, global_T_cam)
+        return images
+
+    def _draw_sky(self, camera: Camera, global_T_cam: Transform) -> None:
+        """The sky last, at the far plane: the depth test shades only the pixels nothing covered."""
+        ray_to_global = global_T_cam.rotation @ np.linalg.inv(camera.intrinsic)
         env = self._env
-        self.sky["ray_to_global"].write(_gl(global_T_cam.rotation @ np.linalg.inv(camera.intrinsic)))
-        self.sky["height"] = float(height)
+        self.sky["ray_to_global"].write(_gl(ray_to_global))
+        self.sky["height"] = float(camera.height)
         for name in ("horizon", "zenith", "sun_dir", "sun_color", "fog_color"):
             self.sky[name].value = tuple(float(v) for v in env[name])
         self.sky["fog_mix"] = float(min(1.0, env["fog_density"] * 25))
         self.ctx.depth_func = "<="
         self._sky_vao.render()
         self.ctx.depth_func = "<"
-        images = self._read(fbo, width, height)
-        if self._rain:
-            images.rgb = np.ascontiguousarray(images.rgb)
-            _rain_streaks(images.rgb, global_T_cam)
-        return images
 
     @staticmethod
     def _read(fbo, w: int, h: int) -> CameraImages:
