@@ -24,6 +24,7 @@ WEATHERS = ("clear", "rain", "fog")
 NEAR, FAR = 0.1, 400.0
 _GROUND_LEVEL = ("terrain", "road", "lane_marking", "crossing", "sidewalk")  # cast no shadow worth drawing
 MAX_LIGHTS = 16
+_LIT, _SHADOW, _GEOMETRY = 0, 1, 2  # the renderer's passes
 # The GL eye frame looks down -z with y up; the camera frame looks down +z with y down.
 EYE_T_CAM = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -66,7 +67,6 @@ uniform float night;
 uniform vec3 fog_color;
 uniform float fog_density;
 uniform int n_lights;
-uniform int geometry_only;     // 1: depth, normals and ids only (LiDAR views): skip the lighting
 uniform vec3 light_pos[16];
 uniform vec3 light_dir[16];
 uniform vec3 light_color[16];
@@ -98,29 +98,24 @@ float shadow_at(vec3 world, vec3 n) {
     return texture(shadow_map, vec3(c.xy, c.z - 0.0015));
 }
 
+// llvmpipe runs every branch of a fragment shader under a mask, so the shading below avoids
+// per-surface branches with work in them: one grain lookup for every surface, powers by squaring
 void main() {
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
-    if (geometry_only == 1) {
-        out_color = vec4(0.0);
-        out_geom = vec4(cam_rot * n, (cam_rot * (v_world - cam_pos)).z);
-        out_ids = ivec2(instance, v_semantic);
-        return;
-    }
     float material = floor(v_color.a * 255.0 + 0.5);
+    bool road = v_semantic == 1;
+    bool ground = v_semantic == 2 || v_semantic == 8;  // sidewalk, terrain
+    bool marking = v_semantic == 3 || v_semantic == 4;
+    // grain: asphalt (darker and shinier when wet, with a coarse second octave), sidewalk and grass, paint
+    float scale = road ? 3.0 : (ground ? 1.5 : 8.0);
+    vec2 grain = vec2(noise(v_world.xy * scale), noise(v_world.xy * 0.3));
     vec3 albedo = v_color.rgb;
-    float shine = 0.0;
+    if (road) albedo *= (0.8 + 0.35 * grain.x + 0.1 * grain.y) * (1.0 - 0.45 * wetness);
+    if (ground) albedo *= 0.85 + 0.3 * grain.x;
+    if (marking) albedo *= 0.9 + 0.1 * grain.x;
+    float shine = road ? 0.6 * wetness : (marking ? 0.3 * wetness : 0.0);
     vec3 emit = vec3(0.0);
-    if (v_semantic == 1) {                       // road: asphalt grain, darker and shinier when wet
-        albedo *= 0.8 + 0.35 * noise(v_world.xy * 3.0) + 0.1 * noise(v_world.xy * 0.3);
-        albedo *= 1.0 - 0.45 * wetness;
-        shine = 0.6 * wetness;
-    } else if (v_semantic == 2 || v_semantic == 8) {
-        albedo *= 0.85 + 0.3 * noise(v_world.xy * 1.5);
-    } else if (v_semantic == 3 || v_semantic == 4) {
-        albedo *= 0.9 + 0.1 * noise(v_world.xy * 8.0);
-        shine = 0.3 * wetness;
-    }
     if (material == 120.0 && abs(n.z) < 0.5) {  // building walls: a grid of windows, some lit at night
         vec2 facade = vec2(dot(v_world.xy, vec2(-n.y, n.x)), v_world.z);
         vec2 cell = fract(facade / vec2(3.0, 3.2));
@@ -139,22 +134,47 @@ void main() {
     vec3 light = sun_color * max(dot(n, sun_dir), 0.0) * shadow;
     light += mix(ground_ambient, sky_ambient, n.z * 0.5 + 0.5);
     vec3 view = normalize(cam_pos - v_world);
-    vec3 specular = sun_color * shadow * pow(max(dot(reflect(-sun_dir, n), view), 0.0), 40.0) * shine;
+    float r = max(dot(reflect(-sun_dir, n), view), 0.0);
+    float r2 = r * r, r4 = r2 * r2, r8 = r4 * r4, r32 = r8 * r8 * r8 * r8;
+    vec3 specular = sun_color * shadow * (r32 * r8) * shine;  // r^40
     for (int i = 0; i < n_lights; i++) {
         vec3 d = light_pos[i] - v_world;
-        float dist = length(d);
-        vec3 l = d / dist;
-        float fall = 1.0 / (1.0 + 0.12 * dist * dist);
+        float dist2 = dot(d, d);
+        vec3 l = d * inversesqrt(dist2);
+        float fall = 1.0 / (1.0 + 0.12 * dist2);
         if (light_cos[i] > -1.0) fall *= smoothstep(light_cos[i], light_cos[i] + 0.08, dot(-l, light_dir[i]));
         light += light_color[i] * max(dot(n, l), 0.0) * fall;
-        specular += light_color[i] * fall * pow(max(dot(reflect(-l, n), view), 0.0), 30.0) * shine;
+        r = max(dot(reflect(-l, n), view), 0.0);
+        r2 = r * r; r4 = r2 * r2; r8 = r4 * r4;
+        specular += light_color[i] * fall * (r8 * r8 * r4 * r2) * shine;  // r^30
     }
     vec3 color = albedo * light + specular + emit;
     float dist = length(cam_pos - v_world);
-    color = mix(fog_color, color, exp(-fog_density * dist));
-    out_color = vec4(pow(clamp(color, 0.0, 1.0), vec3(1.0 / 1.6)), 1.0);
+    color = clamp(mix(fog_color, color, exp(-fog_density * dist)), 0.0, 1.0);
+    vec3 root = sqrt(color);
+    out_color = vec4(root * sqrt(sqrt(root)), 1.0);  // gamma: color^(1/1.6) = color^(1/2) * color^(1/8)
     vec3 rel = cam_rot * (v_world - cam_pos);
     out_geom = vec4(cam_rot * n, rel.z);
+    out_ids = ivec2(instance, v_semantic);
+}
+"""
+
+_GEOMETRY_FRAGMENT = """
+#version 330
+uniform vec3 cam_pos;
+uniform mat3 cam_rot;          // cam_R_global
+uniform int instance;
+in vec3 v_world;
+in vec3 v_normal;
+flat in int v_semantic;
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec4 out_geom;
+layout(location = 2) out ivec2 out_ids;
+void main() {
+    vec3 n = normalize(v_normal);
+    if (!gl_FrontFacing) n = -n;
+    out_color = vec4(0.0);
+    out_geom = vec4(cam_rot * n, (cam_rot * (v_world - cam_pos)).z);
     out_ids = ivec2(instance, v_semantic);
 }
 """
@@ -389,6 +409,7 @@ class WorldRenderer:
         self.program = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
         self.sky = ctx.program(vertex_shader=_SKY_VERTEX, fragment_shader=_SKY_FRAGMENT)
         self.shadow_program = ctx.program(vertex_shader=_SHADOW_VERTEX, fragment_shader=_SHADOW_FRAGMENT)
+        self.geometry_program = ctx.program(vertex_shader=_VERTEX, fragment_shader=_GEOMETRY_FRAGMENT)
         self.program["shadow_map"] = 0
         layout = "3f 3f 4f 1f"
         names = ("in_pos", "in_normal", "in_color", "in_semantic")
@@ -408,9 +429,12 @@ class WorldRenderer:
                 casters = ctx.buffer(caster_rows.astype(np.float32).tobytes()) if len(caster_rows) else None
             else:
                 casters = buffer
-            self._vaos[key] = (
+            self._vaos[key] = (  # indexed by _LIT, _SHADOW, _GEOMETRY
                 ctx.vertex_array(self.program, [(buffer, layout, *names)]),
                 ctx.vertex_array(self.shadow_program, [(casters, "3f 32x", "in_pos")]) if casters else None,
+                ctx.vertex_array(
+                    self.geometry_program, [(buffer, "3f 3f 16x 1f", "in_pos", "in_normal", "in_semantic")]
+                ),
             )
         quad = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], dtype=np.float32).tobytes())
         self._sky_vao = ctx.vertex_array(self.sky, [(quad, "2f", "in_pos")])
@@ -442,7 +466,7 @@ class WorldRenderer:
     def _draw_all(
         self,
         objects: list[RenderObject],
-        shadow: bool,
+        kind: int,
         view_proj: np.ndarray,
         tiles: np.ndarray,
         shown: np.ndarray,
@@ -450,13 +474,15 @@ class WorldRenderer:
     ) -> None:
         """Draw the shown objects, then the visible town tiles nearest first and the ground last.
 
-        Near-to-far order lets the depth test reject hidden fragments before they are shaded. The
-        town's back faces are culled (its surfaces face where they are seen from); the sun's pass
-        draws only the town's shadow casters, with `tiles` indexing those.
+        `kind` is the pass: _LIT, _SHADOW or _GEOMETRY. Near-to-far order lets the depth test reject
+        hidden fragments before they are shaded. The town's back faces are culled (its surfaces face
+        where they are seen from); the sun's pass draws only the town's shadow casters, with `tiles`
+        indexing those.
         """
         import moderngl
 
-        program = self.shadow_program if shadow else self.program
+        shadow = kind == _SHADOW
+        program = (self.program, self.shadow_program, self.geometry_program)[kind]
         program["view_proj"].write(_gl(view_proj))
         for obj, show in zip(objects, shown):
             if not show:
@@ -465,14 +491,16 @@ class WorldRenderer:
                 raise DreamdriveError(f"no mesh {obj.mesh_key!r} was given to the renderer.")
             program["model"].write(_gl(obj.global_T_object.matrix))
             if not shadow:
-                self.program["instance"] = obj.instance
-                self.program["lights_on"] = int(obj.lights and self._lights_on)
-            self._vaos[obj.mesh_key][1 if shadow else 0].render()
+                program["instance"] = obj.instance
+            if kind == _LIT:
+                program["lights_on"] = int(obj.lights and self._lights_on)
+            self._vaos[obj.mesh_key][kind].render()
         program["model"].write(_gl(np.eye(4)))
         if not shadow:
-            self.program["instance"] = 0
-            self.program["lights_on"] = int(self._lights_on)
-        town = self._vaos["__town__"][1 if shadow else 0]
+            program["instance"] = 0
+        if kind == _LIT:
+            program["lights_on"] = int(self._lights_on)
+        town = self._vaos["__town__"][kind]
         layout = self._caster_tiles if shadow else self._tiles
         if town is None:
             return
@@ -530,7 +558,7 @@ class WorldRenderer:
             near = np.linalg.norm(casters.centres[:, :2] - np.asarray(centre)[:2], axis=1) < e * 1.5 + casters.radii
             object_xy = np.array([o.global_T_object.translation[:2] for o in objects]).reshape(-1, 2)
             near_objects = np.linalg.norm(object_xy - np.asarray(centre)[:2], axis=1) < e * 1.5
-            self._draw_all(objects, True, self._light_view_proj, near, near_objects)
+            self._draw_all(objects, _SHADOW, self._light_view_proj, near, near_objects)
         self.program["light_view_proj"].write(_gl(self._light_view_proj))
         # local lights: the given ones (headlights) first, then the street lamps nearest the centre
         chosen = list(lights)[:MAX_LIGHTS] if self._lights_on else []
@@ -558,15 +586,16 @@ class WorldRenderer:
         fbo.use()
         fbo.clear(depth=1.0)
         self.ctx.enable(moderngl.DEPTH_TEST)
-        self.program["cam_pos"].value = tuple(float(v) for v in global_T_cam.translation)
-        self.program["cam_rot"].write(_gl(cam_T_global.rotation))
+        kind = _GEOMETRY if geometry_only else _LIT
+        program = self.geometry_program if geometry_only else self.program
+        program["cam_pos"].value = tuple(float(v) for v in global_T_cam.translation)
+        program["cam_rot"].write(_gl(cam_T_global.rotation))
         self.shadow_tex.use(location=0)
-        self.program["geometry_only"] = int(geometry_only)
         centres = np.array([o.global_T_object.translation for o in objects]).reshape(-1, 3)
         radii = np.array([self._radius[o.mesh_key] for o in objects])
         shown = _spheres_in_view(camera, cam_T_global, centres, radii)
         tiles = self._tiles.in_view(camera, cam_T_global)
-        self._draw_all(objects, False, view_proj, tiles, shown, global_T_cam.translation)
+        self._draw_all(objects, kind, view_proj, tiles, shown, global_T_cam.translation)
         if not geometry_only:  # the sky's outputs other than colour are the cleared values
             self._draw_sky(camera, global_T_cam)
         images = self._read(fbo, width, height)
