@@ -1,11 +1,11 @@
 """End-to-end speed of the procedural-world builder, beside the raw renderer frame rate.
 
-    python benchmarks/bench_world.py [--scenes 2 --seconds 5 --width 448 --height 256 --time-of-day day]
+    python benchmarks/bench_world.py [--workers 2 --scenes 2 --seconds 5 --width 448 --height 256 --time-of-day day]
 
 End to end counts everything a build does per camera frame: traffic simulation,
 rendering the six cameras, the LiDAR on key frames, JPEG encoding, the dense
-sidecar (depth, normal, instance, class) PNG, visibility, and the dataset
-writer. The raw renderer rate renders the same frames' six cameras with nothing
+sidecar (depth, normal, instance, class; zstd-compressed), visibility, and the
+dataset writer. The raw renderer rate renders the same frames' six cameras with nothing
 else (the baseline the builder's overhead is measured against).
 """
 
