@@ -464,9 +464,7 @@ class DatasetWriter:
                         "prev": tokens[n - 1] if n > 0 else "",
                         "next": tokens[n + 1] if n + 1 < len(tokens) else "",
                         "num_lidar_pts": int(
-                            box.num_lidar_pts
-                            if box.num_lidar_pts is not None
-                            else sweeps[i].count_in(box)
+                            box.num_lidar_pts if box.num_lidar_pts is not None else sweeps[i].count_in(box)
                         ),
                         "num_radar_pts": int(box.num_radar_pts),
                     }
