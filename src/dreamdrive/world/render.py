@@ -28,6 +28,14 @@ _LIT, _SHADOW, _GEOMETRY = 0, 1, 2  # the renderer's passes
 # The GL eye frame looks down -z with y up; the camera frame looks down +z with y down.
 EYE_T_CAM = np.diag([1.0, -1.0, -1.0, 1.0])
 
+# The render targets every camera pass writes (`WorldRenderer._framebuffer` makes them): lit RGB; camera-frame
+# normal and depth; instance and class.
+_TARGETS = """
+layout(location = 0) out vec4 out_color;
+layout(location = 1) out vec4 out_geom;
+layout(location = 2) out ivec2 out_ids;
+"""
+
 _VERTEX = """
 #version 330
 uniform mat4 model;
@@ -50,7 +58,8 @@ void main() {
 }
 """
 
-_FRAGMENT = """
+_FRAGMENT = (
+    """
 #version 330
 uniform vec3 cam_pos;
 uniform mat3 cam_rot;          // cam_R_global
@@ -75,10 +84,9 @@ in vec3 v_world;
 in vec3 v_normal;
 in vec4 v_color;
 flat in int v_semantic;
-layout(location = 0) out vec4 out_color;
-layout(location = 1) out vec4 out_geom;
-layout(location = 2) out ivec2 out_ids;
-
+"""
+    + _TARGETS
+    + """
 float hash(vec2 p) {  // "hash without sine" (Dave Hoskins): no transcendental, cheap on a CPU rasterizer
     vec3 p3 = fract(vec3(p.xyx) * 0.1031);
     p3 += dot(p3, p3.yzx + 33.33);
@@ -158,8 +166,10 @@ void main() {
     out_ids = ivec2(instance, v_semantic);
 }
 """
+)
 
-_GEOMETRY_FRAGMENT = """
+_GEOMETRY_FRAGMENT = (
+    """
 #version 330
 uniform vec3 cam_pos;
 uniform mat3 cam_rot;          // cam_R_global
@@ -167,10 +177,9 @@ uniform int instance;
 in vec3 v_world;
 in vec3 v_normal;
 flat in int v_semantic;
-layout(location = 0) out vec4 out_color;
-layout(location = 1) out vec4 out_geom;
-layout(location = 2) out ivec2 out_ids;
-void main() {
+"""
+    + _TARGETS
+    + """void main() {
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
     out_color = vec4(0.0);
@@ -178,6 +187,7 @@ void main() {
     out_ids = ivec2(instance, v_semantic);
 }
 """
+)
 
 _SKY_VERTEX = """
 #version 330
@@ -185,7 +195,8 @@ in vec2 in_pos;
 void main() { gl_Position = vec4(in_pos, 1.0, 1.0); }
 """
 
-_SKY_FRAGMENT = """
+_SKY_FRAGMENT = (
+    """
 #version 330
 uniform mat3 ray_to_global;   // global_R_cam @ K^-1
 uniform float height;
@@ -195,10 +206,9 @@ uniform vec3 sun_dir;
 uniform vec3 sun_color;
 uniform vec3 fog_color;
 uniform float fog_mix;
-layout(location = 0) out vec4 out_color;
-layout(location = 1) out vec4 out_geom;
-layout(location = 2) out ivec2 out_ids;
-void main() {
+"""
+    + _TARGETS
+    + """void main() {
     vec3 ray = normalize(ray_to_global * vec3(gl_FragCoord.x, height - gl_FragCoord.y, 1.0));
     float up = max(ray.z, 0.0);
     vec3 color = mix(horizon, zenith, pow(up, 0.6));
@@ -209,6 +219,7 @@ void main() {
     out_ids = ivec2(0, 0);
 }
 """
+)
 
 _SHADOW_VERTEX = """
 #version 330
