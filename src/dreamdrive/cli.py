@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -130,8 +131,6 @@ def demo(
     config = WorldConfig(
         scenes=scenes, seconds=seconds, seed=seed, weather=("clear", "rain"), time_of_day=("day", "night")
     )
-    import os
-
     dataroot = out / "dataset"
     build_world(dataroot, config, overwrite=True, progress=_scene_progress, workers=os.cpu_count() or 1)
     dataset = NuscDataset(dataroot)
@@ -269,6 +268,11 @@ def conditions(
         console.print(f"wrote {path}")
 
 
+def _items(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when not given)."""
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
 def _pose(text: str) -> tuple[float, float, float]:
     try:
         x, y, yaw = (float(v) for v in text.split(","))
@@ -314,7 +318,7 @@ def insert(
         raise DreamdriveError(f"script {script} does not exist.")
     request = InsertRequest(
         asset=asset,
-        classes=tuple(c.strip() for c in detection_class.split(",")) if detection_class else (),
+        classes=tuple(_items(detection_class) or ()),
         at=_pose(at) if at is not None else None,
         script=script.read_text() if script is not None else None,
         auto=auto,
@@ -324,9 +328,8 @@ def insert(
         seed=seed,
         with_originals=with_originals,
     )
-    chosen = [s.strip() for s in scenes.split(",")] if scenes else None
     version, reports = insert_dataset(
-        data, out, request, chosen, AssetLibrary(library), overwrite=overwrite, progress=_scene_progress
+        data, out, request, _items(scenes), AssetLibrary(library), overwrite=overwrite, progress=_scene_progress
     )
     table = Table("scene", "inserted", "most pixels seen", "notes", title=f"naive insertion into {version}")
     source, edited = NuscDataset(data), NuscDataset(out)
@@ -401,7 +404,7 @@ def detect_train(
     from dreamdrive.perception.experiment import default_split
     from dreamdrive.perception.train import TrainConfig, train
 
-    roots = [r.strip() for r in data.split(",") if r.strip()]
+    roots = _items(data) or []
     ratios = [float(r) for r in ratio.split(",")] if ratio else []
     mix = Mix([(root, split or default_split(root, "train")) for root in roots], ratios)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -509,10 +512,6 @@ metrics_app = typer.Typer(no_args_is_help=True, help="Video metrics: FID, FVD, P
 app.add_typer(metrics_app, name="metrics")
 
 
-def _scenes(text: str | None) -> list[str] | None:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
-
-
 def _write_json(data: dict, out: Path | None) -> None:
     console.print_json(json.dumps(data))
     if out is not None:
@@ -534,8 +533,8 @@ def metrics_fid(
     """Per-camera FID of generated clips against real ones, and the mean over cameras."""
     from dreamdrive.metrics.video import fid
 
-    result = fid(real, generated, weights, _scenes(scenes), max_frames, progress=lambda c: console.print(f"FID {c}"),
-                 cameras=_scenes(cameras))  # fmt: skip
+    result = fid(real, generated, weights, _items(scenes), max_frames, progress=lambda c: console.print(f"FID {c}"),
+                 cameras=_items(cameras))  # fmt: skip
     _write_json(result, out)
 
 
@@ -552,8 +551,8 @@ def metrics_fvd(
     """FVD over 16-frame windows of every camera (and per camera)."""
     from dreamdrive.metrics.video import fvd
 
-    result = fvd(real, generated, weights, _scenes(scenes), length, progress=lambda c: console.print(f"FVD {c}"),
-                 cameras=_scenes(cameras))  # fmt: skip
+    result = fvd(real, generated, weights, _items(scenes), length, progress=lambda c: console.print(f"FVD {c}"),
+                 cameras=_items(cameras))  # fmt: skip
     _write_json(result, out)
 
 
@@ -568,9 +567,9 @@ def metrics_consistency(
     """Cross-view consistency: SSIM of adjacent cameras' overlapping strips (and its ratio to real clips)."""
     from dreamdrive.metrics.video import consistency
 
-    result = {"data": consistency(data, _scenes(scenes), every)}
+    result = {"data": consistency(data, _items(scenes), every)}
     if real is not None:
-        result["real"] = consistency(real, _scenes(scenes), every)
+        result["real"] = consistency(real, _items(scenes), every)
         result["ratio"] = result["data"]["score"] / result["real"]["score"]
     _write_json(result, out)
 
@@ -585,7 +584,7 @@ def metrics_recon(
     """PSNR and SSIM of reconstructed frames against the real frames."""
     from dreamdrive.metrics.video import reconstruction
 
-    _write_json(reconstruction(real, generated, _scenes(scenes)), out)
+    _write_json(reconstruction(real, generated, _items(scenes)), out)
 
 
 world_app = typer.Typer(no_args_is_help=True, help="The embedded procedural world: towns, traffic, rendering.")
@@ -633,8 +632,6 @@ def world_build(
         time_of_day=tuple(v.strip() for v in time_of_day.split(",")),
         blocks=_blocks(blocks),
     )
-    import os
-
     version = build_world(
         out, config, overwrite=overwrite, progress=_scene_progress, workers=workers or os.cpu_count() or 1
     )
