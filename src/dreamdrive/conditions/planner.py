@@ -30,6 +30,7 @@ from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform, wrap_angle
 from dreamdrive.world.assets import AssetInfo
+from dreamdrive.world.town import Path2D, arc_length
 from dreamdrive.world.traffic import footprints, footprints_apart
 
 DISTANCES = {"any": (4.0, 50.0), "near": (4.0, 20.0), "mid": (20.0, 35.0), "far": (35.0, 50.0)}
@@ -306,7 +307,7 @@ class InsertionPlanner:
         speed = float(rng.uniform(*MOVING_SPEED[asset.detection_class])) if moving else 0.0
         path = self._paths[lane_id][start:]
         duration = self.times[-1]
-        while _length(path) < speed * duration + 2.0:
+        while arc_length(path)[-1] < speed * duration + 2.0:
             successors = [s for s in self.clip.hdmap.lanes[lane_id].successors if s in self._paths]
             if not successors:
                 break
@@ -322,15 +323,8 @@ class InsertionPlanner:
 
 def resample(polyline: np.ndarray, step: float) -> np.ndarray:
     """Points every `step` metres along a polyline (its first point included)."""
-    polyline = np.asarray(polyline, np.float64)
-    seg = np.linalg.norm(np.diff(polyline, axis=0), axis=1)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
-    stations = np.arange(0.0, arc[-1] + 1e-9, step) if arc[-1] > 0 else np.zeros(1)
-    return np.column_stack([np.interp(stations, arc, polyline[:, 0]), np.interp(stations, arc, polyline[:, 1])])
-
-
-def _length(path: np.ndarray) -> float:
-    return float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum()) if len(path) > 1 else 0.0
+    path = Path2D(polyline)
+    return path.pose(np.arange(0.0, path.length + 1e-9, step))[0]
 
 
 def follow(path: np.ndarray, speed: float, times: np.ndarray, lateral: float = 0.0) -> np.ndarray:
@@ -338,19 +332,10 @@ def follow(path: np.ndarray, speed: float, times: np.ndarray, lateral: float = 0
 
     It stops at the path's end (speed 0 from then on).
     """
-    seg = np.diff(path, axis=0)
-    lengths = np.linalg.norm(seg, axis=1)
-    keep = lengths > 1e-6
-    seg, lengths = seg[keep], lengths[keep]
-    starts = path[:-1][keep]
-    arc = np.concatenate([[0.0], np.cumsum(lengths)])
-    s = np.minimum(speed * times, arc[-1] - 1e-6)
-    k = np.clip(np.searchsorted(arc, s, side="right") - 1, 0, len(seg) - 1)
-    direction = seg[k] / lengths[k, None]
-    xy = starts[k] + direction * (s - arc[k])[:, None]
-    xy += lateral * np.column_stack([-direction[:, 1], direction[:, 0]])
-    yaw = np.arctan2(direction[:, 1], direction[:, 0])
-    moving = (speed * times < arc[-1] - 1e-6) & (speed > 0)
+    along = Path2D(path)
+    xy, yaw = along.pose(np.minimum(speed * times, along.length - 1e-6))
+    xy = xy + lateral * np.column_stack([-np.sin(yaw), np.cos(yaw)])
+    moving = (speed * times < along.length - 1e-6) & (speed > 0)
     return np.column_stack([xy, yaw, np.where(moving, speed, 0.0)])
 
 

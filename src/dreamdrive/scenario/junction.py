@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from dreamdrive.core.geometry import Transform
-from dreamdrive.world.town import CROSSWALK_WIDTH, LANE_WIDTH, Road, Town, connector_curve, town_from_roads
+from dreamdrive.world.town import CROSSWALK_WIDTH, LANE_WIDTH, Road, Town, arc_length, connector_curve, town_from_roads
 
 CENTRE_Y = 1.5 * LANE_WIDTH  # the main road's centre line in the road frame
 MAIN_LANES = (3, 2)
@@ -98,7 +98,7 @@ def side_road_path(town: Town, side: str, distance: float, merge: bool) -> np.nd
     it stops where its lane meets the junction."""
     lanes = town.hdmap.lanes
     incoming = lanes["rs:f1" if side == "right" else "rn:b1"].centerline
-    stations = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(incoming, axis=0), axis=1))])
+    stations = arc_length(incoming)
     start = max(0.0, stations[-1] - distance)
     first = np.array([np.interp(start, stations, incoming[:, 0]), np.interp(start, stations, incoming[:, 1])])
     lead = np.vstack([first, incoming[stations > start]])

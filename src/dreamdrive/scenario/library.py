@@ -284,6 +284,7 @@ class Actor:
         speeds, capped where the path bends so that the lateral acceleration stays within LATERAL, with the
         class's comfortable deceleration before the bend and acceleration after it."""
         from dreamdrive.scenario.junction import entry_x, road_frame_junction, side_road_path, turn_path
+        from dreamdrive.world.town import arc_length
 
         lane_y = self._lateral_at_end()
         if self.turn == "u_turn" and SIZE[self.kind][1] > 5.0 and lane_y > -LANE_WIDTH / 2:
@@ -301,7 +302,7 @@ class Actor:
         steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
         keep = np.concatenate([[True], steps > 1e-6])
         path = path[keep]
-        stations = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+        stations = arc_length(path)
         headings = np.unwrap(np.arctan2(*np.diff(path, axis=0).T[::-1]))
         curvature = np.zeros(len(path))
         curvature[1:-1] = np.abs(np.diff(headings)) / np.maximum((stations[2:] - stations[:-2]) / 2, 1e-6)

@@ -17,6 +17,7 @@ import numpy as np
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap
+from dreamdrive.world.town import arc_length
 
 ROUTE_MARGIN = 20.0  # metres of route before and after the scenario's extent
 
@@ -49,7 +50,7 @@ class RouteFrame:
         steps = np.linalg.norm(np.diff(route, axis=0), axis=1)
         route = route[np.concatenate([[True], steps > 1e-6])]
         self.route, self.x_start, self.lanes = route, float(x_start), list(lanes)
-        self.stations = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(route, axis=0), axis=1))])
+        self.stations = arc_length(route)
         self.headings = np.unwrap(np.arctan2(*np.diff(route, axis=0).T[::-1]))
         self.middles = (self.stations[1:] + self.stations[:-1]) / 2
 
@@ -86,7 +87,7 @@ def follow_route(hdmap: HDMap, start: str, length: float) -> tuple[np.ndarray, l
     """The centreline of `start` and its straightest successors until `length` metres (or a dead end)."""
     lane = hdmap.lanes[start]
     points, chain, seen = [lane.centerline], [start], {start}
-    total = _length(lane.centerline)
+    total = arc_length(lane.centerline)[-1]
     while total < length:
         options = [s for s in lane.successors if s in hdmap.lanes and s not in seen]
         if not options:
@@ -98,12 +99,8 @@ def follow_route(hdmap: HDMap, start: str, length: float) -> tuple[np.ndarray, l
         seen.add(lane.lane_id)
         chain.append(lane.lane_id)
         points.append(lane.centerline[1:])
-        total += _length(lane.centerline)
+        total += arc_length(lane.centerline)[-1]
     return np.vstack(points), chain
-
-
-def _length(line: np.ndarray) -> float:
-    return float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum())
 
 
 def _end_heading(line: np.ndarray) -> float:
@@ -137,7 +134,7 @@ def place_on_map(data: dict, town, seed: int, tries: int = 300) -> RouteFrame:
     reasons: dict[str, int] = {}
     for lane_id in order[:tries]:
         route, chain = follow_route(town.hdmap, lane_id, needed)
-        if _length(route) < needed:
+        if arc_length(route)[-1] < needed:
             reasons["too short"] = reasons.get("too short", 0) + 1
             continue
         frame = RouteFrame(route, x_min - ROUTE_MARGIN, chain)
