@@ -36,17 +36,6 @@ def split_samples(nusc, split: str):
         yield sample, annotations
 
 
-def write_results(results: dict, path: Path) -> Path:
-    """A nuScenes detection submission file (camera-only meta)."""
-    import json
-
-    from dreamdrive.perception.predict import META
-
-    path = Path(path)
-    path.write_text(json.dumps({"meta": META, "results": results}))
-    return path
-
-
 def evaluate_ground_truth(nusc, split: str, out_dir: Path):
     """Run the devkit's DetectionEval on `split` with the ground truth submitted as predictions.
 
@@ -56,6 +45,8 @@ def evaluate_ground_truth(nusc, split: str, out_dir: Path):
     """
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
+
+    from dreamdrive.perception.predict import write_results
 
     results = {}
     for sample, labelled in split_samples(nusc, split):

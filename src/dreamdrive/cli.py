@@ -459,13 +459,13 @@ def detect_track(
     """Detect and track on a split; write results_tracking.json and the devkit's tracking metrics_summary.json."""
     from dreamdrive.metrics.detection import _nusc, evaluate_tracking
     from dreamdrive.perception.experiment import default_split
-    from dreamdrive.perception.predict import predict, split_refs
-    from dreamdrive.perception.track import track_results, write_tracks
+    from dreamdrive.perception.predict import predict, split_refs, write_results
+    from dreamdrive.perception.track import track_results
     from dreamdrive.perception.train import load_model
 
     split = split or default_split(data, "val")
     detections = predict(load_model(run), split_refs(data, split))
-    results = write_tracks(track_results(detections, _nusc(data)), out / "results_tracking.json")
+    results = write_results(track_results(detections, _nusc(data)), out / "results_tracking.json")
     evaluate_tracking(data, split, results, out)
     console.print((out / "report.md").read_text())
     console.print(f"wrote {results} and {out / 'metrics_summary.json'}")

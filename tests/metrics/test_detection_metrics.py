@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from dreamdrive.metrics.detection import _nusc, evaluate_detection, evaluate_tracking
-from dreamdrive.perception.track import track_results, write_tracks
-from tests.helpers import split_samples, write_results
+from dreamdrive.perception.predict import write_results
+from dreamdrive.perception.track import track_results
+from tests.helpers import split_samples
 
 
 def noisy_ground_truth(nusc, split: str, seed: int = 0) -> dict:
@@ -83,7 +84,7 @@ def test_tracking_figures_equal_the_devkits(tiny_world, tmp_path):
     tracks = track_results(noisy_ground_truth(nusc, "proc_all", seed=1), nusc)
     ids = {box["tracking_id"] for boxes in tracks.values() for box in boxes}
     assert len(ids) < sum(len(b) for b in tracks.values())  # objects keep their ids across samples
-    path = write_tracks(tracks, tmp_path / "tracks.json")
+    path = write_results(tracks, tmp_path / "tracks.json")
     report = evaluate_tracking(tiny_world, "proc_all", path, tmp_path / "ours")
     devkit = TrackingEval(config_factory("tracking_nips_2019"), str(path), "proc_all", str(tmp_path / "kit"),
                           "v1.0-dreamdrive", str(tiny_world), False)  # fmt: skip

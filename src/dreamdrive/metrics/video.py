@@ -62,13 +62,14 @@ def _clips(dataroot: str | Path, scenes: list[str] | None):
         yield dataset.clip(scene, check_files=False)
 
 
-def _read(path, size: tuple[int, int] | None = None) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DreamdriveError(f"cannot read image {path}.")
+def _read(source, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB, resized to `size` (width, height) when given."""
+    from dreamdrive.viz.pictures import load_image
+
+    image = load_image(source)
     if size is not None and (image.shape[1], image.shape[0]) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image[:, :, ::-1]
+    return image
 
 
 def camera_frames(dataroot, scenes=None, every: int = 1) -> dict[str, Iterator[np.ndarray]]:
@@ -180,8 +181,8 @@ def reconstruction(real, generated, scenes=None) -> dict:
                                   f"{len(fake_clip.frames)} in the other.")  # fmt: skip
         for a, b in zip(real_clip.frames, fake_clip.frames):
             for channel in real_clip.rig.names:
-                x = torch.from_numpy(_read(a.images[channel]).copy()).permute(2, 0, 1)[None].float() / 255
-                y = torch.from_numpy(_read(b.images[channel], (x.shape[3], x.shape[2])).copy()).permute(2, 0, 1)[None]
+                x = torch.from_numpy(_read(a.images[channel])).permute(2, 0, 1)[None].float() / 255
+                y = torch.from_numpy(_read(b.images[channel], (x.shape[3], x.shape[2]))).permute(2, 0, 1)[None]
                 y = y.float() / 255
                 psnr.append(float(peak_signal_noise_ratio(y, x, data_range=1.0)))
                 ssim.append(float(structural_similarity_index_measure(y, x, data_range=1.0)))
@@ -222,9 +223,7 @@ def consistency(dataroot, scenes=None, every: int = 6) -> dict:
     for clip in _clips(dataroot, scenes):
         for frame in clip.frames[::every]:
             for a, b in overlap_pairs(clip.rig):
-                score = strip_consistency(
-                    _read(frame.images[a]).copy(), _read(frame.images[b]).copy(), clip.rig[a], clip.rig[b]
-                )
+                score = strip_consistency(_read(frame.images[a]), _read(frame.images[b]), clip.rig[a], clip.rig[b])
                 if score is not None:
                     scores.setdefault(f"{a}->{b}", []).append(score)
     if not scores:

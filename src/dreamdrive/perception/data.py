@@ -22,6 +22,7 @@ import torch
 
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.viz.pictures import load_image
 
 MAX_OBJECTS = 256
 IMAGE_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -171,10 +172,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         images, intrinsics, poses = [], [], []
         for camera in clip.rig:
             _, global_T_ego = frame.camera_pose(camera.name)
-            image = cv2.imread(str(frame.images[camera.name]), cv2.IMREAD_COLOR)
-            if image is None:
-                raise DreamdriveError(f"cannot read {frame.images[camera.name]}.")
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+            image = cv2.resize(load_image(frame.images[camera.name]), (width, height), interpolation=cv2.INTER_AREA)
             image = image.astype(np.float32) / 255.0
             if self.augment.enabled:
                 image = (image - 0.5) * (1 + rng.uniform(-self.augment.contrast, self.augment.contrast)) + 0.5

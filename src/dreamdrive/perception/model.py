@@ -1,7 +1,7 @@
 """The multi-view camera 3D detector: residual image backbone, bilinear voxel lifting, BEV encoder, CenterPoint head.
 
 - Backbone: ResNet-18's first three stages (torchvision's layer names, so that its
-  weights load when `width` is 64) and a small FPN to one stride-8 map.
+  weights load when `width` is 64) and a small FPN to one stride-4 (or 8) map.
 - View transformer (Simple-BEV): the centre of every voxel of a grid around the ego
   is projected into every camera with its intrinsics and pose; features are sampled
   bilinearly there and averaged over the cameras that see the voxel; the height

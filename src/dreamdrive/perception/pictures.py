@@ -6,11 +6,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pyquaternion import Quaternion
 
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.categories import DEFAULT_CATEGORY
 from dreamdrive.core.clip import Clip
+from dreamdrive.core.geometry import quat_to_yaw
 from dreamdrive.viz.draw import draw_box_wireframe
 from dreamdrive.viz.pictures import bev_canvas, load_image, save_png
 
@@ -19,8 +19,8 @@ PREDICTION_COLOR = (220, 20, 60)
 
 def result_box(item: dict) -> Box3D:
     """A nuScenes result box as a global Box3D."""
-    yaw = Quaternion(item["rotation"]).yaw_pitch_roll[0]
-    return Box3D(np.array(item["translation"]), np.array(item["size"]), yaw, DEFAULT_CATEGORY[item["detection_name"]],
+    category = DEFAULT_CATEGORY[item["detection_name"]]
+    return Box3D(np.array(item["translation"]), np.array(item["size"]), quat_to_yaw(item["rotation"]), category,
                  "prediction", np.array(item["velocity"][:2]))  # fmt: skip
 
 

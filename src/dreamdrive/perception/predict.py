@@ -13,7 +13,7 @@ from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.categories import DEFAULT_CATEGORY
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.nusc.schema import atomic_write
-from dreamdrive.perception.data import ClipCache, DetectionDataset, SampleRef, scene_samples
+from dreamdrive.perception.data import DetectionDataset, SampleRef, scene_samples
 
 META = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False, "use_external": False}
 
@@ -69,7 +69,6 @@ def predict(
     dataset = DetectionDataset(refs, config)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     device = next(model.parameters()).device
-    cache = ClipCache()
     results: dict[str, list[dict]] = {}
     done = 0
     model.eval()
@@ -79,7 +78,7 @@ def predict(
         )
         for rows, k in zip(decode(heatmap, regression, config), batch["index"].tolist()):
             ref = refs[k]
-            frame = cache.clip(ref.dataroot, ref.scene).frames[ref.frame]
+            frame = dataset.cache.clip(ref.dataroot, ref.scene).frames[ref.frame]  # read once, by the loader
             boxes = to_global(rows, frame, config.classes)
             results[ref.sample_token] = [{"sample_token": ref.sample_token, **b} for b in boxes]
         done += len(batch["index"])
@@ -89,7 +88,7 @@ def predict(
 
 
 def write_results(results: dict[str, list[dict]], path: str | Path) -> Path:
-    """The nuScenes detection submission file."""
+    """The nuScenes submission file of detection or tracking results."""
     path = Path(path)
     atomic_write(path, json.dumps({"meta": META, "results": results}).encode())
     return path

@@ -9,12 +9,7 @@ tracks; a track unmatched for more than `max_age` samples ends.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-
-from dreamdrive.nusc.schema import atomic_write
 
 TRACKING_CLASSES = ("bicycle", "bus", "car", "motorcycle", "pedestrian", "trailer", "truck")
 # CenterPoint's per-class gates (metres) for nuScenes
@@ -98,11 +93,3 @@ def track_results(detections: dict[str, list[dict]], nusc) -> dict[str, list[dic
         if samples:
             out.update(track_scene(samples))
     return out
-
-
-def write_tracks(results: dict[str, list[dict]], path: str | Path) -> Path:
-    from dreamdrive.perception.predict import META
-
-    path = Path(path)
-    atomic_write(path, json.dumps({"meta": META, "results": results}).encode())
-    return path
