@@ -8,6 +8,8 @@ the camera frame (x right, y down, z forward) pointing towards the camera.
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -187,14 +189,9 @@ def _lidar_projection(clip, index: int, channel: str):
     return clip.rig[channel].project_ego(global_T_ego.inverse().apply(global_points))
 
 
-_SWEEPS: dict[str, np.ndarray] = {}  # the last few sweeps read, by path, time and size
-
-
 def _sweep_points(source, what: str) -> np.ndarray:
     """The (N, 3) points of a sweep; a file is read once while it is unchanged (the six cameras of a frame, and
     the frames around a key frame, share its sweep)."""
-    import os
-
     from dreamdrive.nusc.writer import load_points
 
     if isinstance(source, np.ndarray):
@@ -203,12 +200,17 @@ def _sweep_points(source, what: str) -> np.ndarray:
         stat = os.stat(source)
     except OSError:
         return load_points(source, what)[:, :3]  # a missing file: load_points says so
-    key = f"{source}|{stat.st_mtime_ns}|{stat.st_size}"
-    if key not in _SWEEPS:
-        if len(_SWEEPS) >= 8:
-            _SWEEPS.pop(next(iter(_SWEEPS)))
-        _SWEEPS[key] = load_points(source, what)[:, :3]
-    return _SWEEPS[key]
+    return _read_sweep(str(source), stat.st_mtime_ns, stat.st_size, what)
+
+
+@lru_cache(maxsize=8)
+def _read_sweep(path: str, mtime_ns: int, size: int, what: str) -> np.ndarray:
+    """A sweep file's points, cached by path, time and size (read-only: the callers share it)."""
+    from dreamdrive.nusc.writer import load_points
+
+    points = load_points(path, what)[:, :3]
+    points.flags.writeable = False
+    return points
 
 
 class MonocularDepth:
@@ -283,7 +285,7 @@ def align_inverse_depth(
 
 def lidar_depth(projection, camera, fill: int = 5) -> np.ndarray:
     """A LiDAR projection (`Camera.project_ego`) as a depth map: nearest point per pixel, holes filled by
-    grey-scale closing (a `fill` x `fill` window), far points never overwriting near ones."""
+    dilating inverse depth (a `fill` x `fill` window), so that far points never overwrite near ones."""
     import cv2
 
     depth = np.zeros((camera.height, camera.width), np.float32)

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamdrive.conditions.guidance import edges, normals_from_depth, scene_depth
+from dreamdrive.conditions.guidance import asset_renderer, edges, normals_from_depth, render_inserted, scene_depth
 from dreamdrive.conditions.layout import box_layout, map_layout
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.clip import Clip
@@ -43,7 +43,6 @@ def condition_pictures(
     tiles: dict[str, dict[str, np.ndarray]] = {k: {} for k in names}
     renderer = objects = None
     if inserted:
-        from dreamdrive.conditions.guidance import asset_renderer
         from dreamdrive.world.render import Environment, RenderObject
 
         renderer = asset_renderer(
@@ -53,33 +52,33 @@ def condition_pictures(
         renderer.prepare(frame.global_T_ego.translation, objects, Environment())
     boxes = clip.boxes_at(index)
     palette = np.array([CLASS_COLORS[name] for name in DETECTION_CLASSES], np.uint8)
-    for camera in clip.rig:
-        _, global_T_ego = frame.camera_pose(camera.name)
-        cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
-        if clip.hdmap is not None:
-            layout = map_layout(clip.hdmap, camera, global_T_ego)
-            tiles["map"][camera.name] = np.max(layout[..., None] * MAP_COLORS_RGB[:, None, None, :], axis=0)
-        else:
-            tiles["map"][camera.name] = np.zeros((camera.height, camera.width, 3), np.uint8)
-        layout = box_layout(boxes, camera, cam_T_global)
-        tiles["boxes"][camera.name] = np.max(layout[..., None] * palette[:, None, None, :], axis=0)
-        depth = scene_depth(dataroot, clip, index, camera.name, monocular)
-        tiles["depth"][camera.name] = _colour_depth(depth)
-        normals = normals_from_depth(depth, camera.intrinsic)
-        tiles["normal"][camera.name] = (
-            (normals + 1) * 127.5 * (np.linalg.norm(normals, axis=-1) > 0)[..., None]
-        ).astype(np.uint8)
-        tiles["edges"][camera.name] = np.repeat(edges(load_image(frame.images[camera.name]))[..., None], 3, axis=2)
+    try:
+        for camera in clip.rig:
+            _, global_T_ego = frame.camera_pose(camera.name)
+            cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
+            if clip.hdmap is not None:
+                layout = map_layout(clip.hdmap, camera, global_T_ego)
+                tiles["map"][camera.name] = np.max(layout[..., None] * MAP_COLORS_RGB[:, None, None, :], axis=0)
+            else:
+                tiles["map"][camera.name] = np.zeros((camera.height, camera.width, 3), np.uint8)
+            layout = box_layout(boxes, camera, cam_T_global)
+            tiles["boxes"][camera.name] = np.max(layout[..., None] * palette[:, None, None, :], axis=0)
+            depth = scene_depth(dataroot, clip, index, camera.name, monocular)
+            tiles["depth"][camera.name] = _colour_depth(depth)
+            normals = normals_from_depth(depth, camera.intrinsic)
+            tiles["normal"][camera.name] = (
+                (normals + 1) * 127.5 * (np.linalg.norm(normals, axis=-1) > 0)[..., None]
+            ).astype(np.uint8)
+            tiles["edges"][camera.name] = np.repeat(edges(load_image(frame.images[camera.name]))[..., None], 3, axis=2)
+            if renderer is not None:
+                rendered, visible = render_inserted(
+                    renderer, camera, global_T_ego @ camera.ego_T_cam, objects, depth, tolerance=0.3
+                )
+                tiles["object"][camera.name] = np.where(visible[..., None], rendered.rgb, 0).astype(np.uint8)
+                tiles["mask"][camera.name] = np.repeat(visible[..., None].astype(np.uint8) * 255, 3, axis=2)
+    finally:
         if renderer is not None:
-            from dreamdrive.conditions.guidance import render_inserted
-
-            rendered, visible = render_inserted(
-                renderer, camera, global_T_ego @ camera.ego_T_cam, objects, depth, tolerance=0.3
-            )
-            tiles["object"][camera.name] = np.where(visible[..., None], rendered.rgb, 0).astype(np.uint8)
-            tiles["mask"][camera.name] = np.repeat(visible[..., None].astype(np.uint8) * 255, 3, axis=2)
-    if renderer is not None:
-        renderer.release()
+            renderer.release()
     return [save_png(_grid(views), out / f"{clip.name}_{index:03d}_{name}.png") for name, views in tiles.items()]
 
 
