@@ -24,9 +24,9 @@ import numpy as np
 
 from dreamdrive.conditions.guidance import asset_renderer, edges, normals_from_depth, render_inserted
 from dreamdrive.conditions.insert import AssetChooser, InsertRequest, insert_dataset, plan
+from dreamdrive.files import load_image
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import encode_jpeg
-from dreamdrive.viz.pictures import load_image
 from dreamdrive.world.assets import AssetLibrary
 from dreamdrive.world.builder import (
     DEPTH_SCALE,

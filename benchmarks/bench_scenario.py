@@ -17,9 +17,9 @@ import platform
 import time
 
 from dreamdrive.scenario import library
+from dreamdrive.scenario.offline import translate_offline
 from dreamdrive.scenario.retrieval import nearest
 from dreamdrive.scenario.sandbox import check_script, run_script
-from dreamdrive.scenario.translate import translate_offline
 
 PARAPHRASES = [
     "a hatchback veers into our lane at night",

@@ -140,8 +140,9 @@ def demo(
         for path in write_scene_pictures(dataroot, name, out / "pictures", None, None, gif=False):
             console.print(f"wrote {path}")
     # naive insertion of two assets into the first scene, with its before/after picture
-    from dreamdrive.conditions.insert import InsertRequest, insert_dataset
+    from dreamdrive.conditions.insert import InsertRequest
     from dreamdrive.conditions.pictures import insertion_preview
+    from dreamdrive.pipelines.insert import insert_dataset
 
     first = dataset.scene_names[0]
     request = InsertRequest(classes=("car", "truck"), auto=2, distance="near", seed=seed)
@@ -150,7 +151,7 @@ def demo(
                                 out / "pictures" / "insertion.png")  # fmt: skip
     console.print(f"wrote {out / 'inserted'} (naive insertion into {first}) and {preview}")
     # a text prompt, end to end
-    from dreamdrive.scenario.scene import from_prompt, write_outputs
+    from dreamdrive.pipelines.scenario import from_prompt, write_outputs
 
     prompt = "A red truck cuts in from the left on a rainy night, and a pedestrian dashes out"
     result, _ = from_prompt(prompt, seed=seed)
@@ -190,7 +191,7 @@ def scenario_make(
     ),
 ) -> None:
     """Turn a text prompt into a scenario: script, trajectories, validation, pictures and a nuScenes dataset."""
-    from dreamdrive.scenario.scene import from_prompt, write_outputs
+    from dreamdrive.pipelines.scenario import from_prompt, write_outputs
 
     result, town = from_prompt(prompt, translator, seed, map_spec)
     console.print(f"[bold]{result.description()}[/bold]  ({result.name})")
@@ -248,9 +249,9 @@ def conditions(
 
     On a scene written by `dreamdrive insert`, also the object and mask maps of the inserted assets.
     """
-    from dreamdrive.conditions.insert import inserted_objects
     from dreamdrive.conditions.pictures import condition_pictures
     from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.pipelines.insert import inserted_objects
     from dreamdrive.world.assets import AssetLibrary
 
     clip = NuscDataset(data, version).clip(scene)
@@ -264,7 +265,7 @@ def conditions(
         from dreamdrive.conditions.guidance import MonocularDepth
 
         monocular = MonocularDepth(depth_model, metric=metric_depth)
-    for path in condition_pictures(data, clip, index, out, inserted, monocular):
+    for path in condition_pictures(clip, index, out, inserted, monocular):
         console.print(f"wrote {path}")
 
 
@@ -309,9 +310,10 @@ def insert(
 
     Writes OUT/previews/SCENE-naive.png (before and after) for every edited scene.
     """
-    from dreamdrive.conditions.insert import InsertRequest, insert_dataset
+    from dreamdrive.conditions.insert import InsertRequest
     from dreamdrive.conditions.pictures import insertion_preview
     from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.pipelines.insert import insert_dataset
     from dreamdrive.world.assets import AssetLibrary
 
     if script is not None and not script.is_file():

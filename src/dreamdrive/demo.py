@@ -15,14 +15,14 @@ import numpy as np
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.camera import CameraRig
 from dreamdrive.core.categories import DEFAULT_CATEGORY, TYPICAL_SIZE, detection_class
-from dreamdrive.core.clip import CAMERA_HZ, KEYFRAME_HZ, Agent, Clip, Frame
+from dreamdrive.core.clip import Agent, Clip, Frame
+from dreamdrive.core.conventions import CAMERA_HZ, KEYFRAME_HZ, LANE_WIDTH
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap, Lane
 from dreamdrive.viz.draw import CLASS_COLORS, MAP_COLORS, draw_box_faces, draw_polyline_3d
 
 ROAD_X = (10.0, 410.0)
 ROAD_Y0 = 43.0  # right road edge; four 3.5 m lanes up to y = 57
-LANE_WIDTH = 3.5
 START_US = 1_700_000_000_000_000
 
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from dreamdrive.conditions.guidance import angular_error_degrees, edges, normals_from_depth
-from dreamdrive.conditions.layout import MAP_CHANNELS, box_layout, map_layout
+from dreamdrive.conditions.layout import box_layout, map_layout
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.camera import CameraRig
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.geometry import Transform
-from dreamdrive.core.hdmap import HDMap
+from dreamdrive.core.hdmap import MAP_CHANNELS, HDMap
 
 # CAM_FRONT of the default rig at 320x180: f = 1266 * 0.2 = 253.2, principal point (160, 90),
 # mounted at (1.70, 0, 1.51) in the ego frame looking along +x.
@@ -79,7 +79,7 @@ def world(tmp_path_factory):
 
 
 def test_normals_from_depth_agree_with_the_renderer(world):
-    from dreamdrive.world.builder import load_dense
+    from dreamdrive.nusc.dense import load_dense
 
     root, clip = world
     errors = {"road": [], "building": []}
@@ -98,7 +98,7 @@ def test_map_lines_fall_on_painted_markings(world):
     """Every painted lane-marking pixel lies within a few pixels of a projected divider line."""
     import cv2
 
-    from dreamdrive.world.builder import load_dense
+    from dreamdrive.nusc.dense import load_dense
 
     root, clip = world
     distances = []
@@ -154,9 +154,9 @@ def test_asset_behind_an_object_is_masked_exactly_where_the_scene_is_nearer():
 def test_lidar_depth_agrees_with_exact_depth(world):
     """Real nuScenes has no dense depth: LiDAR points projected and filled must match the exact depth."""
     from dreamdrive.conditions.guidance import lidar_depth
+    from dreamdrive.nusc.dense import load_dense
     from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR
     from dreamdrive.nusc.writer import load_points
-    from dreamdrive.world.builder import load_dense
 
     root, clip = world
     frame = clip.frames[0]  # a key frame: it has a LiDAR sweep

@@ -10,13 +10,13 @@ from shapely.ops import unary_union
 from dreamdrive.conditions.insert import (
     AssetChooser,
     InsertRequest,
-    insert_dataset,
     stop_rays_at_boxes,
 )
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.nusc.schema import make_token
+from dreamdrive.pipelines.insert import insert_dataset
 from dreamdrive.world.assets import AssetLibrary
 from tests.helpers import evaluate_ground_truth, tree_digest
 
@@ -84,7 +84,7 @@ def test_two_hundred_automatic_insertions_are_clear_on_road_and_visible(world, l
     total, short = 0, 0
     for scene in dataset.scene_names:
         clip = dataset.clip(scene)
-        planner = InsertionPlanner(clip, lambda i, channel, clip=clip: scene_depth(world, clip, i, channel))
+        planner = InsertionPlanner(clip, lambda i, channel, clip=clip: scene_depth(clip, i, channel))
         road = unary_union([Polygon(p).buffer(0) for p in clip.hdmap.drivable_areas])
         placements = []
         for k in range(100):
@@ -119,7 +119,7 @@ def test_two_hundred_automatic_insertions_are_clear_on_road_and_visible(world, l
                     renderer.prepare(ego.translation, objects, Environment())
                     for camera in clip.rig:
                         _, global_T_ego = clip.frames[i].camera_pose(camera.name)
-                        depth = scene_depth(world, clip, i, camera.name)
+                        depth = scene_depth(clip, i, camera.name)
                         _, visible = render_inserted(renderer, camera, global_T_ego @ camera.ego_T_cam, objects, depth)
                         seen += int(visible.sum())
                 assert seen > 0, f"{placement.asset.asset_id} is hidden in every camera"
@@ -151,9 +151,9 @@ def test_the_inserted_dataset_loads_and_ground_truth_scores_ap_one(inserted, tmp
 
 
 def test_pixels_change_only_where_the_inserted_objects_show(world, inserted):
+    from dreamdrive.files import load_image
+    from dreamdrive.nusc.dense import load_dense
     from dreamdrive.nusc.reader import NuscDataset
-    from dreamdrive.viz.pictures import load_image
-    from dreamdrive.world.builder import load_dense
 
     out, reports = inserted
     source, edited = NuscDataset(world), NuscDataset(out)
@@ -254,7 +254,8 @@ def test_a_killed_insertion_resumes_to_the_same_bytes(world, library, inserted, 
     out = tmp_path / "killed"
     child = f"""
 import sys
-from dreamdrive.conditions.insert import InsertRequest, insert_dataset
+from dreamdrive.conditions.insert import InsertRequest
+from dreamdrive.pipelines.insert import insert_dataset
 from dreamdrive.world.assets import AssetLibrary
 insert_dataset({str(world)!r}, {str(out)!r}, {REQUEST!r}, library=AssetLibrary({str(library.root)!r}))
 """
@@ -275,9 +276,9 @@ insert_dataset({str(world)!r}, {str(out)!r}, {REQUEST!r}, library=AssetLibrary({
 def test_conditions_of_an_edited_frame_include_the_object_and_mask_maps(inserted, library, tmp_path):
     import cv2
 
-    from dreamdrive.conditions.insert import inserted_objects
     from dreamdrive.conditions.pictures import condition_pictures
     from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.pipelines.insert import inserted_objects
 
     out, reports = inserted
     report = reports[1]
@@ -285,7 +286,7 @@ def test_conditions_of_an_edited_frame_include_the_object_and_mask_maps(inserted
     clip = NuscDataset(out).clip(report["scene"])
     objects = inserted_objects(out, clip, best["frame"], library)
     assert len(objects) == 3
-    written = condition_pictures(out, clip, best["frame"], tmp_path, objects)
+    written = condition_pictures(clip, best["frame"], tmp_path, objects)
     assert [p.stem.rsplit("_", 1)[1] for p in written] == ["map", "boxes", "depth", "normal", "edges", "object", "mask"]
     mask = cv2.imread(str(written[-1]), cv2.IMREAD_GRAYSCALE)
     # the mask grid shows at least the pixels the insertion pasted into the best view

@@ -11,6 +11,7 @@ from dreamdrive.core.clip import Agent, Clip, Frame
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap, Lane
+from dreamdrive.scenario.types import Actor, ScriptResult, Trajectory
 from dreamdrive.world.assets import parametric_asset
 
 FRAMES, HZ, EGO_SPEED = 24, 12, 5.0
@@ -80,12 +81,25 @@ def test_a_clip_without_a_map_is_refused():
 
 def test_script_trajectories_are_laid_on_the_first_ego_pose_and_interpolated_in_time():
     # the script's road frame has its ego at (0, 0); a car starts 20 m ahead at 6 m/s, sampled at 10 Hz for 1.5 s
-    data = {
-        "hz": 10,
-        "frames": 16,
-        "ego": [[0.5 * k, 0.0, 0.0, 5.0] for k in range(16)],
-        "actors": [{"id": "car-1", "class": "car", "trajectory": [[20 + 0.6 * k, 0.0, 0.0, 6.0] for k in range(16)]}],
-    }
+    data = ScriptResult(
+        duration=1.5,
+        hz=10,
+        frames=16,
+        weather="clear",
+        time_of_day="day",
+        lane_width=3.5,
+        junction=None,
+        ego=Trajectory([[0.5 * k, 0.0, 0.0, 5.0] for k in range(16)]),
+        actors=[
+            Actor(
+                "car-1",
+                "car",
+                "vehicle.car",
+                (1.9, 4.6, 1.6),
+                Trajectory([[20 + 0.6 * k, 0.0, 0.0, 6.0] for k in range(16)]),
+            )
+        ],
+    )
     clip = road_clip()
     [placement] = InsertionPlanner(clip).from_script(data, lambda kind: CAR)
     times = np.arange(FRAMES) / HZ

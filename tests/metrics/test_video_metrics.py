@@ -72,8 +72,8 @@ def test_missing_or_wrong_weights_name_the_file_needed(tmp_path):
 
 
 def test_consistency_is_high_for_real_views_and_drops_when_a_view_comes_from_elsewhere(tiny_world):
+    from dreamdrive.files import load_image
     from dreamdrive.nusc.reader import NuscDataset
-    from dreamdrive.viz.pictures import load_image
 
     clips = [NuscDataset(tiny_world).clip(s) for s in NuscDataset(tiny_world).scene_names]
     rig = clips[0].rig

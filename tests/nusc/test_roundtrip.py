@@ -6,9 +6,9 @@ import pytest
 from dreamdrive.core.camera import CAMERA_NAMES
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.geometry import quat_to_rotmat
+from dreamdrive.files import load_image
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
-from dreamdrive.viz.pictures import load_image
 from tests.helpers import SPLITS, evaluate_ground_truth, tree_digest
 
 

@@ -14,7 +14,9 @@ def dreamdrive(*args):
 def test_train_eval_and_track_write_the_nuscenes_files(tiny_world, tmp_path):
     result = dreamdrive("detect", "train", "--data", tiny_world, "--out", tmp_path / "run", "--epochs", "2", *TINY)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "run" / "model.pt").is_file() and json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file() and json.loads(
+        (tmp_path / "run" / "run.json").read_text()
+    )
     result = dreamdrive("detect", "eval", "--run", tmp_path / "run", "--data", tiny_world, "--out", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
     submission = json.loads((tmp_path / "eval" / "results_nusc.json").read_text())

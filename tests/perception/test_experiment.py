@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from dreamdrive.conditions.insert import InsertRequest, insert_dataset
+from dreamdrive.conditions.insert import InsertRequest
+from dreamdrive.pipelines.insert import insert_dataset
 
 TINY = ["--image-size", "64x32", "--bev-cells", "16", "--width", "8", "--batch-size", "4"]
 
@@ -47,21 +48,21 @@ def test_tiny_iso_epoch_resumes_without_retraining_finished_runs(tiny_world, syn
         time.sleep(0.1)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    finished = {p.parent.parent.name: p.parent.parent.joinpath("model.pt").stat().st_mtime_ns
+    finished = {p.parent.parent.name: p.parent.parent.joinpath("model", "model.safetensors").stat().st_mtime_ns
                 for p in out.glob("runs/*/eval/report.json")}  # fmt: skip
     assert 4 <= len(finished) < 12 and not (out / "results.json").exists()
     result = subprocess.run(iso_epoch_command(tiny_world, synthetic, out), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for name, mtime in finished.items():  # finished runs were not trained again
-        assert (out / "runs" / name / "model.pt").stat().st_mtime_ns == mtime
+        assert (out / "runs" / name / "model" / "model.safetensors").stat().st_mtime_ns == mtime
     results = json.loads((out / "results.json").read_text())
     assert len(results["runs"]) == 12
     steps = {(r["mix"], r["schedule"]): r["steps"] for r in results["runs"]}
     # iso-epoch: the same epochs; a mix's epoch holds the synthetic samples too, so it has more steps
     assert steps[("naiveA", 1)] > steps[("real", 1)] and steps[("real", 2)] == 2 * steps[("real", 1)]
-    import torch
+    from dreamdrive.perception.train import training_record
 
-    trained = torch.load(out / "runs" / "naiveB-2x-seed1" / "model.pt", weights_only=False)["steps"]
+    trained = training_record(out / "runs" / "naiveB-2x-seed1")["steps"]
     assert steps[("naiveB", 2)] == trained  # the steps counted from run.json are the steps the run took
     table = (out / "results.md").read_text()
     assert table.count("| 1x |") == 3 and table.count("| 2x |") == 3 and "naiveB" in table

@@ -1,5 +1,6 @@
 """Training: augmentation keeps boxes and cameras consistent, runs resume after a kill to the same weights."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,9 +10,10 @@ import time
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from dreamdrive.perception.data import Augment, DetectionDataset, DetectorConfig, Mix, scene_samples
-from dreamdrive.perception.train import TrainConfig, load_model, train
+from dreamdrive.perception.train import TrainConfig, load_model, train, training_record
 
 TINY = DetectorConfig(image_size=(64, 32), bev_cells=16, z_levels=(0.5, 1.5), width=8, bev_channels=8)
 
@@ -63,23 +65,27 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_world,
     reference = train(mix, tmp_path / "reference", config, TINY)
     process = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_world), str(tmp_path / "killed")],
                                env=os.environ.copy(), cwd=os.getcwd())  # fmt: skip
-    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    trainer = tmp_path / "killed" / "state" / "trainer.json"
     deadline = time.time() + 120
     while process.poll() is None and time.time() < deadline:
-        if checkpoint.is_file() and torch.load(checkpoint, weights_only=False)["state"]["step"] >= 3:
+        if trainer.is_file() and json.loads(trainer.read_text())["step"] >= 3:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (tmp_path / "killed" / "model.pt").exists()
+    assert not (tmp_path / "killed" / "model").exists()
     resumed = train(mix, tmp_path / "killed", config, TINY)
-    a = torch.load(reference, weights_only=False)
-    b = torch.load(resumed, weights_only=False)
+    a, b = training_record(tmp_path / "reference"), training_record(tmp_path / "killed")
     assert a["steps"] == b["steps"] and len(a["history"]) == len(b["history"]) == 3
     for x, y in zip(a["history"], b["history"]):
         assert x == pytest.approx(y, rel=1e-5)
-    for name, tensor in a["model"].items():
-        assert torch.allclose(tensor.float(), b["model"][name].float(), atol=1e-6), name
-    mtime = reference.stat().st_mtime_ns
-    assert train(mix, tmp_path / "reference", config, TINY) == reference and reference.stat().st_mtime_ns == mtime
+    weights_a, weights_b = (
+        load_file(str(reference / "model.safetensors")),
+        load_file(str(resumed / "model.safetensors")),
+    )
+    for name, tensor in weights_a.items():
+        assert torch.allclose(tensor.float(), weights_b[name].float(), atol=1e-6), name
+    mtime = (reference / "model.safetensors").stat().st_mtime_ns
+    assert train(mix, tmp_path / "reference", config, TINY) == reference
+    assert (reference / "model.safetensors").stat().st_mtime_ns == mtime
     assert load_model(tmp_path / "reference").config == TINY

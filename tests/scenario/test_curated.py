@@ -7,8 +7,9 @@ import pytest
 
 from dreamdrive.scenario import library
 from dreamdrive.scenario.curated import curated_pairs, export_jsonl
+from dreamdrive.scenario.offline import translate_offline
 from dreamdrive.scenario.sandbox import run_script
-from dreamdrive.scenario.translate import TranslationError, translate_offline
+from dreamdrive.scenario.translate import TranslationError
 
 
 def test_pairs_cover_the_whole_library():

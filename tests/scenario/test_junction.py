@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.pipelines.scenario import from_prompt
 from dreamdrive.scenario import library as lib
 from dreamdrive.scenario.junction import CENTRE_Y, HALF, junction_town
-from dreamdrive.scenario.scene import Scenario, check, from_prompt, scenario_road
-from dreamdrive.scenario.translate import translate_offline
+from dreamdrive.scenario.offline import translate_offline
+from dreamdrive.scenario.scene import Scenario, check, scenario_road
+from dreamdrive.scenario.types import ScriptResult
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +55,7 @@ def test_turns_end_on_the_exit_road_within_the_kinematic_limits(kind, lane, head
     yaw_rate = np.abs(np.diff(np.unwrap(track[:, 2]))) / dt
     assert (speed[1:] * yaw_rate).max() <= lib.LATERAL * 1.25
     assert speed.min() < 9.0 - 1.0  # it slowed down for the bend
-    data = {**result, "actors": result["actors"]}
+    data = ScriptResult.from_json(result)
     town = scenario_road(data, 0)
     assert check(data, town) == []  # on the junction's drivable area, clear of the ego
 
@@ -110,7 +112,7 @@ def test_the_offline_translator_turns_at_the_junction(prompt, method):
     assert method in script and "junction(ahead=" in script
     scenario, town = from_prompt(prompt)
     assert isinstance(scenario, Scenario) and town.name.startswith("scenario-junction")
-    assert check(scenario.data, town) == [], scenario.report  # clear and on the road, repaired if need be
+    assert check(scenario.result, town) == [], scenario.report  # clear and on the road, repaired if need be
 
 
 @pytest.mark.parametrize("side, lane_y", [("right", -3.5), ("left", 3.5)])
@@ -130,7 +132,8 @@ def test_a_side_road_vehicle_merges_into_our_direction(side, lane_y):
     assert math.cos(track[-1, 2]) > 0.99
     stopped = np.array(result["actors"][1]["trajectory"])
     assert stopped[-1, 3] == 0.0 and abs(stopped[-1, 1] - CENTRE_Y) == pytest.approx(HALF, abs=0.5)  # at the edge
-    assert check(result, scenario_road(result, 0)) == []
+    typed = ScriptResult.from_json(result)
+    assert check(typed, scenario_road(typed, 0)) == []
     with pytest.raises(DreamdriveError, match="can only merge"):
         waiting.turn_left()
     with pytest.raises(DreamdriveError, match="cannot change lanes"):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dreamdrive.scenario.scene import from_prompt, write_outputs
+from dreamdrive.pipelines.scenario import from_prompt, write_outputs
 from tests.helpers import tree_digest
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.pipelines.scenario import from_prompt
 from dreamdrive.scenario.placement import RouteFrame, follow_route
-from dreamdrive.scenario.scene import check, from_prompt, to_clip
+from dreamdrive.scenario.scene import check, to_clip
 from dreamdrive.world.town import make_town
 
 
@@ -36,7 +37,7 @@ def test_follow_route_takes_the_straightest_successor():
 def test_a_prompt_placed_on_a_procedural_town_stays_on_its_drivable_area():
     scenario, town = from_prompt("a car cuts in from the left", map_spec="town:1")
     assert town.name == "proc-town-1" and scenario.frame is not None
-    assert check(scenario.data, town, scenario.frame) == []
+    assert check(scenario.result, town, scenario.frame) == []
     from dreamdrive.core.camera import CameraRig
 
     clip = to_clip(scenario, town, CameraRig.default(64, 36))
@@ -57,10 +58,10 @@ def test_bad_map_specs_and_misfits_are_refused():
 def test_a_prompt_placed_on_a_hand_built_map_follows_its_lanes(tmp_path):
     """Any HDMap with lanes takes a scenario (a nuScenes location is read into one by the map expansion reader)."""
     from dreamdrive.core.hdmap import HDMap, Lane
-    from dreamdrive.scenario import library
+    from dreamdrive.pipelines.scenario import load_map
     from dreamdrive.scenario.placement import place_on_map
-    from dreamdrive.scenario.sandbox import run_script
-    from dreamdrive.scenario.scene import Scenario, load_map
+    from dreamdrive.scenario.sandbox import run_scenario_script
+    from dreamdrive.scenario.scene import Scenario
     from dreamdrive.world.town import Town
 
     # a gently curving six-lane road, 400 m long: lanes every 3.5 m from y = -7 to y = 10.5
@@ -70,7 +71,7 @@ def test_a_prompt_placed_on_a_hand_built_map_follows_its_lanes(tmp_path):
     outline = np.vstack([np.column_stack([xs, bend - 9.0]), np.column_stack([xs, bend + 12.5])[::-1]])
     town = Town("hand-built", HDMap("hand-built", drivable_areas=[outline], lanes=lanes), {}, {}, {}, [], {}, {}, {})
     script = "ego(speed=10)\ncar = vehicle('car', lane='left', ahead=6, speed=12)\ncar.cut_in(at=1.0)\nsave()\n"
-    data = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
+    data = run_scenario_script(script)
     frame = place_on_map(data, town, seed=0)
     assert check(data, town, frame) == []
     start_y = -7.0 + 3.5 * int(frame.lanes[0][1:])

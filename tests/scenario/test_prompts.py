@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from dreamdrive.scenario.scene import from_prompt
-from dreamdrive.scenario.translate import TranslationError, translate_offline
+from dreamdrive.pipelines.scenario import from_prompt
+from dreamdrive.scenario.offline import translate_offline
+from dreamdrive.scenario.translate import TranslationError
 from tests.scenario.prompts import NONSENSE, PROMPTS
 
 LANE = 3.5
@@ -76,7 +77,7 @@ def outcomes():
         except TranslationError as error:
             results[prompt] = (None, [f"not translated: {error}"])
             continue
-        failed = [c for c in checks if not holds(c, scenario.data)]
+        failed = [c for c in checks if not holds(c, scenario.result.to_json())]
         results[prompt] = (scenario, failed)
     return results
 

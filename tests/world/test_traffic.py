@@ -9,9 +9,10 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
+from dreamdrive.core.paths import footprints, footprints_apart
 from dreamdrive.world.assets import builtin_assets
 from dreamdrive.world.town import make_town
-from dreamdrive.world.traffic import footprints, footprints_apart, simulate
+from dreamdrive.world.traffic import simulate
 
 
 @pytest.fixture(scope="module")

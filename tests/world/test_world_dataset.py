@@ -8,9 +8,10 @@ import pytest
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.geometry import Transform
+from dreamdrive.nusc.dense import load_dense
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR
-from dreamdrive.world.builder import WorldConfig, build_world, load_dense
+from dreamdrive.world.builder import WorldConfig, build_world
 from tests.helpers import evaluate_ground_truth
 
 CONFIG = WorldConfig(scenes=3, seconds=1.0, seed=0)

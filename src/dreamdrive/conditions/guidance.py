@@ -12,9 +12,17 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.files import load_image
+from dreamdrive.nusc.dense import depth_of, read_packed
+from dreamdrive.nusc.schema import global_T_lidar
+from dreamdrive.nusc.writer import load_points
+from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
+from dreamdrive.world.render import CameraImages, Environment, RenderObject, WorldRenderer
 
 
 def backproject(depth: np.ndarray, intrinsic: np.ndarray) -> np.ndarray:
@@ -70,8 +78,6 @@ def normals_from_depth(depth: np.ndarray, intrinsic: np.ndarray, max_jump: float
 
 def edges(rgb: np.ndarray, low: int = 100, high: int = 200) -> np.ndarray:
     """Canny edges (H, W) uint8 in {0, 255} of an RGB image."""
-    import cv2
-
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DreamdriveError(f"edges need an (H, W, 3) RGB image, got {rgb.shape}.")
     if not 0 <= low <= high:
@@ -101,8 +107,6 @@ def asset_maps(
         object: (H, W, 3) uint8, the asset's pixels where visible, black elsewhere;
         mask: (H, W) uint8 in {0, 1}, the asset's visible silhouette.
     """
-    from dreamdrive.world.render import RenderObject
-
     images, visible = render_inserted(
         renderer, camera, global_T_cam, [RenderObject(asset_key, global_T_asset, 1)], scene_depth, tolerance
     )
@@ -123,8 +127,14 @@ def render_inserted(renderer, camera, global_T_cam, objects: list, scene_depth: 
             f"scene depth is {scene_depth.shape[1]}x{scene_depth.shape[0]}, the camera {camera.width}x{camera.height}."
         )
     images = renderer.render(camera, global_T_cam, objects)
+    return images, visible_over(images, scene_depth, tolerance)
+
+
+def visible_over(images: CameraImages, scene_depth: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
+    """(H, W) bool: where rendered objects show over a scene of depth `scene_depth` (hit, and the scene there
+    is empty, unknown (0) or not nearer by more than `tolerance` metres)."""
     nearer = (scene_depth > 0) & (scene_depth < images.depth - tolerance)
-    return images, (images.instance > 0) & ~nearer
+    return (images.instance > 0) & ~nearer
 
 
 def asset_renderer(assets, width: int, height: int):
@@ -133,9 +143,6 @@ def asset_renderer(assets, width: int, height: int):
     Call `prepare` with the objects and the place they are near before rendering, so that
     their shadow map covers them.
     """
-    from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
-    from dreamdrive.world.render import Environment, WorldRenderer
-
     assets = assets if isinstance(assets, (list, tuple)) else [assets]
     far = 1e5  # the renderer needs some world geometry: a tiny patch out of every view
     ground = fan(
@@ -151,20 +158,16 @@ def asset_renderer(assets, width: int, height: int):
     return renderer
 
 
-def scene_depth(dataroot, clip, index: int, channel: str, monocular: MonocularDepth | None = None) -> np.ndarray:
-    """Depth of one camera frame: the procedural world's exact sidecar; else, with a `monocular` model, its
-    prediction (aligned to the LiDAR returns in view when the model is relative); else LiDAR projected and
-    densified."""
-    from dreamdrive.world.builder import dense_path, load_dense
-
+def scene_depth(clip: Clip, index: int, channel: str, monocular: MonocularDepth | None = None) -> np.ndarray:
+    """Depth (H, W) of one camera frame: its dense ground truth (`Frame.dense`, exact in the procedural world);
+    else, with a `monocular` model, its prediction (aligned to the LiDAR returns in view when the model is
+    relative); else LiDAR projected and densified."""
     frame = clip.frames[index]
-    if dense_path(dataroot, clip.name, channel, frame.timestamp).is_file():
-        return load_dense(dataroot, clip.name, channel, frame.timestamp)["depth"]
+    if channel in frame.dense:
+        return depth_of(read_packed(frame.dense[channel], f"dense ground truth of {clip.name} {channel}"))
     camera = clip.rig[channel]
     projection = _lidar_projection(clip, index, channel)
     if monocular is not None:
-        from dreamdrive.viz.pictures import load_image
-
         return monocular.predict(load_image(frame.images[channel]), projection)
     if projection is None:
         return np.zeros((camera.height, camera.width), np.float32)
@@ -173,8 +176,6 @@ def scene_depth(dataroot, clip, index: int, channel: str, monocular: MonocularDe
 
 def _lidar_projection(clip, index: int, channel: str):
     """The LiDAR sweep nearest in time to frame `index`, projected into `channel` (None without LiDAR)."""
-    from dreamdrive.nusc.schema import global_T_lidar
-
     frame = clip.frames[index]
     lidar_frame = min(
         (i for i, f in enumerate(clip.frames) if f.lidar is not None),
@@ -192,8 +193,6 @@ def _lidar_projection(clip, index: int, channel: str):
 def _sweep_points(source, what: str) -> np.ndarray:
     """The (N, 3) points of a sweep; a file is read once while it is unchanged (the six cameras of a frame, and
     the frames around a key frame, share its sweep)."""
-    from dreamdrive.nusc.writer import load_points
-
     if isinstance(source, np.ndarray):
         return load_points(source, what)[:, :3]
     try:
@@ -206,8 +205,6 @@ def _sweep_points(source, what: str) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _read_sweep(path: str, mtime_ns: int, size: int, what: str) -> np.ndarray:
     """A sweep file's points, cached by path, time and size (read-only: the callers share it)."""
-    from dreamdrive.nusc.writer import load_points
-
     points = load_points(path, what)[:, :3]
     points.flags.writeable = False
     return points
@@ -286,8 +283,6 @@ def align_inverse_depth(
 def lidar_depth(projection, camera, fill: int = 5) -> np.ndarray:
     """A LiDAR projection (`Camera.project_ego`) as a depth map: nearest point per pixel, holes filled by
     dilating inverse depth (a `fill` x `fill` window), so that far points never overwrite near ones."""
-    import cv2
-
     depth = np.zeros((camera.height, camera.width), np.float32)
     ok = projection.in_image
     rows = projection.pixels[ok, 1].astype(int)

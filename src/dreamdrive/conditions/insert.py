@@ -1,55 +1,40 @@
-"""Naive insertion (Dream4Drive's baseline): paste rendered assets into clips and write them as a dataset.
+"""Insertion (Dream4Drive's baseline, naive): where assets go in a clip, and the clip with them pasted in.
 
-For each chosen scene of a nuScenes-format dataset, the planner places assets
-(at a pose, along a script, or automatically); every camera frame is composited
-with the assets' pixels where the scene does not hide them (the asset renderer's
-depth against the scene's depth: the dense sidecar, else LiDAR); LiDAR rays
-that would hit an inserted box stop on it, so `num_lidar_pts` is recounted for
-every box of the sweep; the new instances get a box on every frame. The edited
-clip is written as `<scene>-naive` (plus the original with `with_originals`),
-with updated dense sidecars where the source has them and an insertion report
-at `dreamdrive/insertions/<scene>-naive.json`.
+The planner places assets (at a pose, along a script, or automatically); every
+camera frame is composited with the assets' pixels where the scene does not hide
+them (the asset renderer's depth against the scene's depth: the frame's dense
+ground truth, else LiDAR); LiDAR rays that would hit an inserted box stop on it,
+so `num_lidar_pts` is recounted for every box of the sweep; the new instances
+get a box on every frame, and the dense ground truth (where the clip has it) is
+updated with the pasted objects.
 
 The assets are lit by a clear day (no relighting, no shadow on the scene):
 that is what naive insertion means, and what the generative mode improves on.
-
-The job is resumable like every dataset writer here: a finished scene is
-skipped, a killed run continues, and rerunning a finished job does nothing.
+These are pure functions of a Clip; the dataset job that reads, edits and
+writes whole datasets is `pipelines.insert`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from dreamdrive.conditions.guidance import asset_renderer, render_inserted, scene_depth
+from dreamdrive.conditions.guidance import asset_renderer, scene_depth, visible_over
 from dreamdrive.conditions.planner import DISTANCES, SIDES, InsertionPlanner, Placement, clip_seed
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.clip import Agent, Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
-from dreamdrive.nusc.schema import PREDEFINED_SPLITS, SIDECAR_DIR, atomic_write, dumps, global_T_lidar
+from dreamdrive.files import load_image
+from dreamdrive.nusc.dense import DenseView, dense_visibility, depth_of, encode_packed, pack_dense, read_packed
+from dreamdrive.nusc.schema import global_T_lidar
 from dreamdrive.nusc.writer import encode_jpeg, load_points
-from dreamdrive.viz.pictures import load_image
+from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.world.assets import Asset, AssetInfo, AssetLibrary
-from dreamdrive.world.builder import (
-    DEPTH_SCALE,
-    dense_folder,
-    dense_path,
-    load_packed,
-    pack_dense,
-    render_visibility,
-    write_packed,
-)
-from dreamdrive.world.render import CameraImages, Environment, RenderObject
-
-INSERT_FORMAT = 1
-MODES = ("naive",)
+from dreamdrive.world.render import Environment, RenderObject, render_frame
 
 
 @dataclass(frozen=True)
@@ -61,6 +46,7 @@ class InsertRequest:
         at: (x, y, yaw) in the ego frame of each clip's first frame; script: a scenario script's source;
             auto: placements per clip, sampled on lanes near the ego.
         distance, side: where automatic placements go (`planner.DISTANCES`, `planner.SIDES`).
+        mode: how the assets are rendered into the scene (`pipelines.insert.MODES`).
         with_originals: also write the unedited clips.
     """
 
@@ -85,8 +71,6 @@ class InsertRequest:
             raise DreamdriveError("say where to insert with exactly one of --at x,y,yaw, --script FILE or --auto N.")
         if self.auto is not None and not 1 <= self.auto <= 50:
             raise DreamdriveError(f"--auto takes 1 to 50 placements per clip, got {self.auto}.")
-        if self.mode not in MODES:
-            raise DreamdriveError(f"mode {self.mode!r} must be one of {list(MODES)}.")
         if self.distance not in DISTANCES or self.side not in SIDES:
             raise DreamdriveError(f"distance must be one of {list(DISTANCES)} and side one of {list(SIDES)}.")
 
@@ -137,19 +121,16 @@ class AssetChooser:
         return self._meshes[info.asset_id]
 
 
-def plan(clip: Clip, dataroot: Path, request: InsertRequest, chooser: AssetChooser) -> tuple[list[Placement], list]:
+def plan(clip: Clip, request: InsertRequest, chooser: AssetChooser) -> tuple[list[Placement], list[str]]:
     """The request's placements in one clip (and notes on any it could not place)."""
     rng = np.random.default_rng(clip_seed(request.seed, clip.name))
-    planner = InsertionPlanner(clip, lambda i, channel: scene_depth(dataroot, clip, i, channel))
+    planner = InsertionPlanner(clip, lambda i, channel: scene_depth(clip, i, channel))
     if request.at is not None:
         info = chooser.for_auto(rng)
         return [planner.at(info, *request.at)], []
     if request.script is not None:
-        from dreamdrive.scenario import library
-        from dreamdrive.scenario.sandbox import run_script
-
-        data = run_script(request.script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
-        return planner.from_script(data, lambda kind: chooser.for_class(kind, rng)), []
+        result = run_scenario_script(request.script)
+        return planner.from_script(result, lambda kind: chooser.for_class(kind, rng)), []
     return planner.auto(request.auto, chooser.for_auto, rng, request.distance, request.side)
 
 
@@ -188,27 +169,18 @@ def stop_rays_at_boxes(points: np.ndarray, lidar_T_boxes: list[Transform], sizes
 
 
 def naive_insert(
-    dataroot: Path,
-    clip: Clip,
-    placements: list[Placement],
-    chooser: AssetChooser,
-    out: Path,
-    name: str,
-    quality: int,
-    scratch: Path,
+    clip: Clip, placements: list[Placement], chooser: AssetChooser, name: str, quality: int
 ) -> tuple[Clip, dict]:
-    """The clip with the placements pasted in, named `name`; dense sidecars go under `out` (temporary files under
-    `scratch`, the writer's). Returns it and a report."""
-    source_dense = dense_folder(dataroot, clip.name)
-    has_dense = (source_dense / "instances.json").is_file()
-    instances = {}
-    if has_dense:
-        instances = {int(k): v for k, v in json.loads((source_dense / "instances.json").read_text()).items()}
+    """The clip with the placements pasted in, named `name`, and a report of what was inserted where.
+
+    Images are re-encoded as JPEG at `quality` where an object shows. Where the clip has dense
+    ground truth, the edited clip's frames carry it with the objects pasted in (as sidecar bytes).
+    """
+    has_dense = any(frame.dense for frame in clip.frames)
+    instances = dict(clip.dense_instances)
     base = max(instances, default=0)
     new_ids = [f"{name}-ins{k + 1}" for k in range(len(placements))]
     instances.update({base + k + 1: new_ids[k] for k in range(len(placements))})
-    if has_dense:
-        atomic_write(dense_folder(out, name) / "instances.json", dumps(instances), scratch=scratch)
     index_of = {v: k for k, v in instances.items()}
     new_boxes = [p.boxes(clip, new_ids[k]) for k, p in enumerate(placements)]
     assets = {p.asset.asset_id: chooser.asset(p.asset) for p in placements}
@@ -221,20 +193,19 @@ def naive_insert(
         for i, frame in enumerate(clip.frames):
             present = [k for k in range(len(placements)) if new_boxes[k][i] is not None]
             objects = [RenderObject(placements[k].asset.asset_id, new_boxes[k][i].frame_T_box, k + 1) for k in present]
+            views = {}
             if objects:
-                renderer.prepare(frame.global_T_ego.translation, objects, Environment())
-            images = dict(frame.images)
+                poses = {channel: pose for channel, (_, pose) in frame.camera_poses.items()}
+                views = render_frame(renderer, clip.rig, frame.global_T_ego, objects, Environment(), camera_poses=poses)
+            images, dense = dict(frame.images), dict(frame.dense)
             dense_views = {}
             for v, cam in enumerate(clip.rig):
-                packed = load_packed(dense_path(dataroot, clip.name, cam.name, frame.timestamp)) if has_dense else None
+                what = f"dense ground truth of {clip.name} {cam.name} frame {i}"
+                packed = read_packed(frame.dense[cam.name], what) if has_dense else None
                 if objects:
-                    depth = (
-                        packed[0].astype(np.float32) / DEPTH_SCALE
-                        if packed is not None
-                        else scene_depth(dataroot, clip, i, cam.name)
-                    )
-                    _, global_T_ego = frame.camera_pose(cam.name)
-                    rendered, visible = render_inserted(renderer, cam, global_T_ego @ cam.ego_T_cam, objects, depth)
+                    depth = depth_of(packed) if packed is not None else scene_depth(clip, i, cam.name)
+                    rendered = views[cam.name]
+                    visible = visible_over(rendered, depth)
                     if visible.any():
                         rgb = load_image(frame.images[cam.name]).copy()
                         rgb[visible] = rendered.rgb[visible]
@@ -242,15 +213,13 @@ def naive_insert(
                         for k in present:
                             visible_pixels[k, i, v] = int((visible & (rendered.instance == k + 1)).sum())
                         if packed is not None:
-                            pasted = pack_dense(rendered)
+                            pasted = pack_dense(rendered.depth, rendered.normal, rendered.instance, rendered.semantic)
                             pasted[1] = np.where(rendered.instance > 0, rendered.instance + base, 0)
                             packed = packed.copy()
                             packed[:, visible] = pasted[:, visible]
+                            dense[cam.name] = encode_packed(packed)
                 if packed is not None:
-                    write_packed(dense_path(out, name, cam.name, frame.timestamp), packed, scratch)
-                    dense_views[cam.name] = CameraImages(
-                        None, packed[0].astype(np.float32) / DEPTH_SCALE, None, packed[1].astype(np.int32), None
-                    )
+                    dense_views[cam.name] = DenseView(depth_of(packed), packed[1].astype(np.int32))
             lidar = frame.lidar
             recount = False
             if frame.lidar is not None and objects:
@@ -271,17 +240,17 @@ def naive_insert(
                 if frame.is_key and dense_views and agent.instance_id in index_of and objects:
                     index = index_of[agent.instance_id]
                     box = replace(
-                        box, visibility=render_visibility(box, index, clip.rig, frame.global_T_ego, dense_views)
+                        box, visibility=dense_visibility(box, index, clip.rig, frame.global_T_ego, dense_views)
                     )
                 agent.boxes[i] = box
             for k in present:
                 box = new_boxes[k][i]
                 if frame.is_key and dense_views:
                     box = replace(
-                        box, visibility=render_visibility(box, base + k + 1, clip.rig, frame.global_T_ego, dense_views)
+                        box, visibility=dense_visibility(box, base + k + 1, clip.rig, frame.global_T_ego, dense_views)
                     )
                 new_boxes[k][i] = box
-            frames.append(replace(frame, images=images, lidar=lidar))
+            frames.append(replace(frame, images=images, lidar=lidar, dense=dense))
     finally:
         renderer.release()
     for k, placement in enumerate(placements):
@@ -293,6 +262,7 @@ def naive_insert(
         agents=agents,
         description=f"{clip.description}; naive insertion of {', '.join(p.asset.asset_id for p in placements)}",
         log_name=f"{clip.log_name}-{name}",
+        dense_instances=instances if has_dense else {},
     )
     report = {
         "scene": name,
@@ -311,120 +281,8 @@ def naive_insert(
     return edited, report
 
 
-def inserted_objects(
-    dataroot: str | Path, clip: Clip, index: int, library: AssetLibrary
-) -> list[tuple[Asset, Transform]]:
-    """The objects an insertion job put into frame `index` of `clip` (from its report), as (asset, pose);
-    empty for scenes that no insertion wrote."""
-    path = Path(dataroot) / SIDECAR_DIR / "insertions" / f"{clip.name}.json"
-    if not path.is_file():
-        return []
-    out = []
-    for item in json.loads(path.read_text())["instances"]:
-        agent = next((a for a in clip.agents if a.instance_id == item["instance_id"]), None)
-        if agent is not None and agent.boxes[index] is not None:
-            out.append((library.get(item["asset_id"]), agent.boxes[index].frame_T_box))
-    return out
-
-
 def _best_view(pixels: np.ndarray, clip: Clip) -> dict:
     """The key frame and camera where an object shows most (for previews)."""
     keys = clip.key_indices
     frame, view = np.unravel_index(np.argmax(pixels[keys]), pixels[keys].shape)
     return {"frame": int(keys[frame]), "camera": clip.rig.names[int(view)], "pixels": int(pixels[keys][frame, view])}
-
-
-# -- the job ------------------------------------------------------------------------------------------
-
-
-def source_fingerprint(dataroot: Path, version: str) -> str:
-    """The finished source dataset's own fingerprint, else a digest of its tables' sizes and times."""
-    index = dataroot / SIDECAR_DIR / "index.json"
-    if index.is_file():
-        value = json.loads(index.read_text()).get("fingerprint")
-        if value:
-            return value
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted((dataroot / version).glob("*.json"))]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
-
-
-def insert_dataset(
-    data: str | Path,
-    out: str | Path,
-    request: InsertRequest,
-    scenes: list[str] | None = None,
-    library: AssetLibrary | None = None,
-    overwrite: bool = False,
-    progress: Callable[[Iterable, int, str], Iterable] | None = None,
-) -> tuple[Path, list[dict]]:
-    """Insert into `scenes` (default: all) of the dataset at `data`; write the result to `out`.
-
-    Returns the version folder written and the insertion report of every edited scene.
-    """
-    from dreamdrive.nusc.reader import NuscDataset
-    from dreamdrive.nusc.writer import DatasetWriter
-
-    data, out = Path(data), Path(out)
-    if out.resolve() == data.resolve():
-        raise DreamdriveError("--out must be a new folder, not the source dataset (it is read while writing).")
-    source = NuscDataset(data)
-    scenes = list(scenes or source.scene_names)
-    unknown = [s for s in scenes if s not in source.scene_names]
-    if unknown:
-        raise DreamdriveError(f"no scenes {unknown} in {data}; it has {source.scene_names}.")
-    library = library or AssetLibrary()
-    library.ensure_builtin()
-    chooser = AssetChooser(library, request)
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            [INSERT_FORMAT, source_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
-        ).encode()
-    ).hexdigest()
-    writer = DatasetWriter(out, source.version)
-    edited_name = {scene: f"{scene}-{request.mode}" for scene in scenes}
-    report_path = {s: out / SIDECAR_DIR / "insertions" / f"{edited_name[s]}.json" for s in scenes}
-    if not writer.begin(fingerprint, overwrite):
-        items: Iterable[str] = scenes
-        if progress is not None:
-            items = progress(scenes, len(scenes), "inserting")
-        for scene in items:
-            scene_fingerprint = hashlib.sha256(f"{fingerprint}/{scene}".encode()).hexdigest()
-            name = edited_name[scene]
-            clip = None
-            if not writer.has_clip(name, scene_fingerprint):
-                clip = source.clip(scene)
-                placements, notes = plan(clip, data, request, chooser)
-                if not placements:
-                    raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
-                scratch = writer.staging / "tmp"
-                edited, report = naive_insert(
-                    data, clip, placements, chooser, out, name, writer.options.jpeg_quality, scratch
-                )
-                report["notes"] = notes
-                atomic_write(report_path[scene], dumps(report), scratch=scratch)
-                sidecars = {"insertions": f"insertions/{name}.json"}
-                if dense_folder(out, name).is_dir():
-                    sidecars["dense"] = f"dense/{name}"
-                writer.write_clip(edited, scene_fingerprint, sidecars)
-            if request.with_originals and not writer.has_clip(scene, scene_fingerprint):
-                clip = clip or source.clip(scene)
-                writer.write_clip(clip, scene_fingerprint, _copy_dense(data, out, scene, writer.staging / "tmp"))
-        names = [edited_name[s] for s in scenes] + (scenes if request.with_originals else [])
-        splits = {}
-        for split, members in source.splits.items():
-            chosen = [s for s in members if s in edited_name]
-            if chosen and split not in PREDEFINED_SPLITS:
-                splits[split] = [edited_name[s] for s in chosen] + (chosen if request.with_originals else [])
-        splits["insert_all"] = names
-        writer.finalize(names, splits, fingerprint)
-    return out / source.version, [json.loads(report_path[s].read_text()) for s in scenes]
-
-
-def _copy_dense(data: Path, out: Path, scene: str, scratch: Path) -> dict[str, str]:
-    folder = dense_folder(data, scene)
-    if not folder.is_dir():
-        return {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            atomic_write(dense_folder(out, scene) / path.relative_to(folder), path.read_bytes(), scratch=scratch)
-    return {"dense": f"dense/{scene}"}

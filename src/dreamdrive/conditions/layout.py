@@ -1,6 +1,6 @@
 """DriveDreamer-2's structured conditions per camera and frame: the HD map and the 3D boxes, in each view.
 
-Map layout (3, H, W): lane dividers, pedestrian crossings, road boundaries from
+Map layout (3, H, W) in `core.hdmap.MAP_CHANNELS` order (road boundaries, lane dividers, pedestrian crossings) from
 the 102.4 m patch around the ego, drawn as lines. Box layout (10, H, W): one
 channel per detection class, each box's visible faces filled, boxes drawn far to
 near so that a nearer box covers a farther one in every channel. A clip gives
@@ -17,10 +17,9 @@ from dreamdrive.core.camera import Camera
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.geometry import Transform, clip_polygon_near, project_points
-from dreamdrive.core.hdmap import PATCH_SIZE_M, HDMap
+from dreamdrive.core.hdmap import CLOSED_CHANNELS, MAP_CHANNELS, PATCH_SIZE_M, HDMap
 from dreamdrive.viz.draw import draw_polyline_3d
 
-MAP_CHANNELS = ("lane_divider", "ped_crossing", "road_boundary")
 NEAR = 0.1
 _FIXED = 16.0
 
@@ -28,19 +27,16 @@ _FIXED = 16.0
 def map_layout(
     hdmap: HDMap, camera: Camera, global_T_ego: Transform, thickness: int = 2, patch: float = PATCH_SIZE_M
 ) -> np.ndarray:
-    """(3, H, W) uint8: the map elements within the square patch around the ego, projected into `camera`."""
+    """(3, H, W) uint8 in `MAP_CHANNELS` order (road boundary, lane divider, pedestrian crossing): the map
+    elements within the square patch around the ego, projected into `camera`."""
     ego_T_global = global_T_ego.inverse()
     cam_T_global = camera.cam_T_ego @ ego_T_global
     ego_xy = global_T_ego.translation[:2]
     half = patch / 2
-    layers = {
-        "lane_divider": hdmap.lane_dividers,
-        "road_boundary": hdmap.road_boundaries,
-        "ped_crossing": [np.vstack([p, p[:1]]) for p in hdmap.ped_crossings],
-    }
     out = np.zeros((len(MAP_CHANNELS), camera.height, camera.width), np.uint8)
-    for c, name in enumerate(MAP_CHANNELS):
-        for line in layers[name]:
+    for c, (name, lines) in enumerate(hdmap.layers().items()):
+        for line in lines:
+            line = np.vstack([line, line[:1]]) if name in CLOSED_CHANNELS else line
             ground = np.column_stack([line, np.zeros(len(line))])
             local = ego_T_global.apply(ground)[:, :2]
             if not (np.abs(local) <= half).all(axis=1).any() and np.linalg.norm(line - ego_xy, axis=1).min() > patch:

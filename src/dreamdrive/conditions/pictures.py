@@ -7,14 +7,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamdrive.conditions.guidance import asset_renderer, edges, normals_from_depth, render_inserted, scene_depth
+from dreamdrive.conditions.guidance import (
+    MonocularDepth,
+    asset_renderer,
+    edges,
+    normals_from_depth,
+    render_inserted,
+    scene_depth,
+)
 from dreamdrive.conditions.layout import box_layout, map_layout
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.clip import Clip
-from dreamdrive.viz.draw import CLASS_COLORS
-from dreamdrive.viz.pictures import GRID_ROWS, load_image, save_png
+from dreamdrive.files import load_image
+from dreamdrive.viz.draw import CLASS_COLORS, draw_box_wireframe
+from dreamdrive.viz.pictures import GRID_ROWS, save_png, six_view_grid
+from dreamdrive.world.render import Environment, RenderObject
 
-MAP_COLORS_RGB = np.array([[255, 255, 255], [60, 200, 255], [255, 60, 60]], np.uint8)  # divider, crossing, boundary
+MAP_COLORS_RGB = np.array([[255, 60, 60], [255, 255, 255], [60, 200, 255]], np.uint8)  # MAP_CHANNELS order
 
 
 def _grid(tiles: dict[str, np.ndarray]) -> np.ndarray:
@@ -29,7 +38,7 @@ def _colour_depth(depth: np.ndarray, far: float = 80.0) -> np.ndarray:
 
 
 def condition_pictures(
-    dataroot, clip, index: int, out: str | Path, inserted: list | None = None, monocular=None
+    clip: Clip, index: int, out: str | Path, inserted: list | None = None, monocular: MonocularDepth | None = None
 ) -> list[Path]:
     """Write map layout, box layout, depth, normals and edges of frame `index` as six-view grids.
 
@@ -43,8 +52,6 @@ def condition_pictures(
     tiles: dict[str, dict[str, np.ndarray]] = {k: {} for k in names}
     renderer = objects = None
     if inserted:
-        from dreamdrive.world.render import Environment, RenderObject
-
         renderer = asset_renderer(
             [asset for asset, _ in inserted], clip.rig.cameras[0].width, clip.rig.cameras[0].height
         )
@@ -63,7 +70,7 @@ def condition_pictures(
                 tiles["map"][camera.name] = np.zeros((camera.height, camera.width, 3), np.uint8)
             layout = box_layout(boxes, camera, cam_T_global)
             tiles["boxes"][camera.name] = np.max(layout[..., None] * palette[:, None, None, :], axis=0)
-            depth = scene_depth(dataroot, clip, index, camera.name, monocular)
+            depth = scene_depth(clip, index, camera.name, monocular)
             tiles["depth"][camera.name] = _colour_depth(depth)
             normals = normals_from_depth(depth, camera.intrinsic)
             tiles["normal"][camera.name] = (
@@ -85,9 +92,6 @@ def condition_pictures(
 def insertion_preview(before: Clip, after: Clip, report: dict, out: str | Path, tile_width: int = 320) -> Path:
     """Before and after an insertion: both six-view grids at the frame where the first object shows most,
     and beside them that camera enlarged, the inserted boxes outlined in the after image."""
-    from dreamdrive.viz.draw import draw_box_wireframe
-    from dreamdrive.viz.pictures import six_view_grid
-
     best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
     index, channel = best["frame"], best["camera"]
     grids = [six_view_grid(clip, index, tile_width, annotate=False) for clip in (before, after)]

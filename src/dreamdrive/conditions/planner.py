@@ -29,9 +29,9 @@ from dreamdrive.core.categories import TYPICAL_SIZE
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform, wrap_angle
+from dreamdrive.core.paths import Path2D, arc_length, footprints, footprints_apart
+from dreamdrive.scenario.types import ScriptResult
 from dreamdrive.world.assets import AssetInfo
-from dreamdrive.world.town import Path2D, arc_length
-from dreamdrive.world.traffic import footprints, footprints_apart
 
 DISTANCES = {"any": (4.0, 50.0), "near": (4.0, 20.0), "mid": (20.0, 35.0), "far": (35.0, 50.0)}
 SIDES = ("any", "left", "right")
@@ -216,19 +216,19 @@ class InsertionPlanner:
         placement = Placement(asset, np.tile(np.array(row), (len(self.clip.frames), 1)), "at")
         return self._accept(placement, [], f"{asset.asset_id} at ({x}, {y}, {yaw}) in the first frame's ego frame")
 
-    def from_script(self, data: dict, pick: Callable[[str], AssetInfo]) -> list[Placement]:
+    def from_script(self, result: ScriptResult, pick: Callable[[str], AssetInfo]) -> list[Placement]:
         """Every actor of a scenario script's result, its road frame laid on the ego's first pose.
 
         The script's ego start becomes the clip's ego pose on the first frame; actors follow
         their trajectories in time (linear interpolation at the clip's timestamps) and are
         absent after the script's duration. `pick` gives the asset for an actor's class.
         """
-        ego_x, ego_y, ego_yaw, _ = data["ego"][0]
+        ego_x, ego_y, ego_yaw, _ = result.ego.start
         global_T_road = self.clip.frames[0].global_T_ego @ Transform.from_pose2d(ego_x, ego_y, ego_yaw).inverse()
         placements: list[Placement] = []
-        script_times = np.arange(data["frames"]) / data["hz"]
-        for actor in data["actors"]:
-            road = np.asarray(actor["trajectory"], np.float64)
+        script_times = np.arange(result.frames) / result.hz
+        for actor in result.actors:
+            road = actor.trajectory.array()
             points = global_T_road.apply(np.column_stack([road[:, :2], np.zeros(len(road))]))
             yaw = np.unwrap(road[:, 2] + global_T_road.yaw)
             track = np.full((len(self.times), 4), np.nan)
@@ -236,8 +236,8 @@ class InsertionPlanner:
             for column, values in enumerate((points[:, 0], points[:, 1], yaw, road[:, 3])):
                 track[inside, column] = np.interp(self.times[inside], script_times, values)
             track[inside, 2] = wrap_angle(track[inside, 2])
-            placement = Placement(pick(actor["class"]), track, f"script:{actor['id']}")
-            placements.append(self._accept(placement, placements, f"the script's {actor['id']}"))
+            placement = Placement(pick(actor.kind), track, f"script:{actor.actor_id}")
+            placements.append(self._accept(placement, placements, f"the script's {actor.actor_id}"))
         if not placements:
             raise DreamdriveError("the script adds no actors; spawn at least one (e.g. vehicle(...)).")
         return placements

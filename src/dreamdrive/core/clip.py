@@ -17,9 +17,9 @@ from dreamdrive.core.hdmap import HDMap
 ImageSource = str | Path | np.ndarray | bytes
 # A point cloud is a nuScenes .pcd.bin file or an (N, 5) float32 array (x, y, z, intensity, ring) in the LiDAR frame.
 PointsSource = str | Path | np.ndarray
-
-KEYFRAME_HZ = 2
-CAMERA_HZ = 12
+# Dense ground truth of one camera frame (`nusc.dense`): a sidecar file, its bytes, or the packed (4, H, W)
+# uint16 array.
+DenseSource = str | Path | np.ndarray | bytes
 
 
 @dataclass
@@ -36,6 +36,8 @@ class Frame:
             cameras fire as the LiDAR sweeps past them): channel -> (timestamp, global_T_ego).
         lidar_pose: global_T_lidar of the sweep (its own ego pose and mounting); None: the
             default mounting (`nusc.schema.DEFAULT_EGO_T_LIDAR`) at `global_T_ego`.
+        dense: dense ground truth per camera channel (depth, instance, normal, semantic; see
+            `nusc.dense`), where the dataset has it: the procedural world's, or an edit's.
     """
 
     timestamp: int
@@ -45,6 +47,7 @@ class Frame:
     lidar: PointsSource | None = None
     camera_poses: dict[str, tuple[int, Transform]] = field(default_factory=dict)
     lidar_pose: Transform | None = None
+    dense: dict[str, DenseSource] = field(default_factory=dict)
 
     def camera_pose(self, channel: str) -> tuple[int, Transform]:
         """(timestamp, global_T_ego) at which `channel` captured its image."""
@@ -85,6 +88,7 @@ class Clip:
         hdmap: the vector map of `location`, if known.
         description: free text (nuScenes `scene.description`).
         log_name: the recording's name (nuScenes `log.logfile`); defaults to `name`.
+        dense_instances: instance index of the frames' dense ground truth -> agent instance id.
     """
 
     name: str
@@ -95,6 +99,7 @@ class Clip:
     hdmap: HDMap | None = None
     description: str = ""
     log_name: str = ""
+    dense_instances: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.log_name = self.log_name or self.name

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from dreamdrive.core.conventions import LANE_WIDTH
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform, check_finite
 
-RASTER_CHANNELS: tuple[str, ...] = ("road_boundary", "lane_divider", "ped_crossing")
+# The one channel order of every map raster: the BEV raster, the per-view map layouts, the HD-map generator.
+MAP_CHANNELS: tuple[str, ...] = ("road_boundary", "lane_divider", "ped_crossing")
+CLOSED_CHANNELS = frozenset({"ped_crossing"})  # polygons; the other channels are open polylines
 PATCH_SIZE_M = 102.4
 RESOLUTION_M = 0.2
 
@@ -38,7 +41,7 @@ class Lane:
     lane_id: str
     centerline: np.ndarray
     successors: tuple[str, ...] = ()
-    width: float = 3.5
+    width: float = LANE_WIDTH
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "centerline", _polyline(self.centerline, f"centreline of lane {self.lane_id}"))
@@ -94,6 +97,15 @@ class HDMap:
         stacked = np.concatenate(arrays, axis=0)
         return (*stacked.min(axis=0).tolist(), *stacked.max(axis=0).tolist())
 
+    def layers(self) -> dict[str, list[np.ndarray]]:
+        """The map's elements per raster channel, in `MAP_CHANNELS` order (crossings as open point lists)."""
+        elements = {
+            "road_boundary": self.road_boundaries,
+            "lane_divider": self.lane_dividers,
+            "ped_crossing": self.ped_crossings,
+        }
+        return {name: elements[name] for name in MAP_CHANNELS}
+
     def rasterize(
         self,
         global_T_ego: Transform,
@@ -109,15 +121,11 @@ class HDMap:
         """
         pixels = int(round(patch_size / resolution))
         ego_T_global = global_T_ego.inverse()
-        raster = np.zeros((len(RASTER_CHANNELS), pixels, pixels), dtype=np.uint8)
-        layers = (
-            [(line, False) for line in self.road_boundaries],
-            [(line, False) for line in self.lane_dividers],
-            [(polygon, True) for polygon in self.ped_crossings],
-        )
-        for channel, polylines in enumerate(layers):
+        raster = np.zeros((len(MAP_CHANNELS), pixels, pixels), dtype=np.uint8)
+        for channel, (name, polylines) in enumerate(self.layers().items()):
+            closed = name in CLOSED_CHANNELS
             canvas = np.zeros((pixels, pixels), dtype=np.uint8)
-            for points, closed in polylines:
+            for points in polylines:
                 ego = ego_T_global.apply(np.column_stack([points, np.zeros(len(points))]))
                 rows = pixels / 2 - ego[:, 0] / resolution
                 cols = pixels / 2 - ego[:, 1] / resolution

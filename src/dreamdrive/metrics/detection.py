@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.nusc.schema import atomic_write
+from dreamdrive.files import atomic_write
+from dreamdrive.nusc.reader import find_version
 
 TP_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE", "attr_err": "mAAE"}
 TRACK_FIGURES = ("amota", "amotp", "recall", "motar", "mota", "motp", "ids", "frag", "tp", "fp", "fn")
@@ -33,8 +34,6 @@ TRACK_FIGURES = ("amota", "amotp", "recall", "motar", "mota", "motp", "ids", "fr
 
 def _nusc(dataroot: str | Path):
     from nuscenes.nuscenes import NuScenes
-
-    from dreamdrive.nusc.reader import find_version
 
     dataroot = Path(dataroot)
     return NuScenes(find_version(dataroot), str(dataroot), verbose=False)
@@ -116,8 +115,6 @@ def evaluate_tracking(dataroot: str | Path, split: str, results: str | Path, out
     """Run the devkit's TrackingEval on a tracking results file; write its outputs and our report to `out`."""
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.tracking.evaluate import TrackingEval
-
-    from dreamdrive.nusc.reader import find_version
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

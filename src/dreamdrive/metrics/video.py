@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.files import load_image
+from dreamdrive.metrics.networks import load_network
+from dreamdrive.nusc.reader import NuscDataset
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -51,7 +54,6 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _clips(dataroot: str | Path, scenes: list[str] | None):
-    from dreamdrive.nusc.reader import NuscDataset
 
     dataset = NuscDataset(dataroot)
     chosen = scenes or dataset.scene_names
@@ -64,7 +66,6 @@ def _clips(dataroot: str | Path, scenes: list[str] | None):
 
 def _read(source, size: tuple[int, int] | None = None) -> np.ndarray:
     """An image as (H, W, 3) uint8 RGB, resized to `size` (width, height) when given."""
-    from dreamdrive.viz.pictures import load_image
 
     image = load_image(source)
     if size is not None and (image.shape[1], image.shape[0]) != size:
@@ -109,7 +110,6 @@ def _image_batches(frames: Iterator[np.ndarray], batch: int, limit: int | None) 
 def fid(real, generated, weights, scenes=None, max_frames: int | None = None, batch: int = 16,
         progress: Callable[[str], None] | None = None, cameras: list[str] | None = None) -> dict:  # fmt: skip
     """Per-camera FID of the generated dataset against the real one (every camera, or `cameras`), and their mean."""
-    from dreamdrive.metrics.networks import load_network
 
     network = load_network("inception", weights)
     real_frames, fake_frames = camera_frames(real, scenes), camera_frames(generated, scenes)
@@ -144,7 +144,6 @@ def fvd(real, generated, weights, scenes=None, length: int = 16, size: tuple[int
         max_clips: int | None = None, progress: Callable[[str], None] | None = None,
         cameras: list[str] | None = None) -> dict:  # fmt: skip
     """FVD over 16-frame windows of every camera (or `cameras`; all their windows in one set), and per camera."""
-    from dreamdrive.metrics.networks import load_network
 
     network = load_network("i3d", weights)
     sets = {}

@@ -24,6 +24,8 @@ from dreamdrive.core.clip import Agent, Clip, Frame
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform, normalize_quaternion, quat_to_yaw, slerp
 from dreamdrive.core.hdmap import HDMap
+from dreamdrive.nusc.dense import read_instances
+from dreamdrive.nusc.mapexp import hdmap_from_expansion
 from dreamdrive.nusc.schema import LIDAR_CHANNEL, PREDEFINED_SPLITS, SIDECAR_DIR, SIDECAR_INDEX, TABLES
 
 REFERENCE_CHANNEL = "CAM_FRONT"
@@ -241,6 +243,7 @@ class NuscDataset:
                         "calibrated_sensor", nusc.get("calibrated_sensor", lidar_sd["calibrated_sensor_token"])
                     )
             frames.append(Frame(timestamp, pose, images, bool(sd["is_key_frame"]), lidar, camera_poses, lidar_pose))
+        dense_instances = self._attach_dense(scene_name, frames, channels)
 
         # 3. Boxes: exact from the sidecar, or interpolated as the devkit does.
         sidecar_path = self._sidecar_boxes_path(scene_name)
@@ -262,7 +265,22 @@ class NuscDataset:
             hdmap=self.hdmap(log["location"]),
             description=scene["description"],
             log_name=log["logfile"],
+            dense_instances=dense_instances,
         )
+
+    def _attach_dense(self, scene_name: str, frames: list[Frame], channels: list[str]) -> dict[int, str]:
+        """Point every frame at its dense ground truth, where the sidecar index lists it for the scene (the
+        files are read when used); returns the scene's instance table."""
+        entry = (self.sidecar or {}).get("scenes", {}).get(scene_name, {})
+        if "dense" not in entry:
+            return {}
+        folder = self.dataroot / SIDECAR_DIR / entry["dense"]
+        for frame in frames:
+            for channel in channels:
+                path = folder / channel / f"{frame.timestamp}.npy.zst"
+                if path.is_file():
+                    frame.dense[channel] = str(path)
+        return read_instances(folder)
 
     def _sidecar_boxes_path(self, scene_name: str) -> Path | None:
         if not self.sidecar or scene_name not in self.sidecar.get("scenes", {}):
@@ -374,8 +392,6 @@ class NuscDataset:
                 raise DreamdriveError(f"cannot read the vector map {path}: {error}") from error
         expansion = self.dataroot / "maps" / "expansion" / f"{location}.json"
         if expansion.is_file():
-            from dreamdrive.nusc.mapexp import hdmap_from_expansion
-
             return hdmap_from_expansion(self.dataroot, location)
         return None
 

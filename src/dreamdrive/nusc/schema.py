@@ -1,12 +1,8 @@
-"""The nuScenes table layout, deterministic tokens and small file helpers shared by reader and writer."""
+"""The nuScenes table layout and deterministic tokens shared by reader and writer."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -76,30 +72,6 @@ def static_tables() -> dict[str, list[dict]]:
         ]
         + [{"token": make_token("sensor", LIDAR_CHANNEL), "channel": LIDAR_CHANNEL, "modality": "lidar"}],
     }
-
-
-def dumps(rows: object) -> bytes:
-    """Canonical JSON bytes (stable key order and float formatting; compact, so the C encoder runs)."""
-    return json.dumps(rows, separators=(",", ":")).encode()
-
-
-def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: bool = True) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
-
-    The bytes go to a temporary file first, in `scratch` if given (a folder on the same
-    file system that the caller clears, so a killed writer leaves no stray file beside `path`).
-    `durable=False` skips the fsync: for bulk files whose writer syncs once before it commits.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    folder = scratch if scratch is not None else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # unique across threads
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def pose_record(token: str, timestamp: int, transform: Transform) -> dict:

@@ -31,6 +31,8 @@ from dreamdrive.core.clip import Clip, ImageSource, PointsSource
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap
+from dreamdrive.files import atomic_write, dumps
+from dreamdrive.nusc.dense import dense_folder, dense_path, encode_packed, write_instances
 from dreamdrive.nusc.schema import (
     CLIP_TABLES,
     DEFAULT_EGO_T_LIDAR,
@@ -43,8 +45,6 @@ from dreamdrive.nusc.schema import (
     SIDECAR_FORMAT,
     SIDECAR_INDEX,
     TABLES,
-    atomic_write,
-    dumps,
     make_token,
     pose_record,
     static_tables,
@@ -104,6 +104,11 @@ def clip_fingerprint(clip: Clip) -> str:
         for channel in clip.rig.names:
             add_source(frame.images[channel])
         add_source(frame.lidar)
+        for channel in sorted(frame.dense):  # clips without dense ground truth keep their old digests
+            digest.update(channel.encode())
+            add_source(frame.dense[channel])
+    if clip.dense_instances:
+        digest.update(json.dumps(sorted(clip.dense_instances.items())).encode())
     for agent in clip.agents:
         for box in agent.boxes:
             digest.update(repr(None if box is None else _box_json(box)).encode())
@@ -285,12 +290,16 @@ class DatasetWriter:
         """Write a clip's images, LiDAR and sidecar, then commit its table rows as a fragment.
 
         `sidecars` names further per-scene sidecar files or folders (relative to `dreamdrive/`)
-        that the caller wrote itself, e.g. {"dense": "dense/<scene>"}; the index lists them.
+        that the caller wrote itself, e.g. {"insertions": "insertions/<scene>.json"}; the index
+        lists them. The frames' dense ground truth is written here (and listed as "dense").
         """
         clip.validate()
         fingerprint = fingerprint or clip_fingerprint(clip)
         if self.has_clip(clip.name, fingerprint):
             return
+        sidecars = dict(sidecars or {})
+        if self._write_dense(clip):
+            sidecars.setdefault("dense", f"dense/{clip.name}")
         rows = self._clip_rows(clip)
         os.sync()  # the clip's images and sweeps reach the disk before its fragment says they are there
         sidecar = {
@@ -303,11 +312,33 @@ class DatasetWriter:
         fragment = {
             "fingerprint": fingerprint,
             "location": clip.location,
-            "sidecars": sidecars or {},
+            "sidecars": sidecars,
             "hdmap": clip.hdmap.to_json() if clip.hdmap else None,
             "rows": rows,
         }
         self._write(self.fragment_path(clip.name), dumps(fragment))
+
+    def _write_dense(self, clip: Clip) -> bool:
+        """Write the frames' dense sources and the instance table into the dense sidecar; False without any.
+
+        A source that is already the sidecar file (the world builder streams its dense ground
+        truth there while it renders) is left as it is.
+        """
+        if not clip.dense_instances and not any(frame.dense for frame in clip.frames):
+            return False
+        folder = dense_folder(self.dataroot, clip.name)
+        if clip.dense_instances:
+            write_instances(folder, clip.dense_instances, self.staging / "tmp")
+        for frame in clip.frames:
+            for channel, source in frame.dense.items():
+                target = dense_path(self.dataroot, clip.name, channel, frame.timestamp)
+                if isinstance(source, np.ndarray):
+                    self._write(target, encode_packed(source), durable=False)
+                elif isinstance(source, bytes):
+                    self._write(target, source, durable=False)
+                elif Path(source).resolve() != target.resolve():
+                    self._write(target, Path(source).read_bytes(), durable=False)
+        return True
 
     def _clip_rows(self, clip: Clip) -> dict[str, list[dict]]:
         """Write the clip's files and return its rows of the per-clip tables."""

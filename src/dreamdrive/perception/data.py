@@ -22,7 +22,8 @@ import torch
 
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.viz.pictures import load_image
+from dreamdrive.files import load_image
+from dreamdrive.nusc.reader import NuscDataset
 
 MAX_OBJECTS = 256
 IMAGE_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -61,6 +62,10 @@ class DetectorConfig:
 
     @staticmethod
     def from_json(data: dict) -> DetectorConfig:
+        unknown = sorted(set(data) - set(DetectorConfig.__dataclass_fields__))
+        if unknown:
+            known = list(DetectorConfig.__dataclass_fields__)
+            raise DreamdriveError(f"unknown detector config keys {unknown}; a detector config has {known}.")
         return DetectorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
@@ -102,7 +107,6 @@ class Augment:
 
 def scene_samples(dataroot: str | Path, split: str | None, every_frame: bool = False) -> list[SampleRef]:
     """The frames of a dataset's split (key frames; every camera frame with `every_frame`)."""
-    from dreamdrive.nusc.reader import NuscDataset
 
     dataset = NuscDataset(dataroot)
     scenes = dataset.scene_names if split is None else dataset.splits.get(split)
@@ -138,7 +142,6 @@ class ClipCache:
         self._clips: dict[tuple[str, str], object] = {}
 
     def clip(self, dataroot: str, scene: str):
-        from dreamdrive.nusc.reader import NuscDataset
 
         if dataroot not in self._datasets:
             self._datasets[dataroot] = NuscDataset(dataroot)

@@ -24,16 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.nusc.schema import atomic_write
+from dreamdrive.files import atomic_write
+from dreamdrive.metrics.detection import evaluate_detection
+from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.perception.data import DetectorConfig, Mix
-from dreamdrive.perception.train import TrainConfig, epoch_size, run_steps, train
+from dreamdrive.perception.predict import predict, split_refs, write_results
+from dreamdrive.perception.train import TrainConfig, epoch_size, load_model, run_steps, train
 
 COLUMNS = ("mAP", "mATE", "mAOE", "mAVE", "NDS")
 
 
 def default_split(dataroot: str | Path, role: str) -> str | None:
     """A dataset's training ('train') or validation ('val') split: `role`, `proc_<role>`, or any `*_<role>`."""
-    from dreamdrive.nusc.reader import NuscDataset
 
     splits = NuscDataset(dataroot).splits
     for name in (role, f"proc_{role}"):
@@ -64,9 +66,6 @@ def iso_epoch(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Train and evaluate every (mix, schedule, seed); write results.json, results.md and results.png."""
-    from dreamdrive.metrics.detection import evaluate_detection
-    from dreamdrive.perception.predict import predict, split_refs, write_results
-    from dreamdrive.perception.train import load_model
 
     out = Path(out)
     if "real" in synthetic:

@@ -11,8 +11,9 @@ from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.categories import DEFAULT_CATEGORY
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.geometry import quat_to_yaw
+from dreamdrive.files import load_image
 from dreamdrive.viz.draw import draw_box_wireframe
-from dreamdrive.viz.pictures import bev_canvas, load_image, save_png
+from dreamdrive.viz.pictures import bev_canvas, save_png
 
 PREDICTION_COLOR = (220, 20, 60)
 

@@ -12,8 +12,9 @@ import torch
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.categories import DEFAULT_CATEGORY
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.nusc.schema import atomic_write
+from dreamdrive.files import atomic_write
 from dreamdrive.perception.data import DetectionDataset, SampleRef, scene_samples
+from dreamdrive.perception.model import decode
 
 META = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False, "use_external": False}
 
@@ -60,7 +61,6 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[dict]]:
     """Detections of every key frame in `refs`, by sample token, in global coordinates."""
-    from dreamdrive.perception.model import decode
 
     refs = [r for r in refs if r.sample_token is not None]
     if not refs:

@@ -1,11 +1,13 @@
 """Training the detector: a resumable run folder, data mixing, `accelerate` for one CPU or many GPUs.
 
 A run folder holds `run.json` (the configurations, the data and the counts), the
-rolling `checkpoint.pt` (model, optimiser, schedule, position in the epoch,
-loss history; written atomically every `save_every` steps and at every epoch's
-end) and, once training ends, `model.pt` (the weights and the detector
-configuration, all evaluation needs). A run killed at any moment and started
-again continues from its last checkpoint; a finished run is not retrained.
+rolling training state `state/` (accelerate's model, optimiser, schedule and RNG
+states, and `trainer.json`: position in the epoch, step, loss history; swapped in
+whole every `save_every` steps and at every epoch's end, `train.checkpoint`) and,
+once training ends, `training.json` (steps and loss history) and `model/` (the
+detector as `config.json` + `model.safetensors`, all evaluation needs). A run
+killed at any moment and started again continues from its last state; a finished
+run is not retrained. Nothing in a run folder is unpickled.
 
 Epochs and steps: one epoch is one pass over the epoch's sample list, which
 holds round(ratio x size) samples of every source (`data.epoch_order`); its
@@ -16,7 +18,6 @@ each epoch, as Dream4Drive counts iso-epoch training.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Callable
@@ -25,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.nusc.schema import atomic_write
+from dreamdrive.files import atomic_write
 from dreamdrive.perception.data import (
     Augment,
     DetectionDataset,
@@ -38,8 +40,16 @@ from dreamdrive.perception.data import (
     scene_samples,
 )
 from dreamdrive.perception.model import Detector, check_finite_loss, detection_loss
+from dreamdrive.train.checkpoint import (
+    CONFIG_NAME,
+    load_training_state,
+    refuse_legacy,
+    save_training_state,
+)
 
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: safetensors model folder and accelerate state (1: pickled checkpoint.pt / model.pt)
+MODEL_DIR = "model"
+TRAINING_RECORD = "training.json"
 
 
 @dataclass(frozen=True)
@@ -101,12 +111,6 @@ class EpochSampler(torch.utils.data.Sampler):
         return epoch_size(self.sizes, self.ratios)
 
 
-def _save(path: Path, payload: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(path, buffer.getvalue())
-
-
 def train(
     mix: Mix,
     out: str | Path,
@@ -114,14 +118,14 @@ def train(
     detector: DetectorConfig = DetectorConfig(),
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> Path:
-    """Train (or resume, or keep) the run in `out`; returns the path of `model.pt`.
+    """Train (or resume, or keep) the run in `out`; returns its model folder (`Detector.load` reads it).
 
     `progress(step, total_steps, losses)` is called after every step.
     """
-    from accelerate import Accelerator
-
+    # 1. The run: its description is fixed once; another run in the same folder is refused.
     out = Path(out)
-    final = out / "model.pt"
+    refuse_legacy(out)
+    final = out / MODEL_DIR
     refs_by_source = [scene_samples(root, split, config.every_frame) for root, split in mix.sources]
     for (root, split), refs in zip(mix.sources, refs_by_source):
         if not refs:
@@ -142,9 +146,10 @@ def train(
             raise DreamdriveError(f"{out} holds a different run; choose another --out or delete it.")
     else:
         atomic_write(run_file, json.dumps(description, indent=1).encode())
-    if final.is_file():
+    if (final / CONFIG_NAME).is_file():
         return final
 
+    # 2. Data, model, optimiser and schedule, prepared by accelerate; the saved state restored into them.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(config.seed)
     refs: list[SampleRef] = [ref for group in refs_by_source for ref in group]
@@ -162,29 +167,10 @@ def train(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.learning_rate, total_steps=total_steps, pct_start=0.3, div_factor=10.0
     )
-    state = {"epoch": 0, "position": 0, "step": 0, "history": []}
-    checkpoint = out / "checkpoint.pt"
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = saved["state"]
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    model, optimizer, loader, schedule = accelerator.prepare(model, optimizer, loader, schedule)
+    state = load_training_state(accelerator, out) or {"epoch": 0, "position": 0, "step": 0, "history": []}
 
-    def save() -> None:
-        if accelerator.is_main_process:
-            payload = {
-                "model": accelerator.unwrap_model(model).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "state": state,
-            }
-            _save(checkpoint, payload)
-        accelerator.wait_for_everyone()
-
+    # 3. The epochs, from where the state left off; the state saved every `save_every` steps and per epoch.
     while state["epoch"] < config.epochs:
         epoch = state["epoch"]
         sampler.set_epoch(epoch)
@@ -211,25 +197,35 @@ def train(
             if progress is not None:
                 progress(state["step"], total_steps, {k: float(v.detach()) for k, v in losses.items()})
             if state["position"] % config.save_every == 0 and state["position"] < steps_per_epoch:
-                save()
+                save_training_state(accelerator, out, state)
         count = max(state["position"], 1)
         state["history"].append({"epoch": epoch + 1, **{k: v / count for k, v in sums.items()}})
         state.update(epoch=epoch + 1, position=0, sums={})
-        save()
+        save_training_state(accelerator, out, state)
+
+    # 4. The trained model and its record; the model folder's presence marks the run finished.
     if accelerator.is_main_process:
-        _save(final, {"model": accelerator.unwrap_model(model).state_dict(), "detector": detector.to_json(),
-                      "history": state["history"], "steps": state["step"]})  # fmt: skip
+        record = {"steps": state["step"], "history": state["history"]}
+        atomic_write(out / TRAINING_RECORD, json.dumps(record, indent=1).encode())
+        accelerator.unwrap_model(model).save(final)
     accelerator.wait_for_everyone()
     return final
 
 
 def load_model(run: str | Path, device: str = "cpu") -> Detector:
-    """The trained detector of a run folder (or a model.pt file)."""
+    """The trained detector of a run folder (or of its model folder)."""
     path = Path(run)
-    path = path / "model.pt" if path.is_dir() else path
+    refuse_legacy(path)
+    if (path / MODEL_DIR / CONFIG_NAME).is_file():
+        path = path / MODEL_DIR
+    elif not (path / CONFIG_NAME).is_file():
+        raise DreamdriveError(f"no trained model in {run}; train one with `dreamdrive detect train`.")
+    return Detector.load(path, device)
+
+
+def training_record(run: str | Path) -> dict:
+    """A finished run's steps and per-epoch mean losses."""
+    path = Path(run) / TRAINING_RECORD
     if not path.is_file():
-        raise DreamdriveError(f"no trained model at {path}; train one with `dreamdrive detect train`.")
-    saved = torch.load(path, map_location=device, weights_only=False)
-    model = Detector(DetectorConfig.from_json(saved["detector"]))
-    model.load_state_dict(saved["model"])
-    return model.to(device).eval()
+        raise DreamdriveError(f"{run} has not finished training (no {TRAINING_RECORD}).")
+    return json.loads(path.read_text())

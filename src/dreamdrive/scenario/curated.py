@@ -15,7 +15,8 @@ from functools import lru_cache
 from itertools import product
 from pathlib import Path
 
-from dreamdrive.scenario.translate import translate_offline
+from dreamdrive.files import atomic_write
+from dreamdrive.scenario.translate import parse_script
 
 SYSTEM_PROMPT = (
     "You write driving scenario scripts in Python for the dreamdrive trajectory library. Use only these "
@@ -169,15 +170,13 @@ def _canonical_prompts() -> list[str]:
 @lru_cache(maxsize=1)
 def curated_pairs() -> tuple[tuple[str, str], ...]:
     """(prompt, script) pairs: every canonical prompt and every paraphrase (which takes its canonical's script)."""
-    pairs = [(prompt, translate_offline(prompt)) for prompt in _canonical_prompts()]
-    pairs += [(paraphrase, translate_offline(canonical)) for paraphrase, canonical in PARAPHRASES.items()]
+    pairs = [(prompt, parse_script(prompt)) for prompt in _canonical_prompts()]
+    pairs += [(paraphrase, parse_script(canonical)) for paraphrase, canonical in PARAPHRASES.items()]
     return tuple(pairs)
 
 
 def export_jsonl(out: str | Path) -> Path:
     """Write the pairs as chat-format JSONL (system, user: prompt, assistant: script) for fine-tuning."""
-    from dreamdrive.nusc.schema import atomic_write
-
     lines = [
         json.dumps(
             {

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.scenario.curated import SYSTEM_PROMPT, curated_pairs
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,6 @@ def _render(tokenizer, messages: list[dict]) -> tuple[str, str]:
 
 def _examples(tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:
     """(input ids, labels with the prompt masked to -100) for every curated pair."""
-    from dreamdrive.scenario.curated import SYSTEM_PROMPT, curated_pairs
 
     out = []
     for prompt, script in curated_pairs():

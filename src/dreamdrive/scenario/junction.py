@@ -14,8 +14,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from dreamdrive.core.conventions import LANE_WIDTH
 from dreamdrive.core.geometry import Transform
-from dreamdrive.world.town import CROSSWALK_WIDTH, LANE_WIDTH, Road, Town, arc_length, connector_curve, town_from_roads
+from dreamdrive.core.paths import arc_length
+from dreamdrive.world.town import CROSSWALK_WIDTH, Road, Town, connector_curve, town_from_roads
 
 CENTRE_Y = 1.5 * LANE_WIDTH  # the main road's centre line in the road frame
 MAIN_LANES = (3, 2)

@@ -25,21 +25,22 @@ import math
 import numpy as np
 
 from dreamdrive.core.categories import DEFAULT_CATEGORY, TYPICAL_SIZE
+from dreamdrive.core.conventions import CAMERA_HZ, LANE_WIDTH, TIMES_OF_DAY, WEATHERS
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.idm import EGO_IDM, idm_acceleration
+from dreamdrive.core.paths import arc_length
+from dreamdrive.scenario.junction import HALF, entry_x, road_frame_junction, side_road_path, turn_path
 
 __all__ = [
     "ego", "vehicle", "side_road_vehicle", "parked_vehicle", "pedestrian", "cyclist", "work_zone", "junction",
     "set_duration", "set_weather", "set_time_of_day", "save",
 ]  # fmt: skip
 
-HZ = 12
-LANE_WIDTH = 3.5
+HZ = CAMERA_HZ
 SAME_DIRECTION_LANES = (-1, 0, 1)  # right, ego, left
 ONCOMING_LANES = (2, 3)
 MAX_DURATION = 60.0
 MAX_ACTORS = 64
-WEATHERS = ("clear", "rain", "fog")
-TIMES_OF_DAY = ("day", "dusk", "night")
 VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
 CATEGORY = DEFAULT_CATEGORY  # detection class -> the nuScenes category a generated actor gets
 SIZE = TYPICAL_SIZE  # width, length, height per class
@@ -222,8 +223,6 @@ class Actor:
         return self
 
     def _turn(self, kind: str) -> Actor:
-        from dreamdrive.scenario.junction import entry_x
-
         if self.side_road is not None:
             raise ScenarioError(f"{self.actor_id} is on a side road; it can only merge() into the ego's road.")
         if self.heading != 0.0 or isinstance(self, Pedestrian) or self.kind in ("traffic_cone", "barrier"):
@@ -283,9 +282,6 @@ class Actor:
         """Along the lane to the junction, through it on the turn's path, then along the exit lane: the scripted
         speeds, capped where the path bends so that the lateral acceleration stays within LATERAL, with the
         class's comfortable deceleration before the bend and acceleration after it."""
-        from dreamdrive.scenario.junction import entry_x, road_frame_junction, side_road_path, turn_path
-        from dreamdrive.world.town import arc_length
-
         lane_y = self._lateral_at_end()
         if self.turn == "u_turn" and SIZE[self.kind][1] > 5.0 and lane_y > -LANE_WIDTH / 2:
             raise ScenarioError(
@@ -528,8 +524,6 @@ def work_zone(ahead: float = 40.0, lane="right", length: float = 25.0) -> list[A
 
 def junction(ahead: float = 30.0) -> None:
     """A four-way junction whose centre is `ahead` metres in front of the ego's start (turns happen there)."""
-    from dreamdrive.scenario.junction import HALF
-
     if _scene.junction is not None:
         raise ScenarioError("the scene already has a junction; a scene has at most one.")
     _scene.junction = _number(ahead, "junction distance", HALF + 5.0, 200)
@@ -578,7 +572,8 @@ def save() -> None:
 
 
 def _reactive_ego(planned: list[list[float]], trajectories: dict[str, list[list[float]]]) -> list[list[float]]:
-    """The ego drives its scripted speeds as desired speeds, but follows traffic in its path (IDM).
+    """The ego drives its scripted speeds as desired speeds, but follows traffic in its path (`core.idm`, with the
+    ego's parameters; a scripted speed of 0 brakes as hard as a car can).
 
     Whatever is ahead of the ego and overlaps its lateral corridor (a vehicle that cut in,
     a stopped car, a pedestrian on the road) is its leader; the ego brakes at most as hard
@@ -600,11 +595,9 @@ def _reactive_ego(planned: list[list[float]], trajectories: dict[str, list[list[
                 actor_gap = ax - x - (along + ego_l) / 2
                 if actor_gap < gap:
                     gap, leader_speed = actor_gap, aspeed * math.cos(ayaw)
-        s_star = 2.0 + max(0.0, speed * 1.2 + speed * (speed - leader_speed) / (2 * math.sqrt(2.0 * 3.0)))
-        accel = 2.0 * (1 - (speed / max(desired, 0.5)) ** 4 - (s_star / max(gap, 0.1)) ** 2)
+        accel = idm_acceleration(EGO_IDM, speed, max(desired, 0.5), gap, leader_speed)
         if desired == 0.0:
             accel = -BRAKE["car"]
-        accel = max(-BRAKE["car"], min(ACCEL["car"], accel))
         out.append([round(x, 6), round(y, 6), 0.0, round(speed, 6)])
         speed = max(0.0, speed + accel * dt)
         x += speed * dt

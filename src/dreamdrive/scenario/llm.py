@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from dreamdrive.scenario import library
 from dreamdrive.scenario.curated import SYSTEM_PROMPT
+from dreamdrive.scenario.retrieval import nearest
 from dreamdrive.scenario.sandbox import ScriptRejected, check_script, run_script
 from dreamdrive.scenario.translate import TranslationError
 
@@ -50,8 +51,6 @@ class OpenAITranslator:
             )
 
     def messages(self, prompt: str) -> list[dict]:
-        from dreamdrive.scenario.retrieval import nearest
-
         messages = [{"role": "system", "content": SYSTEM_PROMPT}]
         for example, script, _ in reversed(nearest(prompt, self.shots)):  # the nearest example last
             messages += [{"role": "user", "content": example}, {"role": "assistant", "content": script}]

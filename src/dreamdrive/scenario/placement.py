@@ -15,31 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap
-from dreamdrive.world.town import arc_length
+from dreamdrive.core.paths import arc_length
+from dreamdrive.scenario.scene import check
+from dreamdrive.scenario.types import ScriptResult
+from dreamdrive.world.town import Town
 
 ROUTE_MARGIN = 20.0  # metres of route before and after the scenario's extent
-
-
-class RigidFrame:
-    """The road frame as a rigid transform (the scenario's own road or junction)."""
-
-    def __init__(self, global_T_road: Transform):
-        self.global_T_road = global_T_road
-
-    def poses(self, rows: np.ndarray) -> np.ndarray:
-        """(N, 3) global x, y, yaw of road-frame rows (x, y, yaw, ...)."""
-        rows = np.asarray(rows, np.float64).reshape(-1, np.shape(rows)[-1])
-        xy = self.global_T_road.apply(np.column_stack([rows[:, :2], np.zeros(len(rows))]))[:, :2]
-        return np.column_stack([xy, rows[:, 2] + self.global_T_road.yaw])
-
-    def points(self, xy: np.ndarray) -> np.ndarray:
-        xy = np.asarray(xy, np.float64).reshape(-1, 2)
-        return self.global_T_road.apply(np.column_stack([xy, np.zeros(len(xy))]))[:, :2]
-
-    def to_json(self) -> dict:
-        return {"kind": "rigid", "origin": self.global_T_road.translation.tolist(), "yaw": self.global_T_road.yaw}
 
 
 class RouteFrame:
@@ -117,17 +99,15 @@ def _turn(a: float, b: float) -> float:
     return float(np.arctan2(np.sin(b - a), np.cos(b - a)))
 
 
-def place_on_map(data: dict, town, seed: int, tries: int = 300) -> RouteFrame:
+def place_on_map(result: ScriptResult, town: Town, seed: int, tries: int = 300) -> RouteFrame:
     """A route on `town`'s map on which every vehicle of the scenario stays on the drivable area."""
-    from dreamdrive.scenario.scene import check, extent
-
-    if data.get("junction") is not None:
+    if result.junction is not None:
         raise DreamdriveError(
             "scripts with a junction drive through their own junction; place scenarios without turns on a map."
         )
     if not town.hdmap.lanes:
         raise DreamdriveError(f"the map {town.hdmap.name} has no lanes to place a scenario on.")
-    x_min, x_max = extent(data)
+    x_min, x_max = result.extent()
     needed = x_max - x_min + 2 * ROUTE_MARGIN
     order = sorted(town.hdmap.lanes)
     np.random.default_rng(seed).shuffle(order)
@@ -138,7 +118,7 @@ def place_on_map(data: dict, town, seed: int, tries: int = 300) -> RouteFrame:
             reasons["too short"] = reasons.get("too short", 0) + 1
             continue
         frame = RouteFrame(route, x_min - ROUTE_MARGIN, chain)
-        off_road = [p for p in check(data, town, frame) if "drivable area" in p]
+        off_road = [p for p in check(result, town, frame) if p.kind == "off_road"]
         if not off_road:
             return frame
         reasons["off the drivable area"] = reasons.get("off the drivable area", 0) + 1

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.scenario.curated import curated_pairs
 
 THRESHOLD = 0.65
 
@@ -35,8 +36,6 @@ def _model():
 
 @lru_cache(maxsize=1)
 def _index() -> tuple[tuple[tuple[str, str], ...], np.ndarray]:
-    from dreamdrive.scenario.curated import curated_pairs
-
     pairs = curated_pairs()
     vectors = _model().encode([prompt for prompt, _ in pairs], normalize_embeddings=True, batch_size=64)
     return pairs, np.asarray(vectors, dtype=np.float32)

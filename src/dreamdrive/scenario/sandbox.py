@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.scenario import library as scenario_library
+from dreamdrive.scenario.types import ScriptResult
 
 MAX_SCRIPT_CHARS = 20_000
 MAX_LOOP = 100
@@ -197,6 +199,14 @@ def run_script(source: str, library: str, functions: set[str], methods: set[str]
     if not reply.get("ok"):
         raise ScriptRejected(f"the script failed: {reply.get('error')}")
     return reply["result"]
+
+
+def run_scenario_script(source: str, limits: Limits = Limits()) -> ScriptResult:
+    """Run a script over the trajectory function library (`scenario.library`) in the sandbox; its typed result."""
+    result = run_script(
+        source, scenario_library.__name__, set(scenario_library.FUNCTIONS), set(scenario_library.METHODS), limits
+    )
+    return ScriptResult.from_json(result)
 
 
 def _describe_failure(returncode: int, stderr: str) -> str:

@@ -1,33 +1,37 @@
-"""A scenario from a script: placed on a road, validated (and repaired), and written out.
+"""A scenario from a script: its own road, validation (and repair), the Clip and the trajectory raster.
 
 The library's trajectories are in a road frame (x along the road from the
 ego's start, y across it, lanes 3.5 m apart). `scenario_road` builds a
 one-road `Town` that fits them, so the HD map, the renderer and the pictures
 work on it unchanged; `to_clip` turns the scenario into a Clip in global
-coordinates (the road frame shifted into positive coordinates).
+coordinates (the road frame shifted into positive coordinates). The job that
+translates a prompt, renders it and writes it out is `pipelines.scenario`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import cv2
 import numpy as np
+import shapely
 from shapely import contains_xy
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.camera import CameraRig
-from dreamdrive.core.clip import KEYFRAME_HZ, Agent, Clip, Frame
-from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.clip import Agent, Clip, Frame
+from dreamdrive.core.conventions import KEYFRAME_HZ
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap, Lane
+from dreamdrive.core.paths import footprints, footprints_apart
 from dreamdrive.scenario import library
+from dreamdrive.scenario.junction import junction_town
+from dreamdrive.scenario.types import Actor, Problem, RigidFrame, RoadFrame, ScriptResult, Trajectory
+from dreamdrive.viz.draw import CLASS_COLORS
 from dreamdrive.world.town import SIDEWALK_WIDTH, Road, StaticObject, Town, offset
-from dreamdrive.world.traffic import footprints, footprints_apart
 
 FORMAT = 1
 ORIGIN = np.array([100.0, 100.0])  # global position of the road frame's origin, less the road's start
@@ -43,10 +47,10 @@ class Scenario:
     script: str
     translator: str
     seed: int
-    data: dict
+    result: ScriptResult
     report: list[str] = field(default_factory=list)
     crash_requested: bool = False
-    frame: object | None = None  # where the road frame lies on a map other than its own road (`placement`)
+    frame: RoadFrame | None = None  # where the road frame lies on a map other than its own road (`placement`)
 
     @property
     def name(self) -> str:
@@ -56,10 +60,10 @@ class Scenario:
     def description(self) -> str:
         """A nuScenes-style description: 'Night, rain, truck cuts in'."""
         parts = []
-        if self.data["time_of_day"] != "day":
-            parts.append(self.data["time_of_day"].capitalize())
-        if self.data["weather"] != "clear":
-            parts.append(self.data["weather"] if parts else self.data["weather"].capitalize())
+        if self.result.time_of_day != "day":
+            parts.append(self.result.time_of_day.capitalize())
+        if self.result.weather != "clear":
+            parts.append(self.result.weather if parts else self.result.weather.capitalize())
         text = self.prompt.strip().rstrip(".")
         parts.append(text[0].lower() + text[1:] if parts and text else text)
         return ", ".join(parts)
@@ -75,38 +79,30 @@ class Scenario:
             "description": self.description(),
             "crash_requested": self.crash_requested,
             "validation": self.report,
-            "scenario": self.data,
-            "road_frame": (self.frame or _rigid(self.data)).to_json(),
+            "scenario": self.result.to_json(),
+            "road_frame": self.road_frame().to_json(),
             "map": town.hdmap.to_json(),
         }
 
+    def road_frame(self) -> RoadFrame:
+        """Where the road frame lies: on a map (`placement`), else on the scenario's own road."""
+        return self.frame or RigidFrame(global_T_road(self.result))
 
-def extent(data: dict) -> tuple[float, float]:
-    xs = [p[0] for p in data["ego"]] + [p[0] for actor in data["actors"] for p in actor["trajectory"]]
-    return min(xs), max(xs)
 
-
-def global_T_road(data: dict) -> Transform:
-    x_min, _ = extent(data)
+def global_T_road(result: ScriptResult) -> Transform:
+    """Where the scenario's own road puts the road frame (its start shifted into positive coordinates)."""
+    x_min, _ = result.extent()
     return Transform.from_pose2d(ORIGIN[0] + MARGIN - x_min, ORIGIN[1], 0.0)
 
 
-def _rigid(data: dict):
-    from dreamdrive.scenario.placement import RigidFrame
-
-    return RigidFrame(global_T_road(data))
-
-
-def scenario_road(data: dict, seed: int) -> Town:
+def scenario_road(result: ScriptResult, seed: int) -> Town:
     """A straight road with three lanes our way and two oncoming, sidewalks, lights, trees and buildings; or,
     when the script has a junction, that road crossed by a two-lane-each-way road at the junction."""
-    lane = data["lane_width"]
-    x_min, x_max = extent(data)
-    to_global = global_T_road(data)
-    if data.get("junction") is not None:
-        from dreamdrive.scenario.junction import junction_town
-
-        return junction_town(data["junction"], x_min - MARGIN, x_max + MARGIN, seed, to_global)
+    lane = result.lane_width
+    x_min, x_max = result.extent()
+    to_global = global_T_road(result)
+    if result.junction is not None:
+        return junction_town(result.junction, x_min - MARGIN, x_max + MARGIN, seed, to_global)
     start, end = to_global.apply(np.array([[x_min - MARGIN, 1.5 * lane, 0], [x_max + MARGIN, 1.5 * lane, 0]]))
     centreline = np.linspace(start[:2], end[:2], max(2, int((end[0] - start[0]) / 2)))
     road = Road("r0", "start", "end", centreline, forward_lanes=3, backward_lanes=2)
@@ -161,40 +157,38 @@ def scenario_road(data: dict, seed: int) -> Town:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _track(trajectory: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    array = np.asarray(trajectory, dtype=np.float64)
+def _track(trajectory: Trajectory) -> tuple[np.ndarray, np.ndarray]:
+    array = trajectory.array()
     return np.column_stack([array[:, :2], np.zeros(len(array))]), array[:, 2]
 
 
-def check(data: dict, town: Town, frame=None) -> list[str]:
+def check(result: ScriptResult, town: Town, frame: RoadFrame | None = None) -> list[Problem]:
     """Problems of a scenario: overlapping actors (or actor and ego), vehicles off the road, limits broken.
 
     `frame` lays the road frame on the town's map (`placement`); default: the scenario's own road.
     """
-    from dreamdrive.scenario.placement import RigidFrame
-
     problems = []
-    ego_centres, ego_yaw = _track(data["ego"])
-    frame = frame or RigidFrame(global_T_road(data))
+    ego_centres, ego_yaw = _track(result.ego)
+    frame = frame or RigidFrame(global_T_road(result))
     road = _drivable(town)
     shapes = {"ego": footprints(ego_centres, ego_yaw, library.SIZE["car"])}
-    for actor in data["actors"]:
-        centres, yaw = _track(actor["trajectory"])
-        shapes[actor["id"]] = footprints(centres, yaw, tuple(actor["size"]))
-        if actor["class"] not in ("pedestrian",):
-            corners = frame.points(shapes[actor["id"]].reshape(-1, 2))
+    for actor in result.actors:
+        centres, yaw = _track(actor.trajectory)
+        shapes[actor.actor_id] = footprints(centres, yaw, tuple(actor.size))
+        if actor.kind not in ("pedestrian",):
+            corners = frame.points(shapes[actor.actor_id].reshape(-1, 2))
             if not contains_xy(road, corners[:, 0], corners[:, 1]).all():
-                problems.append(f"{actor['id']} leaves the drivable area")
-        speeds = np.asarray(actor["trajectory"])[:, 3]
-        if actor["class"] in library.TOP_SPEED and speeds.max() > library.TOP_SPEED[actor["class"]] + 1e-6:
-            problems.append(f"{actor['id']} is faster than a {actor['class']} can go")
+                problems.append(Problem("off_road", (actor.actor_id,)))
+        speeds = actor.trajectory.array()[:, 3]
+        if actor.kind in library.TOP_SPEED and speeds.max() > library.TOP_SPEED[actor.kind] + 1e-6:
+            problems.append(Problem("too_fast", (actor.actor_id,), detail=actor.kind))
     names = list(shapes)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             apart = footprints_apart(shapes[a], shapes[b])
             if not apart.all():
                 first = int(np.argmin(apart))
-                problems.append(f"{a} and {b} overlap at {first / data['hz']:.2f} s")
+                problems.append(Problem("overlap", (a, b), first / result.hz))
     return problems
 
 
@@ -203,8 +197,6 @@ _DRIVABLE: dict[int, tuple[HDMap, object]] = {}
 
 def _drivable(town: Town):
     """The town's drivable area as one prepared shapely geometry, 0.3 m wider (kept per map)."""
-    import shapely
-
     key = id(town.hdmap)
     if key not in _DRIVABLE or _DRIVABLE[key][0] is not town.hdmap:
         road = unary_union([Polygon(p).buffer(0) for p in town.hdmap.drivable_areas]).buffer(0.3)
@@ -218,48 +210,49 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
 
     A prompt that asks for a crash keeps its collisions, and the report says so.
     """
+    result = scenario.result
     scenario.crash_requested = any(word in scenario.prompt.lower() for word in CRASH_WORDS)
-    problems = check(scenario.data, town, scenario.frame)
+    problems = check(result, town, scenario.frame)
     if scenario.crash_requested:
-        scenario.report = [f"the prompt asks for a crash: kept {p}" for p in problems if "overlap" in p] + [
-            p for p in problems if "overlap" not in p
+        scenario.report = [f"the prompt asks for a crash: kept {p}" for p in problems if p.kind == "overlap"] + [
+            str(p) for p in problems if p.kind != "overlap"
         ]
         return scenario
     report = []
     for _ in range(12):
-        overlapping = [p for p in problems if "overlap" in p]
+        overlapping = [p for p in problems if p.kind == "overlap"]
         if not overlapping:
             break
         first = overlapping[0]
-        a, b = first.split(" overlap")[0].split(" and ")
+        a, b = first.actors
         mover = b if a == "ego" else a  # the ego never moves; of two actors, the first named yields
-        actor = next(x for x in scenario.data["actors"] if x["id"] == mover)
-        ego_speed = scenario.data["ego"][0][3]
-        behind = actor["trajectory"][0][0] < scenario.data["ego"][0][0]
-        if a == "ego" and behind and max(p[3] for p in actor["trajectory"]) > ego_speed and not actor.get("slowed"):
-            _cap_speed(actor, ego_speed, 1.0 / scenario.data["hz"])
-            actor["slowed"] = True
+        actor = result.actor(mover)
+        ego_speed = result.ego.start[3]
+        behind = actor.trajectory.start[0] < result.ego.start[0]
+        if a == "ego" and behind and max(p[3] for p in actor.trajectory.rows) > ego_speed and not actor.slowed:
+            _cap_speed(actor, ego_speed, 1.0 / result.hz)
+            actor.slowed = True
             report.append(f"lowered {mover}'s speed to the ego's {ego_speed:.1f} m/s: {first}")
-        elif actor.get("shifted", 0) >= 30 or actor["class"] in ("traffic_cone", "barrier"):
-            scenario.data["actors"] = [x for x in scenario.data["actors"] if x["id"] != mover]
+        elif actor.shifted >= 30 or actor.kind in ("traffic_cone", "barrier"):
+            result.actors = [x for x in result.actors if x.actor_id != mover]
             report.append(f"removed {mover}: it overlapped {a if mover == b else b} wherever it was placed")
         else:
-            direction = 1.0 if actor["trajectory"][0][0] >= 0 else -1.0
-            for point in actor["trajectory"]:
+            direction = 1.0 if actor.trajectory.start[0] >= 0 else -1.0
+            for point in actor.trajectory.rows:
                 point[0] = round(point[0] + 5.0 * direction, 6)
-            actor["shifted"] = actor.get("shifted", 0) + 5
+            actor.shifted += 5
             report.append(f"moved {mover} 5 m {'further ahead' if direction > 0 else 'further back'}: {first}")
-        problems = check(scenario.data, town, scenario.frame)
-    scenario.report = report + problems
+        problems = check(result, town, scenario.frame)
+    scenario.report = report + [str(p) for p in problems]
     return scenario
 
 
-def _cap_speed(actor: dict, limit: float, dt: float) -> None:
+def _cap_speed(actor: Actor, limit: float, dt: float) -> None:
     """Lower an actor's speed to at most `limit` along its path (its lateral motion is kept)."""
-    trajectory = actor["trajectory"]
-    x = trajectory[0][0]
-    direction = 1.0 if abs(trajectory[0][2]) < np.pi / 2 else -1.0
-    for point in trajectory:
+    rows = actor.trajectory.rows
+    x = rows[0][0]
+    direction = 1.0 if abs(rows[0][2]) < np.pi / 2 else -1.0
+    for point in rows:
         point[0] = round(x, 6)
         point[3] = round(min(point[3], limit), 6)
         x += direction * point[3] * dt
@@ -276,22 +269,22 @@ def to_clip(
     start_us: int = 1_700_000_000_000_000,
 ) -> Clip:
     """The scenario as a Clip in global coordinates (images: per frame, per camera; default grey frames)."""
-    data = scenario.data
-    frame = scenario.frame or _rigid(data)
-    frames_count = data["frames"]
-    step = data["hz"] // KEYFRAME_HZ
+    result = scenario.result
+    frame = scenario.road_frame()
+    frames_count = result.frames
+    step = result.hz // KEYFRAME_HZ
     blank = np.full((rig.cameras[0].height, rig.cameras[0].width, 3), 110, np.uint8)
     frames = []
-    ego_poses = frame.poses(np.asarray(data["ego"]))
+    ego_poses = frame.poses(result.ego.array())
     for i in range(frames_count):
         global_T_ego = Transform.from_pose2d(*ego_poses[i])
         frame_images = images[i] if images is not None else {c: blank for c in rig.names}
-        frames.append(Frame(start_us + round(i * 1e6 / data["hz"]), global_T_ego, frame_images, is_key=i % step == 0))
+        frames.append(Frame(start_us + round(i * 1e6 / result.hz), global_T_ego, frame_images, is_key=i % step == 0))
     agents = []
-    for actor in data["actors"]:
-        width, length, height = actor["size"]
+    for actor in result.actors:
+        width, length, height = actor.size
         boxes = []
-        trajectory = np.asarray(actor["trajectory"])
+        trajectory = actor.trajectory.array()
         poses = frame.poses(trajectory)
         for i in range(frames_count):
             speed = trajectory[i, 3]
@@ -303,14 +296,14 @@ def to_clip(
                     centre,
                     np.array([width, length, height]),
                     float(gyaw),
-                    actor["category"],
-                    f"{scenario.name}-{actor['id']}",
+                    actor.category,
+                    f"{scenario.name}-{actor.actor_id}",
                     velocity,
                     _attribute(actor, speed),
                     num_lidar_pts=None,
                 )
             )
-        agents.append(Agent(f"{scenario.name}-{actor['id']}", actor["category"], boxes))
+        agents.append(Agent(f"{scenario.name}-{actor.actor_id}", actor.category, boxes))
     return Clip(
         scenario.name,
         frames,
@@ -323,208 +316,42 @@ def to_clip(
     )
 
 
-def _attribute(actor: dict, speed: float) -> tuple[str, ...]:
-    kind = actor["class"]
+def _attribute(actor: Actor, speed: float) -> tuple[str, ...]:
+    kind = actor.kind
     if kind == "pedestrian":
         return ("pedestrian.moving",) if speed > 0.3 else ("pedestrian.standing",)
     if kind in ("bicycle", "motorcycle"):
         return ("cycle.with_rider",)
     if kind in ("traffic_cone", "barrier"):
         return ()
-    if actor.get("state") == "parked":
+    if actor.state == "parked":
         return ("vehicle.parked",)
     return ("vehicle.moving",) if speed > 0.3 else ("vehicle.stopped",)
 
 
-def trajectory_raster(scenario: Scenario, size: int = 512, resolution: float = 0.2) -> np.ndarray:
-    """DriveDreamer-2's BEV trajectory map (H, W, 3) uint8: every trajectory in its class colour, dark at the
-    start and bright at the end, around the ego's first pose (forward up), over the map's lane lines in grey."""
-    import cv2
+def trajectory_raster(result: ScriptResult, size: int = 512, resolution: float = 0.2) -> np.ndarray:
+    """DriveDreamer-2's BEV trajectory map (H, W, 3) uint8, around the ego's first pose (forward up): every
+    actor's trajectory in its class colour and the ego's in white, dark at the start and bright at the end.
 
-    from dreamdrive.viz.draw import CLASS_COLORS
-
+    It holds the trajectories only, as the paper defines it: no road or lane line, so that the HD-map
+    generator that reads it has to produce the map rather than copy it.
+    """
     canvas = np.zeros((size, size, 3), np.uint8)
-    data = scenario.data
-    x0, y0, yaw0, _ = data["ego"][0]
-    road_T_ego = Transform.from_pose2d(x0, y0, yaw0)
-    ego_T_road = road_T_ego.inverse()
+    x0, y0, yaw0, _ = result.ego.start
+    ego_T_road = Transform.from_pose2d(x0, y0, yaw0).inverse()
 
     def pixels(points_road: np.ndarray) -> np.ndarray:
         ego = ego_T_road.apply(np.column_stack([points_road[:, :2], np.zeros(len(points_road))]))
         return np.stack([size / 2 - ego[:, 1] / resolution, size / 2 - ego[:, 0] / resolution], 1)
 
-    lane = data["lane_width"]
-    xs = np.linspace(-size * resolution, size * resolution, 50) + x0
-    for y in (-1.5 * lane, 1.5 * lane, 3.5 * lane):  # road edges and the centre line
-        line = pixels(np.column_stack([xs, np.full_like(xs, y)]))
-        cv2.polylines(canvas, [np.round(line).astype(np.int32)], False, (70, 70, 70), 1, cv2.LINE_AA)
-    tracks = [("car", np.asarray(data["ego"]))] + [(a["class"], np.asarray(a["trajectory"])) for a in data["actors"]]
-    for kind, trajectory in tracks:
-        colour = np.array(
-            (255, 255, 255)
-            if kind == "car" and trajectory is tracks[0][1]
-            else CLASS_COLORS.get(kind, (200, 200, 200)),
-            np.float64,
-        )
-        points = pixels(trajectory)
+    tracks = [((255, 255, 255), result.ego)] + [
+        (CLASS_COLORS.get(actor.kind, (200, 200, 200)), actor.trajectory) for actor in result.actors
+    ]
+    for colour, trajectory in tracks:
+        points = pixels(trajectory.array())
         n = len(points)
         for i in range(n - 1):
             shade = 0.25 + 0.75 * i / max(n - 2, 1)  # graded in time: start dark, end bright
             a, b = np.round(points[i]).astype(int), np.round(points[i + 1]).astype(int)
             cv2.line(canvas, tuple(a), tuple(b), tuple(int(c * shade) for c in colour), 2, cv2.LINE_AA)
     return canvas
-
-
-def write_outputs(
-    scenario: Scenario, out: Path, render: bool = True, width: int = 448, height: int = 256, town: Town | None = None
-) -> Path:
-    """scenario.json, script.py, bev.png, trajectory_map.png and dataset/ (rendered when `render`; a map without
-    the procedural world's roads, such as a nuScenes location, is not rendered: its frames stay grey)."""
-    from dreamdrive.nusc.schema import atomic_write
-    from dreamdrive.nusc.writer import write_dataset
-    from dreamdrive.viz.pictures import bev_plot, save_png, write_video
-
-    out = Path(out)
-    town = town or scenario_road(scenario.data, scenario.seed)
-    render = render and bool(town.roads)
-    atomic_write(out / "scenario.json", json.dumps(scenario.to_json(town), indent=1).encode())
-    atomic_write(out / "script.py", scenario.script.encode())
-    rig = CameraRig.default(width, height)
-    images = render_scenario(scenario, town, rig) if render else None
-    clip = to_clip(scenario, town, rig, images)
-    bev_plot(clip, len(clip.frames) // 2, out / "bev.png", radius=60.0)
-    save_png(trajectory_raster(scenario), out / "trajectory_map.png")
-    write_dataset([clip], out / "dataset", splits={"scenario": [clip.name]}, overwrite=True)
-    if render:
-        write_video(clip, out / "scenario.mp4")
-    return out
-
-
-def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict]:
-    """Six-camera JPEG frames of the scenario with the procedural renderer (the builder's assets and lights)."""
-    from dreamdrive.nusc.writer import encode_jpeg
-    from dreamdrive.world.assets import builtin_assets
-    from dreamdrive.world.geometry import SEMANTIC, mesh_soup
-    from dreamdrive.world.render import Environment, RenderObject, make_renderer
-
-    assets = {a.info.asset_id: a for a in builtin_assets(scenario.seed)}
-    chosen = {actor["id"]: _pick_asset(actor, assets) for actor in scenario.data["actors"]}
-    meshes = {
-        key: mesh_soup(assets[key].mesh, SEMANTIC[assets[key].info.detection_class]) for key in set(chosen.values())
-    }
-    if not meshes:
-        meshes = {"car-00": mesh_soup(assets["car-00"].mesh, SEMANTIC["car"])}
-    renderer = make_renderer(town, meshes, rig.cameras[0].width, rig.cameras[0].height)
-    environment = Environment(scenario.data["time_of_day"], scenario.data["weather"], sun_azimuth=2.0)
-    frame = scenario.frame or _rigid(scenario.data)
-    ego_poses = frame.poses(np.asarray(scenario.data["ego"]))
-    actor_poses = [frame.poses(np.asarray(actor["trajectory"])) for actor in scenario.data["actors"]]
-    frames = []
-    try:
-        for i in range(scenario.data["frames"]):
-            global_T_ego = Transform.from_pose2d(*ego_poses[i])
-            objects = []
-            for k, actor in enumerate(scenario.data["actors"]):
-                height = assets[chosen[actor["id"]]].info.size[2]
-                pose = Transform.from_pose2d(*actor_poses[k][i], height / 2)
-                objects.append(RenderObject(chosen[actor["id"]], pose, k + 1, lights=True))
-            renderer.prepare(global_T_ego.translation, objects, environment)
-            views = {}
-            for camera in rig:
-                rgb = renderer.render(camera, global_T_ego @ camera.ego_T_cam, objects).rgb
-                views[camera.name] = encode_jpeg(rgb, 92)
-            frames.append(views)
-    finally:
-        renderer.release()
-    return frames
-
-
-def _pick_asset(actor: dict, assets: dict) -> str:
-    """The variant of the actor's class whose body colour is nearest the requested one (else the first)."""
-    from dreamdrive.world.assets import PAINT
-
-    kind = actor["class"]
-    options = sorted(key for key, asset in assets.items() if asset.info.detection_class == kind)
-    if not options:
-        raise DreamdriveError(f"no asset for class {kind!r}.")
-    if not actor.get("color"):
-        return options[0]
-    wanted = np.array(COLOR_RGB[actor["color"]])
-
-    def distance(key: str) -> float:
-        colors = assets[key].mesh.colors
-        paint = colors[colors[:, 3] == PAINT][:, :3]
-        return float(np.linalg.norm(paint.mean(axis=0) / 255 - wanted)) if len(paint) else 9.0
-
-    return min(options, key=distance)
-
-
-COLOR_RGB = {
-    "white": (0.9, 0.9, 0.9),
-    "black": (0.1, 0.1, 0.12),
-    "grey": (0.55, 0.56, 0.6),
-    "silver": (0.75, 0.75, 0.78),
-    "red": (0.6, 0.08, 0.08),
-    "blue": (0.1, 0.2, 0.5),
-    "green": (0.25, 0.3, 0.25),
-    "yellow": (0.9, 0.75, 0.1),
-    "orange": (0.75, 0.55, 0.2),
-    "brown": (0.45, 0.3, 0.2),
-}
-
-
-def load_map(spec: str, seed: int) -> Town | None:
-    """The map named by `spec`: "road" (None: the scenario's own road or junction), "town" or "town:SEED" (a
-    procedural town), or "nuscenes:DATAROOT:LOCATION" (a nuScenes map expansion)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "road" and not rest:
-        return None
-    if kind == "town":
-        from dreamdrive.world.town import make_town
-
-        try:
-            return make_town(int(rest) if rest else seed)
-        except ValueError as error:
-            raise DreamdriveError(f"--map town takes a seed, as in town:3, got {spec!r}.") from error
-    if kind == "nuscenes":
-        from dreamdrive.nusc.mapexp import hdmap_from_expansion
-
-        dataroot, _, location = rest.rpartition(":")
-        if not dataroot or not location:
-            raise DreamdriveError(f"--map nuscenes takes nuscenes:DATAROOT:LOCATION, got {spec!r}.")
-        hdmap = hdmap_from_expansion(dataroot, location)
-        return Town(location, hdmap, {}, {}, {}, [], {}, {}, {})
-    raise DreamdriveError(f"--map {spec!r} must be road, town, town:SEED or nuscenes:DATAROOT:LOCATION.")
-
-
-def from_prompt(
-    prompt: str, translator: str = "offline", seed: int = 0, map_spec: str = "road"
-) -> tuple[Scenario, Town]:
-    """Translate `prompt`, run its script in the sandbox, place it on a road (or on the map `map_spec` names, see
-    `load_map`) and validate it."""
-    from dreamdrive.scenario.sandbox import run_script
-    from dreamdrive.scenario.translate import translate_offline
-
-    town = load_map(map_spec, seed)
-    if translator == "offline":
-        script = translate_offline(prompt)
-    elif translator == "openai":
-        from dreamdrive.scenario.llm import OpenAITranslator
-
-        script = OpenAITranslator().translate(prompt)
-    elif translator == "llama":
-        from dreamdrive.scenario.llm import LlamaTranslator
-
-        script = LlamaTranslator().translate(prompt)
-    else:
-        raise DreamdriveError(f"translator {translator!r} must be 'offline', 'openai' or 'llama'.")
-    data = run_script(script, "dreamdrive.scenario.library", set(library.FUNCTIONS), set(library.METHODS))
-    scenario = Scenario(prompt, script, translator, seed, data)
-    if town is not None:
-        from dreamdrive.scenario.placement import place_on_map
-
-        scenario.frame = place_on_map(data, town, seed)
-        validate_and_repair(scenario, town)
-        return scenario, town
-    validate_and_repair(scenario, scenario_road(data, seed))
-    return scenario, scenario_road(scenario.data, seed)

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
-from dreamdrive.core.clip import Clip, ImageSource
+from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
+from dreamdrive.files import load_image
 from dreamdrive.viz.draw import CLASS_COLORS, MAP_COLORS, draw_box_wireframe, draw_polyline_3d
 
 # Display layout: the front cameras above, the back cameras below, each row left to right as seen from the car.
@@ -20,19 +21,6 @@ GRID_ROWS: tuple[tuple[str, ...], ...] = (
     ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"),
 )
 EGO_SIZE = (1.73, 4.08)  # width, length of the nuScenes Renault Zoe
-
-
-def load_image(source: ImageSource) -> np.ndarray:
-    """An image source as (H, W, 3) uint8 RGB."""
-    if isinstance(source, np.ndarray):
-        return source
-    if isinstance(source, bytes):
-        image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_COLOR)
-    else:
-        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DreamdriveError(f"cannot read image {source}; check that the file exists and is an image.")
-    return image[:, :, ::-1].copy()
 
 
 def _map_polylines(clip: Clip) -> list[tuple[str, np.ndarray]]:

@@ -19,6 +19,7 @@ import trimesh
 
 from dreamdrive.core.categories import DEFAULT_CATEGORY, DETECTION_CLASSES, TYPICAL_SIZE
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.files import atomic_write
 
 # Material codes carried in the vertex colour's alpha channel.
 MATTE, PAINT, GLASS, HEADLIGHT, TAILLIGHT, SKIN = 255, 230, 200, 180, 160, 140
@@ -313,7 +314,6 @@ class AssetLibrary:
                 self.save(asset)
 
     def save(self, asset: Asset) -> None:
-        from dreamdrive.nusc.schema import atomic_write
 
         self.root.mkdir(parents=True, exist_ok=True)
         # glTF is y-up: store (x, y, z) as (x, z, -y), so viewers show the asset upright, front along +x

@@ -7,19 +7,13 @@ scene whose fragment is already committed is skipped without rendering, so a
 build killed at any point resumes where it stopped; the same configuration
 gives the same bytes.
 
-Dense sidecar: `dreamdrive/dense/<scene>/<CHANNEL>/<timestamp>.npy.zst`, one
-zstd-compressed `.npy` array (4, H, W) uint16 per camera frame (read it with
-`load_dense`; zstd because it encodes 25 times faster than PNG and smaller):
-plane 0 depth in 1/256 m (0 = nothing), 1 instance index (0 = scenery; see
-`dreamdrive/dense/<scene>/instances.json`), 2 camera-frame normal as
-(x + 1) * 127.5 in the high byte and (y + 1) * 127.5 in the low byte (z is
-negative: the surface faces the camera), 3 semantic class (`SEMANTIC_NAMES`).
+The dense ground truth (format in `nusc.dense`) is streamed to the sidecar while
+the scene renders, and the frames point at it (`Frame.dense`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -31,21 +25,21 @@ import numpy as np
 
 from dreamdrive.core.boxes import Box3D
 from dreamdrive.core.camera import CameraRig
-from dreamdrive.core.categories import visibility_token
-from dreamdrive.core.clip import CAMERA_HZ, KEYFRAME_HZ, Agent, Clip, Frame
+from dreamdrive.core.clip import Agent, Clip, Frame
+from dreamdrive.core.conventions import CAMERA_HZ, KEYFRAME_HZ, TIMES_OF_DAY, WEATHERS
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
-from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR, DEFAULT_VERSION, SIDECAR_DIR, atomic_write, dumps
+from dreamdrive.nusc.dense import dense_path, dense_visibility, pack_dense, write_packed
+from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR, DEFAULT_VERSION
 from dreamdrive.nusc.writer import DatasetWriter, WriteOptions, encode_jpeg
 from dreamdrive.world.assets import Asset, builtin_assets
 from dreamdrive.world.geometry import SEMANTIC, SEMANTIC_NAMES, mesh_soup
 from dreamdrive.world.render import (
-    TIMES_OF_DAY,
-    WEATHERS,
     CameraImages,
     Environment,
     RenderObject,
     make_renderer,
+    render_frame,
     scan_lidar,
 )
 from dreamdrive.world.town import Town, make_town
@@ -53,7 +47,6 @@ from dreamdrive.world.traffic import Traffic, simulate
 
 BUILD_FORMAT = 3  # bump when the builder's output for a given configuration changes
 START_US = 1_700_000_000_000_000
-DEPTH_SCALE = 256.0
 
 
 @dataclass(frozen=True)
@@ -103,94 +96,6 @@ class WorldConfig:
         names = [self.scene_name(k) for k in range(self.scenes)]
         val = [n for k, n in enumerate(names) if self.scenes > 1 and (k % 4 == 3 or k == self.scenes - 1)]
         return {"proc_train": [n for n in names if n not in val], "proc_val": val, "proc_all": names}
-
-
-def pack_dense(images: CameraImages) -> np.ndarray:
-    """(4, H, W) uint16: depth, instance, packed normal, semantic (see the module docstring)."""
-    depth = np.clip(np.round(images.depth * DEPTH_SCALE), 0, 65535).astype(np.uint16)
-    nx = np.clip(np.round((images.normal[..., 0] + 1) * 127.5), 0, 255).astype(np.uint16)
-    ny = np.clip(np.round((images.normal[..., 1] + 1) * 127.5), 0, 255).astype(np.uint16)
-    normal = np.where(images.depth > 0, (nx << 8) | ny, 0).astype(np.uint16)
-    return np.stack([depth, images.instance.astype(np.uint16), normal, images.semantic.astype(np.uint16)])
-
-
-def unpack_dense(packed: np.ndarray) -> dict[str, np.ndarray]:
-    """Depth (m), instance, normal (camera frame, unit) and semantic arrays from a packed dense image."""
-    depth = packed[0].astype(np.float32) / DEPTH_SCALE
-    nx = (packed[2] >> 8).astype(np.float32) / 127.5 - 1
-    ny = (packed[2] & 255).astype(np.float32) / 127.5 - 1
-    nz = -np.sqrt(np.clip(1 - nx**2 - ny**2, 0, 1))
-    normal = np.where((depth > 0)[..., None], np.stack([nx, ny, nz], -1), 0).astype(np.float32)
-    return {
-        "depth": depth,
-        "instance": packed[1].astype(np.int32),
-        "normal": normal,
-        "semantic": packed[3].astype(np.uint8),
-    }
-
-
-def dense_folder(dataroot: str | Path, scene: str) -> Path:
-    """Where a scene's dense sidecar lives: one folder per camera, and `instances.json`."""
-    return Path(dataroot) / SIDECAR_DIR / "dense" / scene
-
-
-def dense_path(dataroot: str | Path, scene: str, channel: str, timestamp: int) -> Path:
-    return dense_folder(dataroot, scene) / channel / f"{timestamp}.npy.zst"
-
-
-def load_dense(dataroot: str | Path, scene: str, channel: str, timestamp: int) -> dict[str, np.ndarray]:
-    """The dense ground truth of one camera frame of a built dataset."""
-    return unpack_dense(load_packed(dense_path(dataroot, scene, channel, timestamp)))
-
-
-def load_packed(path: Path) -> np.ndarray:
-    """A dense sidecar file as its packed (4, H, W) uint16 array."""
-    import zstandard
-
-    if not path.is_file():
-        raise DreamdriveError(f"no dense sidecar {path}; it exists for datasets built by `dreamdrive world build`.")
-    try:
-        return np.load(io.BytesIO(zstandard.ZstdDecompressor().decompress(path.read_bytes())))
-    except (zstandard.ZstdError, ValueError) as error:
-        raise DreamdriveError(f"{path} is not a dense sidecar ({error}); rebuild the dataset.") from error
-
-
-def write_packed(path: Path, packed: np.ndarray, scratch: Path) -> None:
-    """Write a packed dense array as a sidecar file (atomically)."""
-    import zstandard
-
-    buffer = io.BytesIO()
-    np.save(buffer, packed)
-    atomic_write(path, zstandard.ZstdCompressor(level=1).compress(buffer.getvalue()), scratch=scratch, durable=False)
-
-
-def render_visibility(
-    box: Box3D, instance: int, rig: CameraRig, global_T_ego: Transform, images: dict[str, CameraImages]
-) -> str:
-    """nuScenes visibility token: the share of the box's volume that the cameras see of it.
-
-    Lattice points inside the box count as seen where a camera pixel they project to
-    shows this object, as hidden where something nearer covers them or where no
-    camera looks, and not at all where the pixel shows something farther (the box's
-    empty corners, e.g. above a car's bonnet).
-    """
-    points = global_T_ego.inverse().apply(box.sample_points(4))
-    seen = np.zeros(len(points), bool)
-    covered = np.zeros(len(points), bool)
-    in_any = np.zeros(len(points), bool)
-    for camera in rig:
-        projection = camera.project_ego(points)
-        inside = projection.in_image
-        rows = np.clip(projection.pixels[:, 1].astype(int), 0, camera.height - 1)
-        cols = np.clip(projection.pixels[:, 0].astype(int), 0, camera.width - 1)
-        pixel_instance = images[camera.name].instance[rows, cols]
-        pixel_depth = images[camera.name].depth[rows, cols]
-        seen |= inside & (pixel_instance == instance)
-        covered |= inside & (pixel_instance != instance) & (pixel_depth > 0) & (pixel_depth < projection.depth - 0.3)
-        in_any |= inside
-    hidden = (covered | ~in_any) & ~seen
-    counted = seen.sum() + hidden.sum()
-    return visibility_token(seen.sum() / counted if counted else 0.0)
 
 
 class WorldBuilder:
@@ -259,9 +164,8 @@ class WorldBuilder:
 
     def write_scene(self, k: int, progress: Callable[[Iterable, int, str], Iterable] | None = None) -> None:
         """Build scene `k` and commit it to the dataset's staging area."""
-        name = self.config.scene_name(k)
         clip = self.build_clip(k, progress)
-        self.writer.write_clip(clip, self.scene_fingerprint(k), sidecars={"dense": f"dense/{name}"})
+        self.writer.write_clip(clip, self.scene_fingerprint(k))
 
     def _build_in_processes(self, pending: list[int], progress) -> None:
         """Scenes in parallel processes, each with a single-threaded rasterizer: the per-frame Python and
@@ -295,8 +199,6 @@ class WorldBuilder:
         boxes: list[list[Box3D | None]] = [[None] * frames_count for _ in traffic.tracks]
         instances = {i + 1: f"{name}-{t.instance_id}" for i, t in enumerate(traffic.tracks)}
         scratch = self.writer.staging / "tmp"
-        folder = dense_folder(self.dataroot, name)
-        atomic_write(folder / "instances.json", dumps(instances), scratch=scratch)
         indices: Iterable[int] = range(frames_count)
         if progress is not None:
             indices = progress(indices, frames_count, f"{name} ({environment.time_of_day}, {environment.weather})")
@@ -305,15 +207,14 @@ class WorldBuilder:
             for i in indices:
                 global_T_ego = Transform.from_pose2d(*traffic.ego[i])
                 objects = _objects(traffic, i)
-                renderer.prepare(global_T_ego.translation, objects, environment, _headlights(traffic, i, global_T_ego))
-                images = {
-                    camera.name: renderer.render(camera, global_T_ego @ camera.ego_T_cam, objects) for camera in rig
-                }
-                jpegs = {}
+                images = render_frame(
+                    renderer, rig, global_T_ego, objects, environment, _headlights(traffic, i, global_T_ego)
+                )
+                jpegs, dense = {}, {}
                 for channel, image in images.items():
                     jpegs[channel] = pool.submit(encode_jpeg, image.rgb, config.jpeg_quality)
-                    path = dense_path(self.dataroot, name, channel, int(timestamps[i]))
-                    pending.append(pool.submit(_write_dense, path, image, scratch))
+                    dense[channel] = dense_path(self.dataroot, name, channel, int(timestamps[i]))
+                    pending.append(pool.submit(_write_dense, dense[channel], image, scratch))
                 lidar = None
                 if i % step == 0:
                     points, _ = scan_lidar(renderer, global_T_ego @ DEFAULT_EGO_T_LIDAR, objects)
@@ -322,10 +223,12 @@ class WorldBuilder:
                     if track.annotated[i]:
                         box = _box(track, i, instances[j + 1])
                         if i % step == 0:  # visibility is a key-frame annotation
-                            box = replace(box, visibility=render_visibility(box, j + 1, rig, global_T_ego, images))
+                            box = replace(box, visibility=dense_visibility(box, j + 1, rig, global_T_ego, images))
                         boxes[j][i] = box
                 # JPEGs are collected after the loop: waiting here would stall rendering behind the encoders
-                frames.append(Frame(int(timestamps[i]), global_T_ego, jpegs, is_key=(i % step == 0), lidar=lidar))
+                frames.append(
+                    Frame(int(timestamps[i]), global_T_ego, jpegs, is_key=(i % step == 0), lidar=lidar, dense=dense)
+                )
             for future in pending:
                 future.result()
             for frame in frames:
@@ -343,6 +246,7 @@ class WorldBuilder:
             hdmap=self.town.hdmap,
             description=f"procedural town {self.town.name}, {environment.time_of_day}, {environment.weather}",
             log_name=f"dreamdrive-{name}",
+            dense_instances=instances,
         )
 
 
@@ -373,7 +277,7 @@ def hash_seed(seed: int, k: int) -> int:
 
 
 def _write_dense(path: Path, images: CameraImages, scratch: Path) -> None:
-    write_packed(path, pack_dense(images), scratch)
+    write_packed(path, pack_dense(images.depth, images.normal, images.instance, images.semantic), scratch)
 
 
 def _objects(traffic: Traffic, i: int) -> list[RenderObject]:
@@ -435,4 +339,4 @@ def build_world(
     return WorldBuilder(dataroot, config, overwrite, workers).build(progress)
 
 
-__all__ = ["SEMANTIC_NAMES", "WorldConfig", "build_world", "load_dense", "unpack_dense"]
+__all__ = ["SEMANTIC_NAMES", "WorldConfig", "build_world"]

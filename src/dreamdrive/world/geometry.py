@@ -10,8 +10,10 @@ import numpy as np
 import trimesh
 
 from dreamdrive.core.categories import DETECTION_CLASSES
+from dreamdrive.core.conventions import LANE_WIDTH
+from dreamdrive.core.paths import Path2D
 from dreamdrive.world.assets import HEADLIGHT, MATTE, Mesh
-from dreamdrive.world.town import LANE_WIDTH, SIDEWALK_WIDTH, Town, _corner, offset
+from dreamdrive.world.town import CROSSWALK_WIDTH, SIDEWALK_WIDTH, Town, _corner, offset
 
 # Semantic classes of the renderer's class map (0 is sky / nothing).
 SEMANTIC_NAMES: tuple[str, ...] = (
@@ -91,8 +93,6 @@ def box(
 
 def _dashes(line: np.ndarray, width: float, dash: float, gap: float, rgb, z: float) -> list[np.ndarray]:
     """Dashed marking along a polyline."""
-    from dreamdrive.world.town import Path2D
-
     path = Path2D(line)
     pieces = []
     for s0 in np.arange(1.0, path.length - dash, dash + gap):
@@ -146,7 +146,6 @@ def town_soup(town: Town) -> np.ndarray:
 
 
 def _zebra(end, normal: np.ndarray, rgb) -> list[np.ndarray]:
-    from dreamdrive.world.town import CROSSWALK_WIDTH
 
     left_w = float(np.dot(end.left - end.point, normal))
     right_w = float(np.dot(end.right - end.point, normal))

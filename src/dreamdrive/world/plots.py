@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamdrive.core.camera import Camera
+from dreamdrive.core.geometry import Transform
+from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
+from dreamdrive.world.render import Environment, RenderObject, WorldRenderer
 from dreamdrive.world.town import Town, _rectangle
 
 
@@ -70,11 +74,6 @@ def plot_town(town: Town, out: str | Path, lanes: bool = True) -> Path:
 def turntable(asset, out: str | Path, tile: int = 256, views: int = 8) -> Path:
     """The asset rendered from `views` angles around it, on a ground plane, as one PNG strip of two rows."""
     import cv2
-
-    from dreamdrive.core.camera import Camera
-    from dreamdrive.core.geometry import Transform
-    from dreamdrive.world.geometry import SEMANTIC, fan, mesh_soup
-    from dreamdrive.world.render import Environment, RenderObject, WorldRenderer
 
     ground = fan(
         np.zeros(2),

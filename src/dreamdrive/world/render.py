@@ -14,19 +14,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dreamdrive.core.camera import Camera
+from dreamdrive.core.camera import Camera, CameraRig, level_camera_rotation
+from dreamdrive.core.conventions import TIMES_OF_DAY, WEATHERS
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
-from dreamdrive.world.geometry import FLOATS_PER_VERTEX, SEMANTIC, lamp_positions, town_soup
+from dreamdrive.world.assets import GLASS, HEADLIGHT, PAINT, TAILLIGHT
+from dreamdrive.world.geometry import BUILDING, FLOATS_PER_VERTEX, SEMANTIC, lamp_positions, town_soup
 
-TIMES_OF_DAY = ("day", "dusk", "night")
-WEATHERS = ("clear", "rain", "fog")
 NEAR, FAR = 0.1, 400.0
 _GROUND_LEVEL = ("terrain", "road", "lane_marking", "crossing", "sidewalk")  # cast no shadow worth drawing
 MAX_LIGHTS = 16
 _LIT, _SHADOW, _GEOMETRY = 0, 1, 2  # the renderer's passes
 # The GL eye frame looks down -z with y up; the camera frame looks down +z with y down.
 EYE_T_CAM = np.diag([1.0, -1.0, -1.0, 1.0])
+
+# The material codes the lit shader treats specially (a vertex colour's alpha), from their Python definitions.
+MATERIALS = {"BUILDING": BUILDING, "PAINT": PAINT, "GLASS": GLASS, "HEADLIGHT": HEADLIGHT, "TAILLIGHT": TAILLIGHT}
+
+
+def glsl_constants() -> str:
+    """GLSL constants for the semantic ids (`SEM_ROAD`, ...) and material codes (`MAT_PAINT`, ...), generated
+    from `world.geometry.SEMANTIC` and `MATERIALS` so that the shaders and the Python side cannot disagree."""
+    semantic = [f"const int SEM_{name.upper()} = {index};" for name, index in SEMANTIC.items()]
+    materials = [f"const float MAT_{name} = {code:.1f};" for name, code in MATERIALS.items()]
+    return "\n".join(semantic + materials) + "\n"
+
 
 # The render targets every camera pass writes (`WorldRenderer._framebuffer` makes them): lit RGB; camera-frame
 # normal and depth; instance and class.
@@ -61,6 +73,9 @@ void main() {
 _FRAGMENT = (
     """
 #version 330
+"""
+    + glsl_constants()
+    + """
 uniform vec3 cam_pos;
 uniform mat3 cam_rot;          // cam_R_global
 uniform vec3 sun_dir;          // towards the sun
@@ -112,9 +127,9 @@ void main() {
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
     float material = floor(v_color.a * 255.0 + 0.5);
-    bool road = v_semantic == 1;
-    bool ground = v_semantic == 2 || v_semantic == 8;  // sidewalk, terrain
-    bool marking = v_semantic == 3 || v_semantic == 4;
+    bool road = v_semantic == SEM_ROAD;
+    bool ground = v_semantic == SEM_SIDEWALK || v_semantic == SEM_TERRAIN;
+    bool marking = v_semantic == SEM_LANE_MARKING || v_semantic == SEM_CROSSING;
     // grain: asphalt (darker and shinier when wet, with a coarse second octave), sidewalk and grass, paint
     float scale = road ? 3.0 : (ground ? 1.5 : 8.0);
     vec2 grain = vec2(noise(v_world.xy * scale), noise(v_world.xy * 0.3));
@@ -124,7 +139,7 @@ void main() {
     if (marking) albedo *= 0.9 + 0.1 * grain.x;
     float shine = road ? 0.6 * wetness : (marking ? 0.3 * wetness : 0.0);
     vec3 emit = vec3(0.0);
-    if (material == 120.0 && abs(n.z) < 0.5) {  // building walls: a grid of windows, some lit at night
+    if (material == MAT_BUILDING && abs(n.z) < 0.5) {  // building walls: a grid of windows, some lit at night
         vec2 facade = vec2(dot(v_world.xy, vec2(-n.y, n.x)), v_world.z);
         vec2 cell = fract(facade / vec2(3.0, 3.2));
         if (cell.x > 0.25 && cell.x < 0.75 && cell.y > 0.3 && cell.y < 0.8 && v_world.z > 1.0) {
@@ -133,10 +148,10 @@ void main() {
             if (hash(floor(facade / vec2(3.0, 3.2))) > 0.55) emit = vec3(1.0, 0.8, 0.5) * 0.6 * night;
         }
     }
-    if (material == 230.0) shine = 0.35;                     // car paint
-    if (material == 200.0) { shine = 0.8; albedo *= 0.7; }   // glass
-    if (lights_on == 1 && material == 180.0) emit = albedo * 2.5;  // headlights, lamp heads
-    if (lights_on == 1 && material == 160.0) emit = albedo * 2.0;  // taillights
+    if (material == MAT_PAINT) shine = 0.35;
+    if (material == MAT_GLASS) { shine = 0.8; albedo *= 0.7; }
+    if (lights_on == 1 && material == MAT_HEADLIGHT) emit = albedo * 2.5;  // headlights, lamp heads
+    if (lights_on == 1 && material == MAT_TAILLIGHT) emit = albedo * 2.0;
 
     float shadow = shadow_at(v_world, n);
     vec3 light = sun_color * max(dot(n, sun_dir), 0.0) * shadow;
@@ -171,6 +186,9 @@ void main() {
 _GEOMETRY_FRAGMENT = (
     """
 #version 330
+"""
+    + glsl_constants()
+    + """
 uniform vec3 cam_pos;
 uniform mat3 cam_rot;          // cam_R_global
 uniform int instance;
@@ -657,6 +675,34 @@ def _rain_streaks(rgb: np.ndarray, global_T_cam: Transform) -> None:
     cv2.addWeighted(overlay, 0.35, rgb, 0.65, 0, dst=rgb)
 
 
+def render_frame(
+    renderer: WorldRenderer,
+    rig: CameraRig,
+    global_T_ego: Transform,
+    objects: list[RenderObject],
+    environment: Environment,
+    lights: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = (),
+    camera_poses: dict[str, Transform] | None = None,
+) -> dict[str, CameraImages]:
+    """Every camera of the rig at one frame: the frame prepared around the ego (sun shadows, lights), then
+    each camera rendered from its pose. The one routine the world builder, scenario rendering and insertion
+    share.
+
+    Args:
+        global_T_ego: the ego pose of the frame.
+        lights: spot lights (headlights) before the street lamps, as `WorldRenderer.prepare` takes them.
+        camera_poses: global_T_ego of cameras that fired at another moment than the frame (real nuScenes).
+    Returns:
+        channel -> the camera's images, in the rig's (ring) order.
+    """
+    camera_poses = camera_poses or {}
+    renderer.prepare(global_T_ego.translation, objects, environment, lights)
+    return {
+        camera.name: renderer.render(camera, camera_poses.get(camera.name, global_T_ego) @ camera.ego_T_cam, objects)
+        for camera in rig
+    }
+
+
 def make_renderer(town, meshes: dict[str, np.ndarray], width: int, height: int, **kwargs) -> WorldRenderer:
     """A renderer for a town with the given object meshes."""
     return WorldRenderer(town_soup(town), meshes, width, height, lamps=lamp_positions(town), **kwargs)
@@ -672,8 +718,6 @@ INTENSITY = {1: 12.0, 2: 20.0, 3: 90.0, 4: 90.0, 5: 30.0, 6: 40.0, 7: 15.0, 8: 1
 
 def lidar_faces(global_T_lidar: Transform) -> list[tuple[Camera, Transform]]:
     """Four 90-degree pinhole views (front, left, back, right of the LiDAR) covering every beam."""
-    from dreamdrive.core.camera import level_camera_rotation
-
     focal = LIDAR_FACE / 2  # 90 degrees across
     intrinsic = np.array([[focal, 0, LIDAR_FACE / 2], [0, focal, LIDAR_FACE / 2], [0, 0, 1.0]])
     faces = []

@@ -15,10 +15,11 @@ import numpy as np
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
+from dreamdrive.core.conventions import LANE_WIDTH
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.hdmap import HDMap, Lane
+from dreamdrive.core.paths import Path2D
 
-LANE_WIDTH = 3.5
 SIDEWALK_WIDTH = 3.0
 CROSSWALK_WIDTH = 4.0
 ORIGIN = 100.0  # towns live in positive coordinates so the nuScenes map mask covers them
@@ -44,33 +45,6 @@ def polyline_normals(points: np.ndarray) -> np.ndarray:
 def offset(points: np.ndarray, distance: float) -> np.ndarray:
     """The polyline shifted `distance` metres to its left (negative: right)."""
     return points + distance * polyline_normals(points)
-
-
-def arc_length(points: np.ndarray) -> np.ndarray:
-    """Cumulative length (N,) along a polyline."""
-    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
-
-
-class Path2D:
-    """A polyline parameterised by arc length: positions and headings at any distance along it."""
-
-    def __init__(self, points: np.ndarray):
-        self.points = np.asarray(points, dtype=np.float64)
-        self.lengths = arc_length(self.points)
-        segments = np.diff(self.points, axis=0)
-        self.headings = np.arctan2(segments[:, 1], segments[:, 0])
-
-    @property
-    def length(self) -> float:
-        return float(self.lengths[-1])
-
-    def pose(self, s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """(xy (..., 2), heading (...)) at distances `s`, clamped to the path."""
-        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length)
-        x = np.interp(s, self.lengths, self.points[:, 0])
-        y = np.interp(s, self.lengths, self.points[:, 1])
-        segment = np.clip(np.searchsorted(self.lengths, s, side="right") - 1, 0, len(self.headings) - 1)
-        return np.stack([x, y], axis=-1), self.headings[segment]
 
 
 @dataclass

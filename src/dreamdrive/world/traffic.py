@@ -19,10 +19,12 @@ from shapely import contains_xy
 from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
-from dreamdrive.core.clip import CAMERA_HZ
+from dreamdrive.core.conventions import CAMERA_HZ
+from dreamdrive.core.idm import EGO_IDM, IDM_PARAMS, IDMParams, idm_acceleration
+from dreamdrive.core.paths import Path2D, footprints, footprints_apart
 from dreamdrive.world.assets import Asset
 from dreamdrive.world.geometry import CURB_H
-from dreamdrive.world.town import Path2D, Town
+from dreamdrive.world.town import Town
 
 DT = 1.0 / CAMERA_HZ
 GREEN, ALL_RED, WALK = 6.0, 2.5, 6.0  # seconds of a signal cycle
@@ -30,14 +32,8 @@ LANE_CHANGE_S = 3.0
 LOOKAHEAD = 90.0
 ANNOTATION_RADIUS = 75.0  # metres from the ego within which agents are annotated
 
-# Lane-vehicle classes with their share of traffic and IDM parameters: (share, v0 m/s, a_max, b_comfort).
-VEHICLE_MIX = {
-    "car": (0.62, 11.0, 1.6, 2.5),
-    "truck": (0.12, 9.0, 1.0, 2.0),
-    "bus": (0.07, 8.5, 0.9, 1.8),
-    "motorcycle": (0.1, 12.0, 2.2, 3.0),
-    "bicycle": (0.09, 4.5, 0.9, 1.8),
-}
+# Lane-vehicle classes and their share of traffic; their IDM parameters are `core.idm.IDM_PARAMS`.
+VEHICLE_MIX = {"car": 0.62, "truck": 0.12, "bus": 0.07, "motorcycle": 0.1, "bicycle": 0.09}
 
 
 @dataclass
@@ -72,9 +68,8 @@ class _Vehicle:
     lane: str
     s: float
     v: float
-    v0: float
-    a_max: float
-    b_comf: float
+    v0: float  # this vehicle's desired speed (its class's, varied)
+    idm: IDMParams
     route: list[str] = field(default_factory=list)
     change: tuple[str, float, float] | None = None  # (old lane, s on it when the change began, start time)
     next_decision: float = 0.0
@@ -141,8 +136,7 @@ class Simulation:
             self.lanes[ego_lane].length * 0.3,
             8.0,
             float(self.rng.uniform(8.5, 11.0)),
-            1.5,
-            2.5,
+            EGO_IDM,
         )
         centre = self.lanes[ego_lane].pose(self.ego.s)[0]
         self._time_first_signal()
@@ -307,9 +301,9 @@ class Simulation:
             return False
         if not self._clear_of_ego(lane, s - half - 2, s + half + 2):
             return False
-        _, v0, a_max, b = VEHICLE_MIX[detection]
-        v0 *= float(self.rng.uniform(0.85, 1.15))
-        self.vehicles.append(_Vehicle(self._key("v"), detection, asset, lane, s, v0 * 0.6, v0, a_max, b))
+        params = IDM_PARAMS[detection]
+        v0 = params.desired_speed * float(self.rng.uniform(0.85, 1.15))
+        self.vehicles.append(_Vehicle(self._key("v"), detection, asset, lane, s, v0 * 0.6, v0, params))
         return True
 
     def _spawn_vehicles(self, centre: np.ndarray, density: float) -> None:
@@ -325,7 +319,7 @@ class Simulation:
                 if placed:
                     break
         kinds = list(VEHICLE_MIX)
-        shares = np.array([VEHICLE_MIX[k][0] for k in kinds])
+        shares = np.array([VEHICLE_MIX[k] for k in kinds])
         for lane in lanes:
             length = self.lanes[lane].length
             s = float(self.rng.uniform(2, 15))
@@ -483,13 +477,7 @@ class Simulation:
 
     @staticmethod
     def _idm(vehicle: _Vehicle, gap: float, leader_v: float) -> float:
-        if gap <= 0.1:
-            return -8.0
-        s_star = 2.0 + max(
-            0.0, vehicle.v * 1.3 + vehicle.v * (vehicle.v - leader_v) / (2 * np.sqrt(vehicle.a_max * vehicle.b_comf))
-        )
-        accel = vehicle.a_max * (1 - (vehicle.v / vehicle.v0) ** 4 - (s_star / gap) ** 2)
-        return float(np.clip(accel, -8.0, vehicle.a_max))
+        return idm_acceleration(vehicle.idm, vehicle.v, vehicle.v0, gap, leader_v)
 
     def _mobil(self, vehicle: _Vehicle, table) -> None:
         """Change lanes when it pays (MOBIL incentive) and the new follower need not brake hard (safety)."""
@@ -515,7 +503,7 @@ class Simulation:
                 elif position < s_new:  # a follower in the target lane
                     gap = s_new - position - (vehicle.length + other.length) / 2
                     follower = _Vehicle(
-                        "", other.detection, other.asset, target, position, other.v, other.v0, other.a_max, other.b_comf
+                        "", other.detection, other.asset, target, position, other.v, other.v0, other.idm
                     )
                     if self._idm(follower, gap, vehicle.v) < -3.0:
                         follower_ok = False
@@ -701,28 +689,6 @@ def _headings(xy: np.ndarray, initial: float) -> np.ndarray:
             current = float(np.arctan2(step[i, 1], step[i, 0]))
         yaw[i] = current
     return yaw
-
-
-def footprints(centers: np.ndarray, yaws: np.ndarray, size: tuple[float, float, float]) -> np.ndarray:
-    """(T, 4, 2) corners of a track's footprint on each frame."""
-    width, length, _ = size
-    c, s = np.cos(yaws), np.sin(yaws)
-    along = np.stack([c, s], -1)[:, None, :] * (np.array([1, 1, -1, -1])[None, :, None] * length / 2)
-    across = np.stack([-s, c], -1)[:, None, :] * (np.array([1, -1, -1, 1])[None, :, None] * width / 2)
-    return centers[:, None, :2] + along + across
-
-
-def footprints_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(T,) whether two convex quadrilaterals (T, 4, 2) are apart on each frame (separating axis test)."""
-    apart = np.zeros(len(a), dtype=bool)
-    for poly in (a, b):
-        edges = np.roll(poly, -1, axis=1) - poly
-        normals = np.stack([-edges[..., 1], edges[..., 0]], -1)  # (T, 4, 2)
-        for k in range(4):
-            n = normals[:, k : k + 1, :]
-            pa, pb = np.sum(a * n, -1), np.sum(b * n, -1)
-            apart |= (pa.max(1) < pb.min(1)) | (pb.max(1) < pa.min(1))
-    return apart
 
 
 def _remove_overlaps(tracks: list[Track], ego: np.ndarray, ego_size: tuple[float, float, float]) -> list[Track]:

@@ -1,0 +1,55 @@
+"""File helpers every layer may use: atomic writes, canonical JSON bytes and image loading.
+
+It sits beside `core` at the bottom of the package (it imports only `core.errors`), so the
+dataset writer, the world builder, training runs and pictures all write files the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dreamdrive.core.clip import ImageSource
+from dreamdrive.core.errors import DreamdriveError
+
+
+def dumps(rows: object) -> bytes:
+    """Canonical JSON bytes (stable key order and float formatting; compact, so the C encoder runs)."""
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: bool = True) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file first, in `scratch` if given (a folder on the same
+    file system that the caller clears, so a killed writer leaves no stray file beside `path`).
+    `durable=False` skips the fsync: for bulk files whose writer syncs once before it commits.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = scratch if scratch is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # unique across threads
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """An image source (a file, JPEG/PNG bytes or an array) as (H, W, 3) uint8 RGB."""
+    if isinstance(source, np.ndarray):
+        return source
+    if isinstance(source, bytes):
+        image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_COLOR)
+    else:
+        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DreamdriveError(f"cannot read image {source}; check that the file exists and is an image.")
+    return image[:, :, ::-1].copy()

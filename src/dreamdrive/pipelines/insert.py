@@ -1,0 +1,132 @@
+"""The insertion job: edit chosen scenes of a nuScenes-format dataset and write them as a new dataset.
+
+For each scene: read the clip, plan the placements (`conditions.insert.plan`),
+render the assets into it in the requested mode, write the insertion report at
+`dreamdrive/insertions/<scene>-<mode>.json` and the edited clip (plus the
+original with `with_originals`). The job is resumable like every dataset
+writer here: a finished scene is skipped, a killed run continues, and rerunning
+a finished job does nothing.
+
+Modes: "naive" (Dream4Drive's baseline, `conditions.insert.naive_insert`).
+A generative mode plugs in here, beside it, so that `conditions/` never imports a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from dreamdrive.conditions.insert import AssetChooser, InsertRequest, naive_insert, plan
+from dreamdrive.core.clip import Clip
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.files import atomic_write, dumps
+from dreamdrive.nusc.reader import NuscDataset
+from dreamdrive.nusc.schema import PREDEFINED_SPLITS, SIDECAR_DIR
+from dreamdrive.nusc.writer import DatasetWriter
+from dreamdrive.world.assets import Asset, AssetLibrary
+
+INSERT_FORMAT = 1
+MODES = ("naive",)
+
+Progress = Callable[[Iterable, int, str], Iterable]
+
+
+def source_fingerprint(dataroot: Path, version: str) -> str:
+    """The finished source dataset's own fingerprint, else a digest of its tables' sizes and times."""
+    index = dataroot / SIDECAR_DIR / "index.json"
+    if index.is_file():
+        value = json.loads(index.read_text()).get("fingerprint")
+        if value:
+            return value
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted((dataroot / version).glob("*.json"))]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
+
+
+def insert_dataset(
+    data: str | Path,
+    out: str | Path,
+    request: InsertRequest,
+    scenes: list[str] | None = None,
+    library: AssetLibrary | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Path, list[dict]]:
+    """Insert into `scenes` (default: all) of the dataset at `data`; write the result to `out`.
+
+    Returns the version folder written and the insertion report of every edited scene.
+    """
+    # 1. Check the inputs.
+    data, out = Path(data), Path(out)
+    if request.mode not in MODES:
+        raise DreamdriveError(f"mode {request.mode!r} must be one of {list(MODES)}.")
+    if out.resolve() == data.resolve():
+        raise DreamdriveError("--out must be a new folder, not the source dataset (it is read while writing).")
+    source = NuscDataset(data)
+    scenes = list(scenes or source.scene_names)
+    unknown = [s for s in scenes if s not in source.scene_names]
+    if unknown:
+        raise DreamdriveError(f"no scenes {unknown} in {data}; it has {source.scene_names}.")
+
+    # 2. The assets, and the job's fingerprint: the same job on the same data is done once.
+    library = library or AssetLibrary()
+    library.ensure_builtin()
+    chooser = AssetChooser(library, request)
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [INSERT_FORMAT, source_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
+        ).encode()
+    ).hexdigest()
+    writer = DatasetWriter(out, source.version)
+    edited_name = {scene: f"{scene}-{request.mode}" for scene in scenes}
+    report_path = {s: out / SIDECAR_DIR / "insertions" / f"{edited_name[s]}.json" for s in scenes}
+    if writer.begin(fingerprint, overwrite):
+        return out / source.version, [json.loads(report_path[s].read_text()) for s in scenes]
+
+    # 3. Each scene not written yet: plan, insert, write its report and clip.
+    items: Iterable[str] = scenes if progress is None else progress(scenes, len(scenes), "inserting")
+    for scene in items:
+        scene_fingerprint = hashlib.sha256(f"{fingerprint}/{scene}".encode()).hexdigest()
+        name = edited_name[scene]
+        clip = None
+        if not writer.has_clip(name, scene_fingerprint):
+            clip = source.clip(scene)
+            placements, notes = plan(clip, request, chooser)
+            if not placements:
+                raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
+            edited, report = naive_insert(clip, placements, chooser, name, writer.options.jpeg_quality)
+            report["notes"] = notes
+            atomic_write(report_path[scene], dumps(report), scratch=writer.staging / "tmp")
+            writer.write_clip(edited, scene_fingerprint, {"insertions": f"insertions/{name}.json"})
+        if request.with_originals and not writer.has_clip(scene, scene_fingerprint):
+            writer.write_clip(clip or source.clip(scene), scene_fingerprint)
+
+    # 4. Publish: the edited scenes (and originals) under the source's custom splits, and `insert_all`.
+    names = [edited_name[s] for s in scenes] + (scenes if request.with_originals else [])
+    splits = {}
+    for split, members in source.splits.items():
+        chosen = [s for s in members if s in edited_name]
+        if chosen and split not in PREDEFINED_SPLITS:
+            splits[split] = [edited_name[s] for s in chosen] + (chosen if request.with_originals else [])
+    splits["insert_all"] = names
+    writer.finalize(names, splits, fingerprint)
+    return out / source.version, [json.loads(report_path[s].read_text()) for s in scenes]
+
+
+def inserted_objects(
+    dataroot: str | Path, clip: Clip, index: int, library: AssetLibrary
+) -> list[tuple[Asset, Transform]]:
+    """The objects an insertion job put into frame `index` of `clip` (from its report), as (asset, pose);
+    empty for scenes that no insertion wrote."""
+    path = Path(dataroot) / SIDECAR_DIR / "insertions" / f"{clip.name}.json"
+    if not path.is_file():
+        return []
+    out = []
+    for item in json.loads(path.read_text())["instances"]:
+        agent = next((a for a in clip.agents if a.instance_id == item["instance_id"]), None)
+        if agent is not None and agent.boxes[index] is not None:
+            out.append((library.get(item["asset_id"]), agent.boxes[index].frame_T_box))
+    return out

@@ -1,0 +1,168 @@
+"""Text to scenario, the job: prompt -> script -> trajectories -> placed and validated -> rendered -> dataset.
+
+`from_prompt` translates a prompt, runs its script in the sandbox, places the
+scenario on its own road or on a named map, and validates (and repairs) it;
+`write_outputs` renders it with the procedural renderer and writes the
+scenario's files and its nuScenes-format dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dreamdrive.core.camera import CameraRig
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.files import atomic_write
+from dreamdrive.nusc.mapexp import hdmap_from_expansion
+from dreamdrive.nusc.writer import encode_jpeg, write_dataset
+from dreamdrive.scenario.llm import LlamaTranslator, OpenAITranslator
+from dreamdrive.scenario.offline import translate_offline
+from dreamdrive.scenario.placement import place_on_map
+from dreamdrive.scenario.sandbox import run_scenario_script
+from dreamdrive.scenario.scene import Scenario, scenario_road, to_clip, trajectory_raster, validate_and_repair
+from dreamdrive.scenario.types import Actor
+from dreamdrive.viz.pictures import bev_plot, save_png, write_video
+from dreamdrive.world.assets import PAINT, Asset, builtin_assets
+from dreamdrive.world.geometry import SEMANTIC, mesh_soup
+from dreamdrive.world.render import Environment, RenderObject, make_renderer, render_frame
+from dreamdrive.world.town import Town, make_town
+
+TRANSLATORS = ("offline", "openai", "llama")
+COLOR_RGB = {
+    "white": (0.9, 0.9, 0.9),
+    "black": (0.1, 0.1, 0.12),
+    "grey": (0.55, 0.56, 0.6),
+    "silver": (0.75, 0.75, 0.78),
+    "red": (0.6, 0.08, 0.08),
+    "blue": (0.1, 0.2, 0.5),
+    "green": (0.25, 0.3, 0.25),
+    "yellow": (0.9, 0.75, 0.1),
+    "orange": (0.75, 0.55, 0.2),
+    "brown": (0.45, 0.3, 0.2),
+}
+
+
+def load_map(spec: str, seed: int) -> Town | None:
+    """The map named by `spec`: "road" (None: the scenario's own road or junction), "town" or "town:SEED" (a
+    procedural town), or "nuscenes:DATAROOT:LOCATION" (a nuScenes map expansion)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "road" and not rest:
+        return None
+    if kind == "town":
+        try:
+            return make_town(int(rest) if rest else seed)
+        except ValueError as error:
+            raise DreamdriveError(f"--map town takes a seed, as in town:3, got {spec!r}.") from error
+    if kind == "nuscenes":
+        dataroot, _, location = rest.rpartition(":")
+        if not dataroot or not location:
+            raise DreamdriveError(f"--map nuscenes takes nuscenes:DATAROOT:LOCATION, got {spec!r}.")
+        hdmap = hdmap_from_expansion(dataroot, location)
+        return Town(location, hdmap, {}, {}, {}, [], {}, {}, {})
+    raise DreamdriveError(f"--map {spec!r} must be road, town, town:SEED or nuscenes:DATAROOT:LOCATION.")
+
+
+def translate(prompt: str, translator: str = "offline") -> str:
+    """The scenario script for `prompt` from the named translator."""
+    if translator == "offline":
+        return translate_offline(prompt)
+    if translator == "openai":
+        return OpenAITranslator().translate(prompt)
+    if translator == "llama":
+        return LlamaTranslator().translate(prompt)
+    raise DreamdriveError(f"translator {translator!r} must be one of {', '.join(TRANSLATORS)}.")
+
+
+def from_prompt(
+    prompt: str, translator: str = "offline", seed: int = 0, map_spec: str = "road"
+) -> tuple[Scenario, Town]:
+    """Translate `prompt`, run its script in the sandbox, place it on a road (or on the map `map_spec` names, see
+    `load_map`) and validate it."""
+    # 1. The map first: a bad --map is refused before any translation work.
+    town = load_map(map_spec, seed)
+    # 2. Prompt -> script -> trajectories.
+    script = translate(prompt, translator)
+    scenario = Scenario(prompt, script, translator, seed, run_scenario_script(script))
+    # 3. Placed on the named map, or on a road built around it; validated and repaired there.
+    if town is not None:
+        scenario.frame = place_on_map(scenario.result, town, seed)
+        validate_and_repair(scenario, town)
+        return scenario, town
+    validate_and_repair(scenario, scenario_road(scenario.result, seed))
+    return scenario, scenario_road(scenario.result, seed)
+
+
+def write_outputs(
+    scenario: Scenario, out: Path, render: bool = True, width: int = 448, height: int = 256, town: Town | None = None
+) -> Path:
+    """scenario.json, script.py, bev.png, trajectory_map.png and dataset/ (rendered when `render`; a map without
+    the procedural world's roads, such as a nuScenes location, is not rendered: its frames stay grey)."""
+    # 1. The scenario and its script.
+    out = Path(out)
+    town = town or scenario_road(scenario.result, scenario.seed)
+    render = render and bool(town.roads)
+    atomic_write(out / "scenario.json", json.dumps(scenario.to_json(town), indent=1).encode())
+    atomic_write(out / "script.py", scenario.script.encode())
+    # 2. The clip: rendered frames, or grey ones where the map has no roads to draw.
+    rig = CameraRig.default(width, height)
+    images = render_scenario(scenario, town, rig) if render else None
+    clip = to_clip(scenario, town, rig, images)
+    # 3. Pictures, the dataset and the video.
+    bev_plot(clip, len(clip.frames) // 2, out / "bev.png", radius=60.0)
+    save_png(trajectory_raster(scenario.result), out / "trajectory_map.png")
+    write_dataset([clip], out / "dataset", splits={"scenario": [clip.name]}, overwrite=True)
+    if render:
+        write_video(clip, out / "scenario.mp4")
+    return out
+
+
+def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict]:
+    """Six-camera JPEG frames of the scenario with the procedural renderer (the builder's assets and lights)."""
+    result = scenario.result
+    assets = {a.info.asset_id: a for a in builtin_assets(scenario.seed)}
+    chosen = {actor.actor_id: pick_asset(actor, assets) for actor in result.actors}
+    meshes = {
+        key: mesh_soup(assets[key].mesh, SEMANTIC[assets[key].info.detection_class]) for key in set(chosen.values())
+    }
+    if not meshes:
+        meshes = {"car-00": mesh_soup(assets["car-00"].mesh, SEMANTIC["car"])}
+    renderer = make_renderer(town, meshes, rig.cameras[0].width, rig.cameras[0].height)
+    environment = Environment(result.time_of_day, result.weather, sun_azimuth=2.0)
+    frame = scenario.road_frame()
+    ego_poses = frame.poses(result.ego.array())
+    actor_poses = [frame.poses(actor.trajectory.array()) for actor in result.actors]
+    frames = []
+    try:
+        for i in range(result.frames):
+            global_T_ego = Transform.from_pose2d(*ego_poses[i])
+            objects = []
+            for k, actor in enumerate(result.actors):
+                height = assets[chosen[actor.actor_id]].info.size[2]
+                pose = Transform.from_pose2d(*actor_poses[k][i], height / 2)
+                objects.append(RenderObject(chosen[actor.actor_id], pose, k + 1, lights=True))
+            views = render_frame(renderer, rig, global_T_ego, objects, environment)
+            frames.append({channel: encode_jpeg(images.rgb, 92) for channel, images in views.items()})
+    finally:
+        renderer.release()
+    return frames
+
+
+def pick_asset(actor: Actor, assets: dict[str, Asset]) -> str:
+    """The variant of the actor's class whose body colour is nearest the requested one (else the first)."""
+    options = sorted(key for key, asset in assets.items() if asset.info.detection_class == actor.kind)
+    if not options:
+        raise DreamdriveError(f"no asset for class {actor.kind!r}.")
+    if not actor.color:
+        return options[0]
+    wanted = np.array(COLOR_RGB[actor.color])
+
+    def distance(key: str) -> float:
+        colors = assets[key].mesh.colors
+        paint = colors[colors[:, 3] == PAINT][:, :3]
+        return float(np.linalg.norm(paint.mean(axis=0) / 255 - wanted)) if len(paint) else 9.0
+
+    return min(options, key=distance)
