@@ -20,23 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from dreamdrive.conditions.guidance import asset_renderer, edges, normals_from_depth, render_inserted
-from dreamdrive.conditions.insert import AssetChooser, InsertRequest, insert_dataset, plan
+from dreamdrive.conditions.insert import AssetChooser, InsertRequest, plan
 from dreamdrive.files import load_image
+from dreamdrive.nusc.dense import depth_of, pack_dense, read_packed, write_packed
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import encode_jpeg
+from dreamdrive.pipelines.insert import insert_dataset
 from dreamdrive.world.assets import AssetLibrary
-from dreamdrive.world.builder import (
-    DEPTH_SCALE,
-    WorldConfig,
-    build_world,
-    dense_path,
-    load_packed,
-    pack_dense,
-    write_packed,
-)
+from dreamdrive.world.builder import WorldConfig, build_world
 from dreamdrive.world.render import Environment, RenderObject
 
 
@@ -45,7 +37,7 @@ def stage_times(dataroot: Path, library: AssetLibrary, request: InsertRequest, s
     dataset = NuscDataset(dataroot)
     clip = dataset.clip(dataset.scene_names[0])
     chooser = AssetChooser(library, request)
-    placements, _ = plan(clip, dataroot, request, chooser)
+    placements, _ = plan(clip, request, chooser)
     boxes = [p.boxes(clip, f"b{k}") for k, p in enumerate(placements)]
     renderer = asset_renderer(
         [chooser.asset(p.asset) for p in placements], clip.rig.cameras[0].width, clip.rig.cameras[0].height
@@ -65,8 +57,8 @@ def stage_times(dataroot: Path, library: AssetLibrary, request: InsertRequest, s
         renderer.prepare(frame.global_T_ego.translation, objects, Environment())
         views = {}
         for camera in clip.rig:
-            packed = load_packed(dense_path(dataroot, clip.name, camera.name, frame.timestamp))
-            depth = packed[0].astype(np.float32) / DEPTH_SCALE
+            packed = read_packed(frame.dense[camera.name])
+            depth = depth_of(packed)
             normals_from_depth(depth, camera.intrinsic)
             image = load_image(frame.images[camera.name])
             edges(image)
@@ -78,7 +70,8 @@ def stage_times(dataroot: Path, library: AssetLibrary, request: InsertRequest, s
             image = image.copy()
             image[visible] = rendered.rgb[visible]
             packed = packed.copy()
-            packed[:, visible] = pack_dense(rendered)[:, visible]
+            pasted = pack_dense(rendered.depth, rendered.normal, rendered.instance, rendered.semantic)
+            packed[:, visible] = pasted[:, visible]
             edited.append((image, packed))
         composed = time.perf_counter()
         for k, (image, packed) in enumerate(edited):

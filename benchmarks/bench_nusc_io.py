@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dreamdrive.demo import handmade_clips
+from dreamdrive.viz.handmade import handmade_clips
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dreamdrive.demo import handmade_clips
 from dreamdrive.nusc.writer import write_dataset
+from dreamdrive.viz.handmade import handmade_clips
 from tests.helpers import SPLITS
 
 

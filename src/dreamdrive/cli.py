@@ -25,7 +25,7 @@ app = typer.Typer(
 console = Console()
 
 
-def _progress(description: str):
+def _frame_progress(description: str):
     def wrap(items: Iterable) -> Iterable:
         items = list(items)
         return track(items, description=description, console=console, transient=False, disable=not items)
@@ -77,28 +77,6 @@ def info(
         print_summary(summary)
 
 
-def write_scene_pictures(
-    dataroot: Path, scene: str, out: Path, version: str | None, frame: int | None, gif: bool, clean: bool = False
-) -> list[Path]:
-    from dreamdrive.nusc.reader import NuscDataset
-    from dreamdrive.viz.pictures import bev_plot, save_png, six_view_grid, write_video
-
-    clip = NuscDataset(dataroot, version).clip(scene)
-    index = len(clip.frames) // 2 if frame is None else frame
-    if not 0 <= index < len(clip.frames):
-        raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
-    written = [
-        bev_plot(clip, index, out / f"{scene}_bev.png"),
-        save_png(six_view_grid(clip, index), out / f"{scene}_grid.png"),
-        write_video(clip, out / f"{scene}.mp4", progress=_progress(f"video {scene}")),
-    ]
-    if clean:
-        written.append(save_png(six_view_grid(clip, index, annotate=False), out / f"{scene}_clean.png"))
-    if gif:
-        written.append(write_video(clip, out / f"{scene}.gif", tile_width=200, progress=_progress(f"gif {scene}")))
-    return written
-
-
 @app.command()
 def show(
     dataroot: Path = typer.Argument(..., help="folder holding the nuScenes version folder"),
@@ -110,7 +88,9 @@ def show(
     clean: bool = typer.Option(False, help="also write the grid without boxes and map, NAME_clean.png"),
 ) -> None:
     """Write a scene's BEV plot, six-view grid (PNG) and video (MP4, one frame per camera frame)."""
-    for path in write_scene_pictures(dataroot, scene, out, version, frame, gif, clean):
+    from dreamdrive.pipelines.pictures import scene_pictures
+
+    for path in scene_pictures(dataroot, scene, out, version, frame, gif, clean, _frame_progress):
         console.print(f"wrote {path}")
 
 
@@ -123,41 +103,18 @@ def demo(
 ) -> None:
     """Build a small procedural town dataset (day, then night in the rain) and its pictures, insert two assets
     into its first scene, and run one prompt."""
-    from dreamdrive.nusc.reader import NuscDataset
-    from dreamdrive.world.builder import WorldConfig, build_world
-    from dreamdrive.world.plots import plot_town
-    from dreamdrive.world.town import make_town
+    from dreamdrive.pipelines.demo import run_demo
 
-    config = WorldConfig(
-        scenes=scenes, seconds=seconds, seed=seed, weather=("clear", "rain"), time_of_day=("day", "night")
+    run_demo(
+        out,
+        scenes,
+        seconds,
+        seed,
+        console.print,
+        print_summary,
+        progress=_scene_progress,
+        frame_progress=_frame_progress,
     )
-    dataroot = out / "dataset"
-    build_world(dataroot, config, overwrite=True, progress=_scene_progress, workers=os.cpu_count() or 1)
-    dataset = NuscDataset(dataroot)
-    print_summary(dataset.summary())
-    console.print(f"wrote {plot_town(make_town(seed, config.blocks), out / 'pictures' / 'town.png')}")
-    for name in dataset.scene_names:
-        for path in write_scene_pictures(dataroot, name, out / "pictures", None, None, gif=False):
-            console.print(f"wrote {path}")
-    # naive insertion of two assets into the first scene, with its before/after picture
-    from dreamdrive.conditions.insert import InsertRequest
-    from dreamdrive.conditions.pictures import insertion_preview
-    from dreamdrive.pipelines.insert import insert_dataset
-
-    first = dataset.scene_names[0]
-    request = InsertRequest(classes=("car", "truck"), auto=2, distance="near", seed=seed)
-    _, [report] = insert_dataset(dataroot, out / "inserted", request, [first], overwrite=True)
-    preview = insertion_preview(dataset.clip(first), NuscDataset(out / "inserted").clip(report["scene"]), report,
-                                out / "pictures" / "insertion.png")  # fmt: skip
-    console.print(f"wrote {out / 'inserted'} (naive insertion into {first}) and {preview}")
-    # a text prompt, end to end
-    from dreamdrive.pipelines.scenario import from_prompt, write_outputs
-
-    prompt = "A red truck cuts in from the left on a rainy night, and a pedestrian dashes out"
-    result, _ = from_prompt(prompt, seed=seed)
-    console.print(f"[bold]scenario:[/bold] {prompt!r} -> {result.description()}")
-    write_outputs(result, out / "scenario")
-    console.print(f"wrote {out / 'scenario'} (scenario.json, script.py, bev.png, trajectory_map.png, dataset/, MP4)")
 
 
 class _PromptGroup(typer.core.TyperGroup):
@@ -311,9 +268,7 @@ def insert(
     Writes OUT/previews/SCENE-naive.png (before and after) for every edited scene.
     """
     from dreamdrive.conditions.insert import InsertRequest
-    from dreamdrive.conditions.pictures import insertion_preview
-    from dreamdrive.nusc.reader import NuscDataset
-    from dreamdrive.pipelines.insert import insert_dataset
+    from dreamdrive.pipelines.insert import insert_dataset, write_previews
     from dreamdrive.world.assets import AssetLibrary
 
     if script is not None and not script.is_file():
@@ -334,14 +289,11 @@ def insert(
         data, out, request, _items(scenes), AssetLibrary(library), overwrite=overwrite, progress=_scene_progress
     )
     table = Table("scene", "inserted", "most pixels seen", "notes", title=f"naive insertion into {version}")
-    source, edited = NuscDataset(data), NuscDataset(out)
     for report in reports:
-        objects = ", ".join(item["asset_id"] for item in report["instances"])
-        best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
-        table.add_row(report["scene"], objects, f"{best['pixels']} px in {best['camera']}", "; ".join(report["notes"]))
-        preview = out / "previews" / f"{report['scene']}.png"
-        if not preview.is_file():
-            insertion_preview(source.clip(report["source_scene"]), edited.clip(report["scene"]), report, preview)
+        objects = ", ".join(item.asset_id for item in report.instances)
+        best = report.best_view()
+        table.add_row(report.scene, objects, f"{best.pixels} px in {best.camera}", "; ".join(report.notes))
+    write_previews(data, out, reports)
     console.print(table)
     console.print(f"dataset ready: {version}; before/after pictures in {out / 'previews'}")
 

@@ -135,7 +135,7 @@ def test_the_inserted_dataset_loads_and_ground_truth_scores_ap_one(inserted, tmp
     out, reports = inserted
     nusc = NuScenes("v1.0-dreamdrive", str(out), verbose=False)
     assert sorted(s["name"] for s in nusc.scene) == ["proc-003-0000-naive", "proc-003-0001-naive"]
-    new = {(r["scene"], item["instance_id"]): item for r in reports for item in r["instances"]}
+    new = {(r.scene, item.instance_id): item for r in reports for item in r.instances}
     assert len(new) == 6
     most_points = {}
     for annotation in nusc.sample_annotation:
@@ -145,7 +145,7 @@ def test_the_inserted_dataset_loads_and_ground_truth_scores_ap_one(inserted, tmp
         assert most_points[make_token(scene, "instance", instance_id)] > 0, instance_id
     metrics, evaluator = evaluate_ground_truth(nusc, "proc_train", tmp_path)
     names = {b.detection_name for b in evaluator.gt_boxes.all}
-    assert {item["class"] for item in new.values()} & names
+    assert {item.kind for item in new.values()} & names
     for name in names:
         assert metrics.mean_dist_aps[name] == pytest.approx(1.0), name
 
@@ -158,15 +158,15 @@ def test_pixels_change_only_where_the_inserted_objects_show(world, inserted):
     out, reports = inserted
     source, edited = NuscDataset(world), NuscDataset(out)
     report = reports[0]
-    before, after = source.clip(report["source_scene"]), edited.clip(report["scene"])
-    instances = json.loads((out / "dreamdrive" / "dense" / report["scene"] / "instances.json").read_text())
-    new_indices = [int(k) for k, v in instances.items() if v.startswith(report["scene"])]
+    before, after = source.clip(report.source_scene), edited.clip(report.scene)
+    instances = json.loads((out / "dreamdrive" / "dense" / report.scene / "instances.json").read_text())
+    new_indices = [int(k) for k, v in instances.items() if v.startswith(report.scene)]
     assert len(new_indices) == 3
     changed_views = 0
     for i in before.key_indices:
         for channel in before.rig.names:
             timestamp = after.frames[i].timestamp
-            mask = np.isin(load_dense(out, report["scene"], channel, timestamp)["instance"], new_indices)
+            mask = np.isin(load_dense(out, report.scene, channel, timestamp)["instance"], new_indices)
             original = load_image(before.frames[i].images[channel]).astype(int)
             now = load_image(after.frames[i].images[channel]).astype(int)
             if not mask.any():
@@ -176,8 +176,8 @@ def test_pixels_change_only_where_the_inserted_objects_show(world, inserted):
             difference = np.abs(original - now).mean(axis=2)
             assert difference[~mask].mean() < 2.0  # only JPEG re-encoding outside the objects
             # the objects show only where they are nearer than the scene was
-            scene = load_dense(world, report["source_scene"], channel, timestamp)["depth"][mask]
-            depth = load_dense(out, report["scene"], channel, timestamp)["depth"][mask]
+            scene = load_dense(world, report.source_scene, channel, timestamp)["depth"][mask]
+            depth = load_dense(out, report.scene, channel, timestamp)["depth"][mask]
             assert ((scene == 0) | (depth <= scene + 0.05 + 1 / 128)).all()
     assert changed_views > 0
 
@@ -282,15 +282,15 @@ def test_conditions_of_an_edited_frame_include_the_object_and_mask_maps(inserted
 
     out, reports = inserted
     report = reports[1]
-    best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
-    clip = NuscDataset(out).clip(report["scene"])
-    objects = inserted_objects(out, clip, best["frame"], library)
+    best = report.best_view()
+    clip = NuscDataset(out).clip(report.scene)
+    objects = inserted_objects(out, clip, best.frame, library)
     assert len(objects) == 3
-    written = condition_pictures(clip, best["frame"], tmp_path, objects)
+    written = condition_pictures(clip, best.frame, tmp_path, objects)
     assert [p.stem.rsplit("_", 1)[1] for p in written] == ["map", "boxes", "depth", "normal", "edges", "object", "mask"]
     mask = cv2.imread(str(written[-1]), cv2.IMREAD_GRAYSCALE)
     # the mask grid shows at least the pixels the insertion pasted into the best view
-    assert (mask == 255).sum() >= best["pixels"]
+    assert (mask == 255).sum() >= best.pixels
 
 
 def test_insertion_on_data_without_dense_depth_uses_the_lidar(world, library, tmp_path):
@@ -308,10 +308,10 @@ def test_insertion_on_data_without_dense_depth_uses_the_lidar(world, library, tm
     splits = json.loads((tmp_path / "out" / "v1.0-dreamdrive" / "splits.json").read_text())
     assert splits["proc_train"] == ["proc-003-0000-naive", "proc-003-0000"]  # the edited clip and its original
     assert sorted(splits["insert_all"]) == ["proc-003-0000", "proc-003-0000-naive"]
-    assert all(item["visible_pixels_max"] > 0 for item in report["instances"])
+    assert all(item.visible_pixels_max > 0 for item in report.instances)
     nusc = NuScenes("v1.0-dreamdrive", str(tmp_path / "out"), verbose=False)
     most = {}
     for annotation in nusc.sample_annotation:
         most[annotation["instance_token"]] = max(most.get(annotation["instance_token"], 0), annotation["num_lidar_pts"])
-    for item in report["instances"]:
-        assert most[make_token(report["scene"], "instance", item["instance_id"])] > 0
+    for item in report.instances:
+        assert most[make_token(report.scene, "instance", item.instance_id)] > 0

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from dreamdrive.conditions.layout import bev_layout
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.core.hdmap import HDMap, Lane
@@ -22,8 +23,8 @@ def simple_map():
 def test_raster_known_pixels():
     # ego at (150, 50) heading +x: the divider is 2 m to the left, the boundary 10 m to the right,
     # the crossing spans 10..14 m ahead.
-    raster = simple_map().rasterize(
-        Transform.from_pose2d(150.0, 50.0, 0.0), patch_size=102.4, resolution=0.2, thickness=1
+    raster = bev_layout(
+        simple_map(), Transform.from_pose2d(150.0, 50.0, 0.0), patch_size=102.4, resolution=0.2, thickness=1
     )
     assert raster.shape == (3, 512, 512)
     boundary, divider, crossing = raster
@@ -35,7 +36,7 @@ def test_raster_known_pixels():
 
 def test_raster_turns_with_the_ego():
     # facing +y, the divider (y = 52) is 2 m ahead: a horizontal line 10 rows above the centre
-    raster = simple_map().rasterize(Transform.from_pose2d(150.0, 50.0, np.pi / 2), thickness=1)
+    raster = bev_layout(simple_map(), Transform.from_pose2d(150.0, 50.0, np.pi / 2), thickness=1)
     assert np.nonzero(raster[1].any(axis=1))[0].tolist() == [246]
 
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from dreamdrive.demo import handmade_clips
 from dreamdrive.nusc.writer import STAGING_DIR, write_dataset
+from dreamdrive.viz.handmade import handmade_clips
 from tests.helpers import tree_digest
 
 SPLITS = {"a": ["handmade-0000", "handmade-0001"], "b": ["handmade-0002"]}

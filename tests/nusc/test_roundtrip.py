@@ -118,8 +118,8 @@ def test_lidar_taken_at_its_own_pose_lands_at_the_same_global_points(tmp_path):
     # A sweep whose pose is not the default mounting at the frame's ego pose (real nuScenes: the LiDAR's own
     # ego pose and calibration) is written in the default mounting and read back at the same global points.
     from dreamdrive.core.geometry import Transform
-    from dreamdrive.demo import handmade_clip
     from dreamdrive.nusc.schema import global_T_lidar
+    from dreamdrive.viz.handmade import handmade_clip
 
     clip = handmade_clip("handmade-lidar", 3, seconds=1.0, width=96, height=54)
     rng = np.random.default_rng(0)

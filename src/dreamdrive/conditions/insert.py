@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -170,7 +170,7 @@ def stop_rays_at_boxes(points: np.ndarray, lidar_T_boxes: list[Transform], sizes
 
 def naive_insert(
     clip: Clip, placements: list[Placement], chooser: AssetChooser, name: str, quality: int
-) -> tuple[Clip, dict]:
+) -> tuple[Clip, InsertionReport]:
     """The clip with the placements pasted in, named `name`, and a report of what was inserted where.
 
     Images are re-encoded as JPEG at `quality` where an object shows. Where the clip has dense
@@ -264,25 +264,120 @@ def naive_insert(
         log_name=f"{clip.log_name}-{name}",
         dense_instances=instances if has_dense else {},
     )
-    report = {
-        "scene": name,
-        "source_scene": clip.name,
-        "mode": "naive",
-        "instances": [
-            {
-                "instance_id": new_ids[k],
-                **placement.to_json(),
-                "visible_pixels_max": int(visible_pixels[k].max()),
-                "best_view": _best_view(visible_pixels[k], clip),
-            }
-            for k, placement in enumerate(placements)
-        ],
-    }
-    return edited, report
+    instances = [
+        InsertedInstance.from_placement(new_ids[k], placement, visible_pixels[k], clip)
+        for k, placement in enumerate(placements)
+    ]
+    return edited, InsertionReport(name, clip.name, "naive", instances)
 
 
-def _best_view(pixels: np.ndarray, clip: Clip) -> dict:
-    """The key frame and camera where an object shows most (for previews)."""
-    keys = clip.key_indices
-    frame, view = np.unravel_index(np.argmax(pixels[keys]), pixels[keys].shape)
-    return {"frame": int(keys[frame]), "camera": clip.rig.names[int(view)], "pixels": int(pixels[keys][frame, view])}
+# -- the report -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BestView:
+    """Where an inserted object shows most: a key frame index, a camera, and its visible pixels there."""
+
+    frame: int
+    camera: str
+    pixels: int
+
+
+@dataclass(frozen=True)
+class InsertedInstance:
+    """One inserted object.
+
+    Args:
+        instance_id: its instance in the edited scene.
+        asset_id, kind: the library asset and its detection class.
+        source: how it was placed ("at", "auto:...", "script:<actor>").
+        track: per clip frame (x m, y m, yaw rad, speed m/s) in the global frame, None where absent.
+        visible_pixels_max: the most pixels of it any camera showed on any frame.
+        best_view: where it shows most on a key frame.
+    """
+
+    instance_id: str
+    asset_id: str
+    kind: str
+    source: str
+    track: list[list[float] | None]
+    visible_pixels_max: int
+    best_view: BestView
+
+    @classmethod
+    def from_placement(cls, instance_id: str, placement: Placement, pixels: np.ndarray, clip: Clip):
+        """From a placement and its visible pixels (frames, views) in `clip`."""
+        keys = clip.key_indices
+        frame, view = np.unravel_index(np.argmax(pixels[keys]), pixels[keys].shape)
+        best = BestView(int(keys[frame]), clip.rig.names[int(view)], int(pixels[keys][frame, view]))
+        record = placement.to_json()
+        return cls(
+            instance_id, record["asset_id"], record["class"], record["source"], record["track"], int(pixels.max()), best
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "instance_id": self.instance_id,
+            "asset_id": self.asset_id,
+            "class": self.kind,
+            "source": self.source,
+            "track": self.track,
+            "visible_pixels_max": self.visible_pixels_max,
+            "best_view": asdict(self.best_view),
+        }
+
+    @classmethod
+    def from_json(cls, record: dict) -> InsertedInstance:
+        return cls(
+            record["instance_id"],
+            record["asset_id"],
+            record["class"],
+            record["source"],
+            record["track"],
+            record["visible_pixels_max"],
+            BestView(**record["best_view"]),
+        )
+
+
+@dataclass
+class InsertionReport:
+    """What an insertion put into one scene (written as `dreamdrive/insertions/<scene>.json`).
+
+    Args:
+        scene: the edited scene's name; source_scene: the scene it was made from.
+        mode: the insertion mode ("naive").
+        instances: the inserted objects.
+        notes: placements that could not be made, and why.
+    """
+
+    scene: str
+    source_scene: str
+    mode: str
+    instances: list[InsertedInstance]
+    notes: list[str] = field(default_factory=list)
+
+    def best_view(self) -> BestView:
+        """Where the most visible of its objects shows most."""
+        return max((item.best_view for item in self.instances), key=lambda view: view.pixels)
+
+    def to_json(self) -> dict:
+        return {
+            "scene": self.scene,
+            "source_scene": self.source_scene,
+            "mode": self.mode,
+            "instances": [item.to_json() for item in self.instances],
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_json(cls, record: dict) -> InsertionReport:
+        try:
+            return cls(
+                record["scene"],
+                record["source_scene"],
+                record["mode"],
+                [InsertedInstance.from_json(item) for item in record["instances"]],
+                list(record.get("notes", [])),
+            )
+        except (KeyError, TypeError) as error:
+            raise DreamdriveError(f"an insertion report is malformed ({error!r}); run the insertion again.") from error

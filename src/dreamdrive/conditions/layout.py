@@ -17,11 +17,44 @@ from dreamdrive.core.camera import Camera
 from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.geometry import Transform, clip_polygon_near, project_points
-from dreamdrive.core.hdmap import CLOSED_CHANNELS, MAP_CHANNELS, PATCH_SIZE_M, HDMap
+from dreamdrive.core.hdmap import CLOSED_CHANNELS, MAP_CHANNELS, PATCH_SIZE_M, RESOLUTION_M, HDMap
 from dreamdrive.viz.draw import draw_polyline_3d
 
 NEAR = 0.1
 _FIXED = 16.0
+
+
+def bev_layout(
+    hdmap: HDMap,
+    global_T_ego: Transform,
+    patch_size: float = PATCH_SIZE_M,
+    resolution: float = RESOLUTION_M,
+    thickness: int = 2,
+) -> np.ndarray:
+    """The map's BEV raster (3, H, W) float32 in {0, 1}, channels in `MAP_CHANNELS` order (road boundary, lane
+    divider, pedestrian crossing), as DriveDreamer-2's HD-map condition.
+
+    The patch is square, `patch_size` metres on a side, centred on the ego car and
+    turned with it: ego forward (+x) points up (row 0) and ego left (+y) points left
+    (column 0), so pixel (row, col) = (H/2 - x/res, W/2 - y/res) in ego metres.
+    """
+    pixels = int(round(patch_size / resolution))
+    ego_T_global = global_T_ego.inverse()
+    raster = np.zeros((len(MAP_CHANNELS), pixels, pixels), dtype=np.uint8)
+    for channel, (name, polylines) in enumerate(hdmap.layers().items()):
+        closed = name in CLOSED_CHANNELS
+        canvas = np.zeros((pixels, pixels), dtype=np.uint8)
+        for points in polylines:
+            ego = ego_T_global.apply(np.column_stack([points, np.zeros(len(points))]))
+            rows = pixels / 2 - ego[:, 0] / resolution
+            cols = pixels / 2 - ego[:, 1] / resolution
+            # cv2 takes fixed-point (x=col, y=row) with 4 fractional bits for sub-pixel accuracy.
+            fixed = np.round(np.stack([cols, rows], axis=1) * 16).astype(np.int64)
+            if np.abs(fixed).max() > 2**30:  # far beyond the patch: cannot touch it
+                continue
+            cv2.polylines(canvas, [fixed.astype(np.int32)], closed, 1, thickness, cv2.LINE_8, shift=4)
+        raster[channel] = canvas
+    return raster.astype(np.float32)
 
 
 def map_layout(

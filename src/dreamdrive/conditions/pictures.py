@@ -15,6 +15,7 @@ from dreamdrive.conditions.guidance import (
     render_inserted,
     scene_depth,
 )
+from dreamdrive.conditions.insert import InsertionReport
 from dreamdrive.conditions.layout import box_layout, map_layout
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.clip import Clip
@@ -89,17 +90,19 @@ def condition_pictures(
     return [save_png(_grid(views), out / f"{clip.name}_{index:03d}_{name}.png") for name, views in tiles.items()]
 
 
-def insertion_preview(before: Clip, after: Clip, report: dict, out: str | Path, tile_width: int = 320) -> Path:
+def insertion_preview(
+    before: Clip, after: Clip, report: InsertionReport, out: str | Path, tile_width: int = 320
+) -> Path:
     """Before and after an insertion: both six-view grids at the frame where the first object shows most,
     and beside them that camera enlarged, the inserted boxes outlined in the after image."""
-    best = max(report["instances"], key=lambda item: item["best_view"]["pixels"])["best_view"]
-    index, channel = best["frame"], best["camera"]
+    best = report.best_view()
+    index, channel = best.frame, best.camera
     grids = [six_view_grid(clip, index, tile_width, annotate=False) for clip in (before, after)]
     camera = after.rig[channel]
     _, global_T_ego = after.frames[index].camera_pose(channel)
     cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
     views = [load_image(clip.frames[index].images[channel]).copy() for clip in (before, after)]
-    inserted = {item["instance_id"] for item in report["instances"]}
+    inserted = {item.instance_id for item in report.instances}
     for box in after.boxes_at(index):
         if box.instance_id in inserted:
             draw_box_wireframe(views[1], box, camera, cam_T_global, (255, 220, 0), 1)

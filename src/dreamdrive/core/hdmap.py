@@ -1,15 +1,17 @@
-"""Vector HD map: lane dividers, road boundaries, crossings, drivable area, lane graph; BEV raster."""
+"""Vector HD map: lane dividers, road boundaries, crossings, drivable area, lane graph; the map channel order.
+
+Its BEV raster and per-view layouts are drawn in `conditions.layout` (core stays numpy-only).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from dreamdrive.core.conventions import LANE_WIDTH
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.core.geometry import Transform, check_finite
+from dreamdrive.core.geometry import check_finite
 
 # The one channel order of every map raster: the BEV raster, the per-view map layouts, the HD-map generator.
 MAP_CHANNELS: tuple[str, ...] = ("road_boundary", "lane_divider", "ped_crossing")
@@ -105,37 +107,6 @@ class HDMap:
             "ped_crossing": self.ped_crossings,
         }
         return {name: elements[name] for name in MAP_CHANNELS}
-
-    def rasterize(
-        self,
-        global_T_ego: Transform,
-        patch_size: float = PATCH_SIZE_M,
-        resolution: float = RESOLUTION_M,
-        thickness: int = 2,
-    ) -> np.ndarray:
-        """BEV raster (3, H, W) float32 in {0, 1}: road boundary, lane divider, pedestrian crossing.
-
-        The patch is square, `patch_size` metres on a side, centred on the ego car and
-        turned with it: ego forward (+x) points up (row 0) and ego left (+y) points left
-        (column 0), so pixel (row, col) = (H/2 - x/res, W/2 - y/res) in ego metres.
-        """
-        pixels = int(round(patch_size / resolution))
-        ego_T_global = global_T_ego.inverse()
-        raster = np.zeros((len(MAP_CHANNELS), pixels, pixels), dtype=np.uint8)
-        for channel, (name, polylines) in enumerate(self.layers().items()):
-            closed = name in CLOSED_CHANNELS
-            canvas = np.zeros((pixels, pixels), dtype=np.uint8)
-            for points in polylines:
-                ego = ego_T_global.apply(np.column_stack([points, np.zeros(len(points))]))
-                rows = pixels / 2 - ego[:, 0] / resolution
-                cols = pixels / 2 - ego[:, 1] / resolution
-                # cv2 takes fixed-point (x=col, y=row) with 4 fractional bits for sub-pixel accuracy.
-                fixed = np.round(np.stack([cols, rows], axis=1) * 16).astype(np.int64)
-                if np.abs(fixed).max() > 2**30:  # far beyond the patch: cannot touch it
-                    continue
-                cv2.polylines(canvas, [fixed.astype(np.int32)], closed, 1, thickness, cv2.LINE_8, shift=4)
-            raster[channel] = canvas
-        return raster.astype(np.float32)
 
     def to_json(self) -> dict:
         return {

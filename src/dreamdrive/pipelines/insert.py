@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from dreamdrive.conditions.insert import AssetChooser, InsertRequest, naive_insert, plan
+from dreamdrive.conditions.insert import AssetChooser, InsertionReport, InsertRequest, naive_insert, plan
+from dreamdrive.conditions.pictures import insertion_preview
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
@@ -54,7 +55,7 @@ def insert_dataset(
     library: AssetLibrary | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
-) -> tuple[Path, list[dict]]:
+) -> tuple[Path, list[InsertionReport]]:
     """Insert into `scenes` (default: all) of the dataset at `data`; write the result to `out`.
 
     Returns the version folder written and the insertion report of every edited scene.
@@ -84,7 +85,7 @@ def insert_dataset(
     edited_name = {scene: f"{scene}-{request.mode}" for scene in scenes}
     report_path = {s: out / SIDECAR_DIR / "insertions" / f"{edited_name[s]}.json" for s in scenes}
     if writer.begin(fingerprint, overwrite):
-        return out / source.version, [json.loads(report_path[s].read_text()) for s in scenes]
+        return out / source.version, [_read_report(report_path[s]) for s in scenes]
 
     # 3. Each scene not written yet: plan, insert, write its report and clip.
     items: Iterable[str] = scenes if progress is None else progress(scenes, len(scenes), "inserting")
@@ -98,8 +99,8 @@ def insert_dataset(
             if not placements:
                 raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
             edited, report = naive_insert(clip, placements, chooser, name, writer.options.jpeg_quality)
-            report["notes"] = notes
-            atomic_write(report_path[scene], dumps(report), scratch=writer.staging / "tmp")
+            report.notes = notes
+            atomic_write(report_path[scene], dumps(report.to_json()), scratch=writer.staging / "tmp")
             writer.write_clip(edited, scene_fingerprint, {"insertions": f"insertions/{name}.json"})
         if request.with_originals and not writer.has_clip(scene, scene_fingerprint):
             writer.write_clip(clip or source.clip(scene), scene_fingerprint)
@@ -113,7 +114,23 @@ def insert_dataset(
             splits[split] = [edited_name[s] for s in chosen] + (chosen if request.with_originals else [])
     splits["insert_all"] = names
     writer.finalize(names, splits, fingerprint)
-    return out / source.version, [json.loads(report_path[s].read_text()) for s in scenes]
+    return out / source.version, [_read_report(report_path[s]) for s in scenes]
+
+
+def write_previews(data: str | Path, out: str | Path, reports: list[InsertionReport]) -> list[Path]:
+    """Before and after pictures of every edited scene, `out`/previews/<scene>.png (kept when already there)."""
+    source, edited, out = NuscDataset(data), NuscDataset(out), Path(out)
+    written = []
+    for report in reports:
+        preview = out / "previews" / f"{report.scene}.png"
+        if not preview.is_file():
+            insertion_preview(source.clip(report.source_scene), edited.clip(report.scene), report, preview)
+        written.append(preview)
+    return written
+
+
+def _read_report(path: Path) -> InsertionReport:
+    return InsertionReport.from_json(json.loads(path.read_text()))
 
 
 def inserted_objects(
@@ -125,8 +142,8 @@ def inserted_objects(
     if not path.is_file():
         return []
     out = []
-    for item in json.loads(path.read_text())["instances"]:
-        agent = next((a for a in clip.agents if a.instance_id == item["instance_id"]), None)
+    for item in _read_report(path).instances:
+        agent = next((a for a in clip.agents if a.instance_id == item.instance_id), None)
         if agent is not None and agent.boxes[index] is not None:
-            out.append((library.get(item["asset_id"]), agent.boxes[index].frame_T_box))
+            out.append((library.get(item.asset_id), agent.boxes[index].frame_T_box))
     return out
