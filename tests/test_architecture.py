@@ -16,7 +16,7 @@ LAYERS = [
     {"world"},
     {"scenario"},
     {"conditions"},
-    {"train"},
+    {"models", "diffusion", "train"},
     {"pipelines", "perception", "metrics"},
     {"cli", "__init__", "__main__"},
 ]
@@ -120,6 +120,13 @@ def test_conditions_import_neither_the_world_builder_nor_pipelines(graph):
     for module, (top, local) in edges.items():
         if module.startswith("dreamdrive.conditions"):
             assert not {t for t in top | local if t == "dreamdrive.world.builder" or "pipelines" in t}, module
+
+
+def test_perception_never_imports_the_generators(graph):
+    _, edges = graph
+    for module, (top, local) in edges.items():
+        if module.startswith("dreamdrive.perception"):
+            assert not {t for t in top | local if t.startswith(("dreamdrive.models", "dreamdrive.diffusion"))}, module
 
 
 def test_core_is_numpy_only(graph):

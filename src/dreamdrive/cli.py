@@ -370,7 +370,7 @@ def detect_train(
 
 @detect_app.command("eval")
 def detect_eval(
-    run: Path = typer.Option(..., help="a run folder from `detect train` (or its model.pt)"),
+    run: Path = typer.Option(..., help="a run folder from `detect train` (or its model folder)"),
     data: Path = typer.Option(..., help="the nuScenes-format dataroot to evaluate on"),
     split: str | None = typer.Option(None, help="the split (default: val, proc_val or *_val)"),
     out: Path = typer.Option(..., help="output folder"),
@@ -405,7 +405,7 @@ def detect_eval(
 
 @detect_app.command("track")
 def detect_track(
-    run: Path = typer.Option(..., help="a run folder from `detect train` (or its model.pt)"),
+    run: Path = typer.Option(..., help="a run folder from `detect train` (or its model folder)"),
     data: Path = typer.Option(..., help="the nuScenes-format dataroot to track on"),
     split: str | None = typer.Option(None, help="the split (default: val, proc_val or *_val)"),
     out: Path = typer.Option(..., help="output folder"),
