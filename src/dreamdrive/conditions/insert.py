@@ -316,15 +316,7 @@ class InsertedInstance:
         )
 
     def to_json(self) -> dict:
-        return {
-            "instance_id": self.instance_id,
-            "asset_id": self.asset_id,
-            "class": self.kind,
-            "source": self.source,
-            "track": self.track,
-            "visible_pixels_max": self.visible_pixels_max,
-            "best_view": asdict(self.best_view),
-        }
+        return {("class" if name == "kind" else name): value for name, value in asdict(self).items()}
 
     @classmethod
     def from_json(cls, record: dict) -> InsertedInstance:
@@ -372,12 +364,8 @@ class InsertionReport:
     @classmethod
     def from_json(cls, record: dict) -> InsertionReport:
         try:
-            return cls(
-                record["scene"],
-                record["source_scene"],
-                record["mode"],
-                [InsertedInstance.from_json(item) for item in record["instances"]],
-                list(record.get("notes", [])),
-            )
+            instances = [InsertedInstance.from_json(item) for item in record["instances"]]
+            notes = list(record.get("notes", []))
+            return cls(record["scene"], record["source_scene"], record["mode"], instances, notes)
         except (KeyError, TypeError) as error:
             raise DreamdriveError(f"an insertion report is malformed ({error!r}); run the insertion again.") from error

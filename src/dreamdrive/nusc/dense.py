@@ -97,7 +97,7 @@ def encode_packed(packed: np.ndarray) -> bytes:
 def read_packed(source: DenseSource, what: str = "dense sidecar") -> np.ndarray:
     """A dense source (a sidecar file, its bytes or a packed array) as the packed (4, H, W) uint16 array."""
     if isinstance(source, np.ndarray):
-        return source
+        return _checked(source, what)
     if isinstance(source, bytes):
         data = source
     else:
@@ -106,9 +106,19 @@ def read_packed(source: DenseSource, what: str = "dense sidecar") -> np.ndarray:
             raise DreamdriveError(f"no dense sidecar {path}; it exists for datasets built by `dreamdrive world build`.")
         data, what = path.read_bytes(), str(path)
     try:
-        return np.load(io.BytesIO(zstandard.ZstdDecompressor().decompress(data)))
-    except (zstandard.ZstdError, ValueError) as error:
+        packed = np.load(io.BytesIO(zstandard.ZstdDecompressor().decompress(data)), allow_pickle=False)
+    except (zstandard.ZstdError, ValueError, EOFError, OSError) as error:
         raise DreamdriveError(f"{what} is not a dense sidecar ({error}); rebuild the dataset.") from error
+    return _checked(packed, what)
+
+
+def _checked(packed: np.ndarray, what: str) -> np.ndarray:
+    if packed.ndim != 3 or packed.shape[0] != 4 or packed.dtype != np.uint16:
+        raise DreamdriveError(
+            f"{what} holds a {packed.dtype} array of shape {packed.shape}, not the packed (4, H, W) uint16 dense "
+            "ground truth; rebuild the dataset."
+        )
+    return packed
 
 
 def read_dense(source: DenseSource) -> dict[str, np.ndarray]:

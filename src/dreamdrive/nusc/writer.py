@@ -336,6 +336,11 @@ class DatasetWriter:
                     self._write(target, encode_packed(source), durable=False)
                 elif isinstance(source, bytes):
                     self._write(target, source, durable=False)
+                elif not Path(source).is_file():
+                    raise DreamdriveError(
+                        f"clip {clip.name!r}: the dense ground truth {source} ({channel}, {frame.timestamp}) does "
+                        "not exist; rebuild the source dataset or drop the frame's dense entry."
+                    )
                 elif Path(source).resolve() != target.resolve():
                     self._write(target, Path(source).read_bytes(), durable=False)
         return True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -80,6 +81,19 @@ def _lora_targets(model) -> list[str]:
     return linear
 
 
+def _load_optimizer_state(path: Path) -> dict:
+    """An optimizer state saved by `_save`, read without running any code a crafted file may hold."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise DreamdriveError(
+            f"{path} is not a plain tensor checkpoint: loading it could run code, so it was not loaded. Delete "
+            f"{path.parent} to fine-tune from the start."
+        ) from error
+
+
 def _save(out: Path, model, optimizer, step: int, losses: list[float]) -> None:
     """Write the adapter, optimizer and step into a fresh folder, then swap it in (atomic for readers)."""
     import torch
@@ -138,7 +152,7 @@ def finetune(
         model = get_peft_model(base, lora)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     if (checkpoint / "optimizer.pt").is_file():
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
+        optimizer.load_state_dict(_load_optimizer_state(checkpoint / "optimizer.pt"))
     if step >= config.steps:
         return out
 

@@ -32,8 +32,11 @@ class Trajectory:
     rows: list[list[float]]
 
     def __post_init__(self) -> None:
-        if not self.rows or any(len(row) != 4 for row in self.rows):
+        if not self.rows:
             raise DreamdriveError("a trajectory needs at least one row of (x, y, yaw, speed).")
+        bad = next((row for row in self.rows if len(row) != 4), None)
+        if bad is not None:
+            raise DreamdriveError(f"a trajectory's rows are (x, y, yaw, speed), four values; got {bad!r}.")
 
     def __len__(self) -> int:
         return len(self.rows)
