@@ -8,9 +8,9 @@ import torch
 from accelerate import Accelerator
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.perception.data import DetectorConfig
+from dreamdrive.perception.data import DetectorConfig, Mix
 from dreamdrive.perception.model import Detector
-from dreamdrive.perception.train import load_model
+from dreamdrive.perception.train import TrainConfig, load_model, train
 from dreamdrive.train.checkpoint import (
     UnsafeCheckpointError,
     load_training_state,
@@ -77,6 +77,8 @@ def test_an_old_pickled_run_folder_is_refused_without_unpickling(tmp_path):
         load_model(run)
     with pytest.raises(DreamdriveError, match="pickled checkpoint"):
         load_model(run / "model.pt")
+    with pytest.raises(DreamdriveError, match="Train again into a new run folder"):  # before any data is read
+        train(Mix([(str(tmp_path / "no-such-data"), None)]), run, TrainConfig(epochs=1), TINY)
     assert not marker.exists()
 
 

@@ -89,9 +89,12 @@ def test_every_class_annotated(scenes):
 
 
 def test_idm_known_answers():
+    """The traffic's IDM is `core.idm` (Treiber et al. 2000) with its vehicle's parameters."""
+    from dreamdrive.core.idm import IDMParams
     from dreamdrive.world.traffic import Simulation, _Vehicle
 
-    car = _Vehicle("v", "car", None, "l", 0.0, v=10.0, v0=20.0, a_max=1.5, b_comf=2.0)
+    params = IDMParams(desired_speed=20.0, max_accel=1.5, comfortable_brake=2.0)
+    car = _Vehicle("v", "car", None, "l", 0.0, v=10.0, v0=20.0, idm=params)
     # free road: a = a_max (1 - (v / v0)^4)
     assert Simulation._idm(car, gap=1e9, leader_v=20.0) == pytest.approx(1.5 * (1 - 0.5**4))
     # same speed as the leader at the desired gap s* = s0 + v T: the interaction term cancels the free term's 1
@@ -99,6 +102,6 @@ def test_idm_known_answers():
     assert Simulation._idm(car, gap=s_star, leader_v=10.0) == pytest.approx(1.5 * (1 - 0.5**4 - 1.0))
     # closing in fast on a stopped leader: hard braking, bounded
     assert Simulation._idm(car, gap=5.0, leader_v=0.0) == -8.0
-    stopped = _Vehicle("v", "car", None, "l", 0.0, v=0.0, v0=20.0, a_max=1.5, b_comf=2.0)
+    stopped = _Vehicle("v", "car", None, "l", 0.0, v=0.0, v0=20.0, idm=params)
     assert Simulation._idm(stopped, gap=2.0, leader_v=0.0) == 0.0  # at the minimum gap s0: at rest, no creeping
     assert Simulation._idm(stopped, gap=1.5, leader_v=0.0) < 0  # nearer than s0: it would back off (speed floors at 0)
