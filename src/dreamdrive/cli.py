@@ -378,24 +378,9 @@ def detect_eval(
     pictures: int = typer.Option(4, min=0, help="BEV and front-camera pictures of this many samples"),
 ) -> None:
     """Detect on a split; write results_nusc.json, the devkit's metrics_summary.json, report.md and PR curves."""
-    from dreamdrive.metrics.detection import evaluate_detection
-    from dreamdrive.perception.data import ClipCache
-    from dreamdrive.perception.experiment import default_split
-    from dreamdrive.perception.pictures import detection_picture
-    from dreamdrive.perception.predict import predict, split_refs, write_results
-    from dreamdrive.perception.train import load_model
+    from dreamdrive.pipelines.detect import evaluate_run
 
-    split = split or default_split(data, "val")
-    refs = split_refs(data, split)
-    detections = predict(load_model(run), refs, batch_size)
-    results = write_results(detections, out / "results_nusc.json")
-    evaluate_detection(data, split, results, out)
-    cache = ClipCache()
-    for ref in refs[:: max(1, len(refs) // pictures)] if pictures else []:
-        clip = cache.clip(ref.dataroot, ref.scene)
-        detection_picture(
-            clip, ref.frame, detections[ref.sample_token], out / "pictures" / f"{ref.scene}_{ref.frame:03d}.png"
-        )
+    results = evaluate_run(run, data, out, split, batch_size, pictures)
     console.print((out / "report.md").read_text())
     console.print(
         f"wrote {results}, {out / 'metrics_summary.json'}, {out / 'report.json'}, PR curves in {out / 'plots'}"
@@ -411,16 +396,9 @@ def detect_track(
     out: Path = typer.Option(..., help="output folder"),
 ) -> None:
     """Detect and track on a split; write results_tracking.json and the devkit's tracking metrics_summary.json."""
-    from dreamdrive.metrics.detection import _nusc, evaluate_tracking
-    from dreamdrive.perception.experiment import default_split
-    from dreamdrive.perception.predict import predict, split_refs, write_results
-    from dreamdrive.perception.track import track_results
-    from dreamdrive.perception.train import load_model
+    from dreamdrive.pipelines.detect import track_run
 
-    split = split or default_split(data, "val")
-    detections = predict(load_model(run), split_refs(data, split))
-    results = write_results(track_results(detections, _nusc(data)), out / "results_tracking.json")
-    evaluate_tracking(data, split, results, out)
+    results = track_run(run, data, out, split)
     console.print((out / "report.md").read_text())
     console.print(f"wrote {results} and {out / 'metrics_summary.json'}")
 

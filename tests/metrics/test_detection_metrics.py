@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dreamdrive.metrics.detection import _nusc, evaluate_detection, evaluate_tracking
+from dreamdrive.metrics.detection import evaluate_detection, evaluate_tracking, load_devkit
 from dreamdrive.perception.predict import write_results
 from dreamdrive.perception.track import track_results
 from tests.helpers import split_samples
@@ -49,7 +49,7 @@ def test_detection_figures_equal_the_devkits(tiny_world, tmp_path):
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
 
-    nusc = _nusc(tiny_world)
+    nusc = load_devkit(tiny_world)
     path = write_results(noisy_ground_truth(nusc, "proc_all"), tmp_path / "results.json")
     report = evaluate_detection(tiny_world, "proc_all", path, tmp_path / "ours", nusc=nusc)
     devkit = DetectionEval(
@@ -80,7 +80,7 @@ def test_tracking_figures_equal_the_devkits(tiny_world, tmp_path):
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.tracking.evaluate import TrackingEval
 
-    nusc = _nusc(tiny_world)
+    nusc = load_devkit(tiny_world)
     tracks = track_results(noisy_ground_truth(nusc, "proc_all", seed=1), nusc)
     ids = {box["tracking_id"] for boxes in tracks.values() for box in boxes}
     assert len(ids) < sum(len(b) for b in tracks.values())  # objects keep their ids across samples

@@ -26,17 +26,10 @@ import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.files import atomic_write
-from dreamdrive.nusc.reader import find_version
+from dreamdrive.nusc.reader import find_version, load_devkit
 
 TP_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE", "attr_err": "mAAE"}
 TRACK_FIGURES = ("amota", "amotp", "recall", "motar", "mota", "motp", "ids", "frag", "tp", "fp", "fn")
-
-
-def _nusc(dataroot: str | Path):
-    from nuscenes.nuscenes import NuScenes
-
-    dataroot = Path(dataroot)
-    return NuScenes(find_version(dataroot), str(dataroot), verbose=False)
 
 
 def _check_split(nusc, split: str) -> None:
@@ -58,7 +51,7 @@ def evaluate_detection(dataroot: str | Path, split: str, results: str | Path, ou
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    nusc = nusc or _nusc(dataroot)
+    nusc = nusc or load_devkit(dataroot)
     _check_split(nusc, split)
     try:
         evaluator = DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(results), split, str(out), False)
@@ -120,7 +113,7 @@ def evaluate_tracking(dataroot: str | Path, split: str, results: str | Path, out
     out.mkdir(parents=True, exist_ok=True)
     dataroot = Path(dataroot)
     version = find_version(dataroot)
-    _check_split(_nusc(dataroot), split)
+    _check_split(load_devkit(dataroot), split)
     try:
         evaluator = TrackingEval(
             config_factory("tracking_nips_2019"), str(results), split, str(out), version, str(dataroot), False

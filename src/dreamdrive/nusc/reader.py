@@ -45,9 +45,13 @@ def find_version(dataroot: Path) -> str:
     return versions[0]
 
 
-def _load_devkit(dataroot: Path, version: str):
+def load_devkit(dataroot: str | Path, version: str | None = None):
+    """The devkit's `NuScenes` over a dataroot (its one version folder unless `version` names one), with its
+    failures said as what is wrong with which table."""
     from nuscenes.nuscenes import NuScenes
 
+    dataroot = Path(dataroot)
+    version = version or find_version(dataroot)
     folder = dataroot / version
     missing = [f"{table}.json" for table in TABLES if not (folder / f"{table}.json").is_file()]
     if missing:
@@ -84,7 +88,7 @@ class NuscDataset:
     def __init__(self, dataroot: str | Path, version: str | None = None):
         self.dataroot = Path(dataroot)
         self.version = version or find_version(self.dataroot)
-        self.nusc = _load_devkit(self.dataroot, self.version)
+        self.nusc = load_devkit(self.dataroot, self.version)
         self.sidecar = self._load_sidecar()
         self._maps: dict[str, HDMap | None] = {}
 

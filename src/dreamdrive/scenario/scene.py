@@ -41,7 +41,17 @@ CRASH_WORDS = ("crash", "collide", "collision", "hits", "rear-end", "rear ends",
 
 @dataclass
 class Scenario:
-    """A scripted scenario: the script, its trajectories (the library's result) and the validation report."""
+    """A scripted scenario: the script, its typed trajectories and the validation report.
+
+    Args:
+        prompt: what the user asked for; script: the script over the function library that answers it.
+        translator: which translator wrote the script ("offline", "openai", "llama").
+        seed: of the roadside scenery and asset choice.
+        result: the script's ego and actor trajectories and the scene's settings.
+        report: what validation changed or found, one line each.
+        crash_requested: the prompt asks for a collision, which validation then keeps.
+        frame: where the road frame lies on a map other than the scenario's own road (`placement`).
+    """
 
     prompt: str
     script: str
@@ -50,7 +60,7 @@ class Scenario:
     result: ScriptResult
     report: list[str] = field(default_factory=list)
     crash_requested: bool = False
-    frame: RoadFrame | None = None  # where the road frame lies on a map other than its own road (`placement`)
+    frame: RoadFrame | None = None
 
     @property
     def name(self) -> str:
