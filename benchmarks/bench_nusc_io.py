@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dreamdrive.viz.handmade import handmade_clips
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
+from dreamdrive.viz.handmade import handmade_clips
 
 
 def timed(fn):
