@@ -144,13 +144,17 @@ def scenario_make(
     seed: int = typer.Option(0, help="random seed (roadside scenery, asset choice)"),
     render: bool = typer.Option(True, help="render the six cameras with the procedural renderer"),
     map_spec: str = typer.Option(
-        "road", "--map", help="road (its own road or junction), town, town:SEED, or nuscenes:DATAROOT:LOCATION"
+        "road",
+        "--map",
+        help="road (its own road or junction), generated (an HD map generated from the trajectories), town, "
+        "town:SEED, or nuscenes:DATAROOT:LOCATION",
     ),
+    hdmap_model: Path | None = typer.Option(None, help="for --map generated: an HD-map model (default: shipped)"),
 ) -> None:
     """Turn a text prompt into a scenario: script, trajectories, validation, pictures and a nuScenes dataset."""
     from dreamdrive.pipelines.scenario import from_prompt, write_outputs
 
-    result, town = from_prompt(prompt, translator, seed, map_spec)
+    result, town = from_prompt(prompt, translator, seed, map_spec, hdmap_model)
     console.print(f"[bold]{result.description()}[/bold]  ({result.name})")
     console.print(result.script.strip())
     for line in result.report:
@@ -637,6 +641,67 @@ def assets_show(
     lib = AssetLibrary(library)
     lib.ensure_builtin()
     console.print(f"wrote {turntable(lib.get(asset_id), out)}")
+
+
+hdmap_app = typer.Typer(no_args_is_help=True, help="DriveDreamer-2's HD-map generator: trajectories in, HD map out.")
+app.add_typer(hdmap_app, name="hdmap")
+
+
+def _seed_range(text: str) -> list[int]:
+    """'0-59' or '1,4,9' as a list of seeds."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-"))
+            return list(range(first, last + 1))
+        return [int(v) for v in text.split(",")]
+    except ValueError as error:
+        raise DreamdriveError(f"--towns takes FIRST-LAST or seeds a,b,c such as 0-59, got {text!r}.") from error
+
+
+@hdmap_app.command("train")
+def hdmap_train(
+    out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
+    preset: str = typer.Option("tiny", help="tiny (this CPU) or base (GPUs)"),
+    condition: str | None = typer.Option(None, help="controlnet or concat (default: the preset's)"),
+    towns: str = typer.Option("0-59", help="procedural town seeds to train on, FIRST-LAST or a,b,c"),
+    per_town: int = typer.Option(40, min=1, help="training pairs per town"),
+    steps: int = typer.Option(2000, min=1),
+    batch_size: int = typer.Option(16, min=1),
+    learning_rate: float = typer.Option(2e-4),
+    save_every: int = typer.Option(100, min=1),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the HD-map generator on procedural towns and their traffic (resumable; a finished run is kept)."""
+    from dataclasses import replace
+
+    from dreamdrive.models.hdmap import PRESETS
+    from dreamdrive.pipelines.hdmap import train_hdmap
+    from dreamdrive.train.loop import LoopConfig
+
+    if preset not in PRESETS:
+        raise DreamdriveError(f"--preset {preset!r} must be one of {list(PRESETS)}.")
+    config = PRESETS[preset] if condition is None else replace(PRESETS[preset], condition=condition)
+    loop = LoopConfig(steps=steps, learning_rate=learning_rate, save_every=save_every, seed=seed)
+    bar = _step_progress("training")
+    model = train_hdmap(out, preset, _seed_range(towns), per_town, batch_size, loop, config,
+                        progress=lambda step, total, loss: bar(step, total, {"loss": loss}),
+                        pairs_progress=_scene_progress)  # fmt: skip
+    console.print(f"model: {model}")
+
+
+@hdmap_app.command("generate")
+def hdmap_generate(
+    scenario: Path = typer.Option(..., help="a folder that `dreamdrive scenario` wrote"),
+    out: Path = typer.Option(..., help="output folder: one sample_K folder per sample"),
+    samples: int = typer.Option(4, min=1, help="maps to generate (seeds SEED, SEED+1, ...)"),
+    seed: int = typer.Option(0),
+    model: Path | None = typer.Option(None, help="a model or run folder (default: the shipped tiny model)"),
+) -> None:
+    """Generate HD maps that fit a scenario's trajectories: raster, vector map (JSON) and pictures per sample."""
+    from dreamdrive.pipelines.hdmap import generate_for_scenario
+
+    for folder in generate_for_scenario(scenario, out, samples, seed, model):
+        console.print(f"wrote {folder} (hdmap.png, hdmap.json, trajectories.png, overlay.png)")
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.geometry import Transform, clip_polygon_near, project_points
 from dreamdrive.core.hdmap import CLOSED_CHANNELS, MAP_CHANNELS, PATCH_SIZE_M, RESOLUTION_M, HDMap
-from dreamdrive.viz.draw import draw_polyline_3d
+from dreamdrive.viz.draw import CLASS_COLORS, EGO_TRAJECTORY_COLOR, draw_polyline_3d, draw_trajectories
 
 NEAR = 0.1
 _FIXED = 16.0
@@ -55,6 +55,33 @@ def bev_layout(
             cv2.polylines(canvas, [fixed.astype(np.int32)], closed, 1, thickness, cv2.LINE_8, shift=4)
         raster[channel] = canvas
     return raster.astype(np.float32)
+
+
+def trajectory_layout(
+    ego: np.ndarray,
+    agents: list[tuple[str, np.ndarray]],
+    global_T_ego: Transform,
+    size: int = 256,
+    resolution: float = RESOLUTION_M,
+    thickness: int = 1,
+) -> np.ndarray:
+    """DriveDreamer-2's BEV trajectory map (H, W, 3) uint8 around `global_T_ego` (forward up, left left): the
+    ego's path (x, y rows, global) in white and every agent's in its class colour, graded in time (dark at the
+    start). It holds the trajectories only, the HD-map generator's input.
+
+    Args:
+        ego: (T, >=2) the ego's global positions over the window.
+        agents: (detection class, (N, >=2) global positions in time order) per agent.
+    """
+    ego_T_global = global_T_ego.inverse()
+
+    def pixels(points: np.ndarray) -> np.ndarray:
+        local = ego_T_global.apply(np.column_stack([points[:, :2], np.zeros(len(points))]))
+        return np.stack([size / 2 - local[:, 1] / resolution, size / 2 - local[:, 0] / resolution], 1)
+
+    tracks = [(EGO_TRAJECTORY_COLOR, pixels(np.asarray(ego, np.float64)))]
+    tracks += [(CLASS_COLORS.get(kind, (200, 200, 200)), pixels(np.asarray(xy, np.float64))) for kind, xy in agents]
+    return draw_trajectories(np.zeros((size, size, 3), np.uint8), [t for t in tracks if len(t[1]) >= 2], thickness)
 
 
 def map_layout(

@@ -19,12 +19,13 @@ from dreamdrive.core.geometry import Transform
 from dreamdrive.files import atomic_write
 from dreamdrive.nusc.mapexp import hdmap_from_expansion
 from dreamdrive.nusc.writer import encode_jpeg, write_dataset
+from dreamdrive.pipelines.hdmap import generated_map, load_generator
 from dreamdrive.scenario.llm import LlamaTranslator, OpenAITranslator
 from dreamdrive.scenario.offline import translate_offline
 from dreamdrive.scenario.placement import place_on_map
 from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.scenario.scene import Scenario, scenario_road, to_clip, trajectory_raster, validate_and_repair
-from dreamdrive.scenario.types import Actor
+from dreamdrive.scenario.types import Actor, RigidFrame
 from dreamdrive.viz.pictures import bev_plot, save_png, write_video
 from dreamdrive.world.assets import PAINT, Asset, builtin_assets
 from dreamdrive.world.geometry import SEMANTIC, mesh_soup
@@ -63,7 +64,7 @@ def load_map(spec: str, seed: int) -> Town | None:
             raise DreamdriveError(f"--map nuscenes takes nuscenes:DATAROOT:LOCATION, got {spec!r}.")
         hdmap = hdmap_from_expansion(dataroot, location)
         return Town(location, hdmap, {}, {}, {}, [], {}, {}, {})
-    raise DreamdriveError(f"--map {spec!r} must be road, town, town:SEED or nuscenes:DATAROOT:LOCATION.")
+    raise DreamdriveError(f"--map {spec!r} must be road, town, town:SEED, nuscenes:DATAROOT:LOCATION or generated.")
 
 
 def translate(prompt: str, translator: str = "offline") -> str:
@@ -78,16 +79,25 @@ def translate(prompt: str, translator: str = "offline") -> str:
 
 
 def from_prompt(
-    prompt: str, translator: str = "offline", seed: int = 0, map_spec: str = "road"
+    prompt: str, translator: str = "offline", seed: int = 0, map_spec: str = "road", hdmap_model: Path | None = None
 ) -> tuple[Scenario, Town]:
     """Translate `prompt`, run its script in the sandbox, place it on a road (or on the map `map_spec` names, see
-    `load_map`) and validate it."""
+    `load_map`; "generated": an HD map generated from its trajectories, by `hdmap_model` or the shipped one) and
+    validate it."""
     # 1. The map first: a bad --map is refused before any translation work.
-    town = load_map(map_spec, seed)
+    generator = load_generator(hdmap_model) if map_spec == "generated" else None
+    town = load_map(map_spec, seed) if generator is None else None
     # 2. Prompt -> script -> trajectories.
     script = translate(prompt, translator)
     scenario = Scenario(prompt, script, translator, seed, run_scenario_script(script))
-    # 3. Placed on the named map, or on a road built around it; validated and repaired there.
+    # 3. Placed on a generated map, the named map, or a road built around it; validated and repaired there.
+    if generator is not None:
+        global_T_road = scenario.road_frame().global_T_road
+        hdmap, _, _ = generated_map(scenario.result, global_T_road, generator, seed)
+        town = Town(hdmap.name, hdmap, {}, {}, {}, [], {}, {}, {})
+        scenario.frame = RigidFrame(global_T_road)
+        validate_and_repair(scenario, town)
+        return scenario, town
     if town is not None:
         scenario.frame = place_on_map(scenario.result, town, seed)
         validate_and_repair(scenario, town)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import shapely
 from shapely import contains_xy
@@ -30,7 +29,7 @@ from dreamdrive.core.paths import footprints, footprints_apart
 from dreamdrive.scenario import library
 from dreamdrive.scenario.junction import junction_town
 from dreamdrive.scenario.types import Actor, Problem, RigidFrame, RoadFrame, ScriptResult, Trajectory
-from dreamdrive.viz.draw import CLASS_COLORS
+from dreamdrive.viz.draw import CLASS_COLORS, EGO_TRAJECTORY_COLOR, draw_trajectories
 from dreamdrive.world.town import SIDEWALK_WIDTH, Road, StaticObject, Town, offset
 
 FORMAT = 1
@@ -354,14 +353,8 @@ def trajectory_raster(result: ScriptResult, size: int = 512, resolution: float =
         ego = ego_T_road.apply(np.column_stack([points_road[:, :2], np.zeros(len(points_road))]))
         return np.stack([size / 2 - ego[:, 1] / resolution, size / 2 - ego[:, 0] / resolution], 1)
 
-    tracks = [((255, 255, 255), result.ego)] + [
-        (CLASS_COLORS.get(actor.kind, (200, 200, 200)), actor.trajectory) for actor in result.actors
+    tracks = [(EGO_TRAJECTORY_COLOR, pixels(result.ego.array()))] + [
+        (CLASS_COLORS.get(actor.kind, (200, 200, 200)), pixels(actor.trajectory.array())) for actor in result.actors
     ]
-    for colour, trajectory in tracks:
-        points = pixels(trajectory.array())
-        n = len(points)
-        for i in range(n - 1):
-            shade = 0.25 + 0.75 * i / max(n - 2, 1)  # graded in time: start dark, end bright
-            a, b = np.round(points[i]).astype(int), np.round(points[i + 1]).astype(int)
-            cv2.line(canvas, tuple(a), tuple(b), tuple(int(c * shade) for c in colour), 2, cv2.LINE_AA)
+    draw_trajectories(canvas, tracks)
     return canvas

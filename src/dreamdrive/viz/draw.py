@@ -128,3 +128,22 @@ def draw_box_wireframe(
             continue
         pixels = project_points(segment[:2], camera.intrinsic, camera.width, camera.height, near).pixels
         cv2.polylines(image, [_fixed(pixels)], False, color, thickness, cv2.LINE_AA, 4)
+
+
+EGO_TRAJECTORY_COLOR = (255, 255, 255)
+
+
+def draw_trajectories(
+    canvas: np.ndarray, tracks: list[tuple[tuple[int, int, int], np.ndarray]], thickness: int = 2
+) -> np.ndarray:
+    """DriveDreamer-2's trajectory drawing, in place on an (H, W, 3) uint8 canvas: each track (colour, (N, 2)
+    pixel coordinates (column, row)) as a polyline graded in time, dark (a quarter of its colour) at its first
+    point and full at its last."""
+    for colour, points in tracks:
+        rgb = np.asarray(colour, np.float64)
+        n = len(points)
+        for i in range(n - 1):
+            shade = 0.25 + 0.75 * i / max(n - 2, 1)
+            a, b = np.round(points[i]).astype(int), np.round(points[i + 1]).astype(int)
+            cv2.line(canvas, tuple(a), tuple(b), tuple(int(c * shade) for c in rgb), thickness, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,303 @@
+"""The HD-map generator's jobs: training pairs from any source with a map and agents, training, sampling.
+
+A training pair is (trajectory map, HD map raster) around the ego at the start of a
+window of `window_s` seconds: the trajectory map holds the ego's and every agent's
+path over the window (`conditions.layout.trajectory_layout`), the raster the map's
+road boundaries, lane dividers and crossings (`conditions.layout.bev_layout`).
+Sources, through one interface (`window_pair`):
+
+- procedural towns: a random town and its traffic (no rendering), exact maps,
+  unlimited and seeded (`procedural_pairs`);
+- any nuScenes-format dataset whose clips carry a map: the procedural builds, or
+  real nuScenes with its map expansion (`clip_pairs`).
+
+Augmentation turns the ego frame by a small random yaw (both rasters alike). Mirror
+images are not used: a left-right flip makes right-hand traffic left-hand, which is
+not a valid scene, and the ego always faces up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreamdrive.conditions.layout import bev_layout, trajectory_layout
+from dreamdrive.conditions.vectorize import vectorize
+from dreamdrive.core.categories import detection_class
+from dreamdrive.core.clip import Clip
+from dreamdrive.core.conventions import CAMERA_HZ
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.core.hdmap import HDMap
+from dreamdrive.diffusion.flow import flow_loss, interpolate, sample_timesteps
+from dreamdrive.diffusion.samplers import euler, guided
+from dreamdrive.files import atomic_write
+from dreamdrive.models.hdmap import PRESETS, HDMapConfig, HDMapNet
+from dreamdrive.scenario.types import ScriptResult
+from dreamdrive.train.loop import LoopConfig, train_loop
+from dreamdrive.viz.pictures import save_png
+from dreamdrive.world.assets import builtin_assets
+from dreamdrive.world.town import make_town
+from dreamdrive.world.traffic import simulate
+
+PAIRS_FORMAT = 1
+LINE_WEIGHT = 10.0  # map pixels on a line weigh this much more in the loss than empty ones (lines are sparse)
+
+Agents = list[tuple[str, np.ndarray, np.ndarray]]  # (class, (T, 2) global xy, (T,) present)
+
+
+def window_pair(
+    hdmap: HDMap,
+    ego: np.ndarray,
+    agents: Agents,
+    start: int,
+    frames: int,
+    config: HDMapConfig,
+    yaw_jitter: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair: the trajectory map (H, W, 3) uint8 and the map raster (3, H, W) uint8 in {0, 1}
+    around the ego's pose at frame `start` (its yaw turned by `yaw_jitter`), over `frames` frames.
+
+    Args:
+        ego: (T, 3) the ego's global x, y, yaw per frame.
+        agents: per agent its class, (T, 2) global positions and (T,) presence.
+    """
+    x, y, yaw = ego[start]
+    global_T_ego = Transform.from_pose2d(float(x), float(y), float(yaw) + yaw_jitter)
+    window = slice(start, start + frames)
+    paths = [(kind, xy[window][present[window]]) for kind, xy, present in agents]
+    trajectories = trajectory_layout(
+        ego[window, :2], [(k, p) for k, p in paths if len(p) >= 2], global_T_ego, config.size, config.resolution
+    )
+    raster = bev_layout(hdmap, global_T_ego, config.patch_m, config.resolution, thickness=1).astype(np.uint8)
+    return trajectories, raster
+
+
+def procedural_pairs(
+    town_seed: int, count: int, config: HDMapConfig, window_s: float = 8.0, yaw_jitter: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pairs from one procedural town and its traffic, windows starting at seeded random frames."""
+    town = make_town(town_seed)
+    grouped: dict[str, list] = defaultdict(list)
+    for asset in builtin_assets(town_seed):
+        grouped[asset.info.detection_class].append(asset)
+    frames = int(round(window_s * CAMERA_HZ))
+    traffic = simulate(town, dict(grouped), seed=town_seed * 7 + 1, seconds=2 * window_s)
+    agents = [
+        (detection_class(track.category), track.centers[:, :2], track.annotated.astype(bool))
+        for track in traffic.tracks
+        if detection_class(track.category) is not None
+    ]
+    rng = np.random.default_rng([town_seed, 1])
+    starts = rng.integers(0, len(traffic.ego) - frames, count)
+    jitters = rng.uniform(-yaw_jitter, yaw_jitter, count)
+    pairs = [
+        window_pair(town.hdmap, traffic.ego, agents, int(s), frames, config, float(j)) for s, j in zip(starts, jitters)
+    ]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def clip_pairs(clip: Clip, config: HDMapConfig, window_s: float = 8.0, every: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs from a clip with a map (any nuScenes-format dataset): a window starting every `every` frames."""
+    if clip.hdmap is None:
+        raise DreamdriveError(f"scene {clip.name} has no map; the HD-map generator trains on clips with one.")
+    ego = np.array([[*f.global_T_ego.translation[:2], f.global_T_ego.yaw] for f in clip.frames])
+    agents = []
+    for agent in clip.agents:
+        present = np.array([box is not None for box in agent.boxes])
+        xy = np.array([box.center[:2] if box is not None else (np.nan, np.nan) for box in agent.boxes])
+        kind = detection_class(agent.category)
+        if kind is not None:
+            agents.append((kind, xy, present))
+    frames = int(round(window_s * CAMERA_HZ))
+    starts = range(0, max(1, len(clip.frames) - frames + 1), every)
+    pairs = [window_pair(clip.hdmap, ego, agents, s, frames, config) for s in starts]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def build_pairs(
+    out: str | Path, towns: list[int], per_town: int, config: HDMapConfig, progress: Callable | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The procedural training pairs of `towns`, cached in `out`/pairs.npz (written atomically; a cache for
+    other towns or another raster is rebuilt)."""
+    out = Path(out)
+    fingerprint = hashlib.sha256(json.dumps([PAIRS_FORMAT, towns, per_town, asdict(config)]).encode()).hexdigest()
+    cache = out / "pairs.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            if str(saved["fingerprint"]) == fingerprint:
+                return saved["trajectories"], saved["maps"]
+    items = towns if progress is None else progress(towns, len(towns), "training pairs")
+    parts = [procedural_pairs(seed, per_town, config) for seed in items]
+    trajectories = np.concatenate([p[0] for p in parts])
+    maps = np.concatenate([p[1] for p in parts])
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, trajectories=trajectories, maps=maps, fingerprint=fingerprint)
+    atomic_write(cache, buffer.getvalue())
+    return trajectories, maps
+
+
+def to_model_inputs(trajectories: np.ndarray, maps: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:
+    """uint8 (B, H, W, 3) trajectory maps -> (B, 3, H, W) in [0, 1]; uint8 {0, 1} maps -> [-1, 1]."""
+    condition = torch.from_numpy(np.ascontiguousarray(trajectories)).permute(0, 3, 1, 2).float() / 255.0
+    if maps is None:
+        return (condition,)
+    return condition, torch.from_numpy(maps).float() * 2 - 1
+
+
+def hdmap_loss(model: HDMapNet, trajectories: np.ndarray, maps: np.ndarray, batch_size: int, generator) -> torch.Tensor:
+    """Rectified-flow loss of one batch drawn with `generator`: logit-normal t, condition dropped at the
+    config's rate, line pixels weighted `LINE_WEIGHT` times."""
+    index = torch.randint(0, len(maps), (batch_size,), generator=generator).numpy()
+    condition, x0 = to_model_inputs(trajectories[index], maps[index])
+    keep = (torch.rand(batch_size, generator=generator) >= model.config.drop_condition).float()
+    condition = condition * keep[:, None, None, None]
+    noise = torch.randn(x0.shape, generator=generator)
+    t = sample_timesteps(batch_size, generator)
+    weight = 1 + (LINE_WEIGHT - 1) * (x0 > 0).any(dim=1, keepdim=True).float()
+    return flow_loss(model(interpolate(x0, noise, t), t, condition), x0, noise, weight=weight)
+
+
+def train_hdmap(
+    out: str | Path,
+    preset: str = "tiny",
+    towns: list[int] | None = None,
+    per_town: int = 40,
+    batch_size: int = 16,
+    loop: LoopConfig = LoopConfig(),
+    config: HDMapConfig | None = None,
+    progress: Callable | None = None,
+    pairs_progress: Callable | None = None,
+) -> Path:
+    """Train (or resume, or keep) an HD-map generator in `out`; returns its model folder."""
+    # 1. The configuration and the training pairs (cached in the run folder).
+    if config is None:
+        if preset not in PRESETS:
+            raise DreamdriveError(f"preset {preset!r} must be one of {list(PRESETS)}.")
+        config = PRESETS[preset]
+    towns = list(range(60)) if towns is None else towns
+    trajectories, maps = build_pairs(out, towns, per_town, config, pairs_progress)
+    # 2. The network, seeded, and the loop.
+    torch.manual_seed(loop.seed)
+    model = HDMapNet(config)
+    description = {"model": config.to_json(), "towns": towns, "per_town": per_town, "batch_size": batch_size}
+
+    def loss(network, generator):
+        return hdmap_loss(network, trajectories, maps, batch_size, generator)
+
+    return train_loop(out, model, loss, loop, description, progress)
+
+
+@torch.no_grad()
+def sample_maps(
+    model: HDMapNet, trajectories: np.ndarray, seed: int = 0, steps: int = 30, guidance: float = 2.0
+) -> np.ndarray:
+    """HD map rasters (B, 3, H, W) uint8 in {0, 1} for trajectory maps (B, H, W, 3) uint8: Euler over the
+    rectified flow with classifier-free guidance; the same seed gives the same maps."""
+    (condition,) = to_model_inputs(trajectories)
+    generator = torch.Generator().manual_seed(seed)
+    size = model.config.size
+    noise = torch.randn((len(condition), 3, size, size), generator=generator)
+    velocity = guided(
+        lambda x, t: model(x, t, condition), lambda x, t: model(x, t, torch.zeros_like(condition)), guidance
+    )
+    return (euler(velocity, noise, steps) > 0).to(torch.uint8).numpy()
+
+
+# -- generation -------------------------------------------------------------------------------------------
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "hdmap-tiny"
+
+
+def load_generator(model: str | Path | None = None) -> HDMapNet:
+    """The HD-map generator in `model` (a model folder or a run folder), else the checkpoint shipped in the
+    package."""
+    folder = Path(model) if model is not None else WEIGHTS
+    if (folder / "model" / "config.json").is_file():
+        folder = folder / "model"
+    if model is None and not (folder / "config.json").is_file():
+        raise DreamdriveError(
+            "this dreamdrive ships no HD-map generator yet; train one with `dreamdrive hdmap train --out RUN` "
+            "and pass --model RUN."
+        )
+    return HDMapNet.load(folder)
+
+
+def scenario_trajectories(result: ScriptResult, config: HDMapConfig) -> tuple[np.ndarray, Transform, np.ndarray]:
+    """A scenario's trajectory map (H, W, 3) uint8 around the ego's first pose, that pose in the road frame, and
+    the road-frame points (N, 2) its vehicles and the ego drive through (the drivable area must hold them)."""
+    x, y, yaw, _ = result.ego.start
+    road_T_ego = Transform.from_pose2d(x, y, yaw)
+    ego = result.ego.array()
+    agents = [(actor.kind, actor.trajectory.array()[:, :2]) for actor in result.actors]
+    trajectories = trajectory_layout(ego[:, :2], agents, road_T_ego, config.size, config.resolution)
+    driven = [ego[:, :2]] + [xy for kind, xy in agents if kind not in ("pedestrian", "traffic_cone", "barrier")]
+    return trajectories, road_T_ego, np.vstack(driven)
+
+
+def generated_map(
+    result: ScriptResult, global_T_road: Transform, model: HDMapNet, seed: int = 0, steps: int = 30
+) -> tuple[HDMap, np.ndarray, np.ndarray]:
+    """An HD map that fits a scenario's trajectories, in the global frame (the road frame laid by
+    `global_T_road`), with the trajectory map and the raster it was made from."""
+    trajectories, road_T_ego, driven = scenario_trajectories(result, model.config)
+    raster = sample_maps(model, trajectories[None], seed, steps)[0]
+    points = global_T_road.apply(np.column_stack([driven, np.zeros(len(driven))]))[:, :2]
+    hdmap = vectorize(raster, model.config.resolution, global_T_road @ road_T_ego, points, name=f"generated-{seed}")
+    return hdmap, trajectories, raster
+
+
+def generate_for_scenario(
+    scenario_dir: str | Path, out: str | Path, samples: int = 4, seed: int = 0, model: str | Path | None = None
+) -> list[Path]:
+    """HD maps for a scenario folder that `dreamdrive scenario` wrote: for sample k (seed + k), `out`/sample_k/
+    with hdmap.png (channels road_boundary, lane_divider, ped_crossing as R, G, B), trajectories.png (the
+    input), hdmap.json (polylines and polygons in metres in the ego's first-pose frame) and overlay.png."""
+    # 1. The scenario's trajectories.
+    path = Path(scenario_dir) / "scenario.json"
+    if not path.is_file():
+        raise DreamdriveError(f"{scenario_dir} holds no scenario.json; pass a folder that `dreamdrive scenario` wrote.")
+    try:
+        result = ScriptResult.from_json(json.loads(path.read_text())["scenario"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DreamdriveError(f"{path} holds no scenario trajectories ({error!r}); write it again.") from error
+    generator = load_generator(model)
+    config = generator.config
+    # 2. Each sample: the raster, its vector map in the ego frame, and pictures.
+    written = []
+    for k in range(samples):
+        folder = Path(out) / f"sample_{k}"
+        trajectories, road_T_ego, driven = scenario_trajectories(result, config)
+        raster = sample_maps(generator, trajectories[None], seed + k)[0]
+        ego_points = road_T_ego.inverse().apply(np.column_stack([driven, np.zeros(len(driven))]))[:, :2]
+        hdmap = vectorize(raster, config.resolution, None, ego_points, name=f"sample-{seed + k}")
+        record = {
+            "resolution_m": config.resolution,
+            "size_px": config.size,
+            "frame": "ego at the first pose",
+            **hdmap.to_json(),
+        }
+        atomic_write(folder / "hdmap.json", json.dumps(record).encode())
+        save_png(np.ascontiguousarray(raster.transpose(1, 2, 0) * 255), folder / "hdmap.png")
+        save_png(trajectories, folder / "trajectories.png")
+        save_png(map_overlay(raster, trajectories), folder / "overlay.png")
+        written.append(folder)
+    return written
+
+
+def map_overlay(raster: np.ndarray, trajectories: np.ndarray) -> np.ndarray:
+    """The map in grey tones (boundaries white, dividers grey, crossings blue) under the coloured trajectories."""
+    picture = np.zeros((*raster.shape[1:], 3), np.uint8)
+    for channel, colour in zip(raster, ((255, 255, 255), (120, 120, 120), (60, 120, 255))):
+        picture[channel > 0] = colour
+    drawn = trajectories.max(axis=2) > 0
+    picture[drawn] = trajectories[drawn]
+    return picture
