@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -66,9 +67,20 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     )
 
 
-def test_another_run_in_the_same_folder_is_refused(tmp_path):
+def test_another_run_in_the_same_folder_is_refused_and_the_same_one_goes_on(tmp_path):
     run(str(tmp_path / "run"))
     with pytest.raises(DreamdriveError, match="holds a different run"):
         train_loop(tmp_path / "run", HDMapNet(CONFIG), loss, LOOP, {"test": 2})
+    with pytest.raises(DreamdriveError, match="trained for 12 steps"):
+        train_loop(tmp_path / "run", HDMapNet(CONFIG), loss, replace(LOOP, steps=6), {"test": 1})
+    # 12 steps, then 8 more: the same weights as 20 steps at once
+    longer = replace(LOOP, steps=20)
+    torch.manual_seed(0)
+    extended = train_loop(tmp_path / "run", HDMapNet(CONFIG), loss, longer, {"test": 1})
+    torch.manual_seed(0)
+    direct = train_loop(tmp_path / "direct", HDMapNet(CONFIG), loss, longer, {"test": 1})
+    a, b = load_file(str(extended / "model.safetensors")), load_file(str(direct / "model.safetensors"))
+    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["steps"] == 20
     with pytest.raises(DreamdriveError, match="steps and save_every"):
         LoopConfig(steps=0)

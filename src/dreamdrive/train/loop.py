@@ -1,7 +1,8 @@
 """One training loop for the project's generative networks: accelerate, EMA, resume after a kill, a loss curve.
 
 A run folder holds `run.json` (the resolved configuration; another run in the same
-folder is refused), `state/` (accelerate's state of the model, its EMA copy, the
+folder is refused, but the same run with more steps goes on from where it ended:
+the learning rate is constant after its warm-up), `state/` (accelerate's state of the model, its EMA copy, the
 optimiser and schedule, and `trainer.json`: step and loss history; saved every
 `save_every` steps, `train.checkpoint`), `loss.png`, and when done `model/` (the EMA
 weights in the checkpoint format) and `training.json`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -87,10 +89,16 @@ def train_loop(
     record = json.loads(json.dumps({"loop": asdict(config), **description}))
     run_file = out / "run.json"
     if run_file.is_file():
-        if json.loads(run_file.read_text()) != record:
+        existing = json.loads(run_file.read_text())
+        if _without_steps(existing) != _without_steps(record):
             raise DreamdriveError(f"{out} holds a different run; choose another --out or delete it.")
-    else:
-        atomic_write(run_file, json.dumps(record, indent=1).encode())
+        if existing["loop"]["steps"] > config.steps:
+            raise DreamdriveError(
+                f"{out} was trained for {existing['loop']['steps']} steps; give at least as many to continue it."
+            )
+        if existing["loop"]["steps"] < config.steps:  # the schedule is constant after warm-up: a run can go on
+            shutil.rmtree(final, ignore_errors=True)
+    atomic_write(run_file, json.dumps(record, indent=1).encode())
     if (final / CONFIG_NAME).is_file():
         return final
 
@@ -136,6 +144,10 @@ def train_loop(
         accelerator.unwrap_model(ema).save(final)
     accelerator.wait_for_everyone()
     return final
+
+
+def _without_steps(record: dict) -> dict:
+    return {**record, "loop": {k: v for k, v in record["loop"].items() if k != "steps"}}
 
 
 @torch.no_grad()
