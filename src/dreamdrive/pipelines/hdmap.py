@@ -23,7 +23,6 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +128,8 @@ def build_pairs(
     """The procedural training pairs of `towns`, cached in `out`/pairs.npz (written atomically; a cache for
     other towns or another raster is rebuilt)."""
     out = Path(out)
-    fingerprint = hashlib.sha256(json.dumps([PAIRS_FORMAT, towns, per_town, asdict(config)]).encode()).hexdigest()
+    geometry = [config.size, config.patch_m]  # what the pairs depend on (not the network)
+    fingerprint = hashlib.sha256(json.dumps([PAIRS_FORMAT, towns, per_town, geometry]).encode()).hexdigest()
     cache = out / "pairs.npz"
     if cache.is_file():
         with np.load(cache) as saved:
@@ -164,6 +164,25 @@ def hdmap_loss(model: HDMapNet, trajectories: np.ndarray, maps: np.ndarray, batc
     t = sample_timesteps(batch_size, generator)
     weight = 1 + (LINE_WEIGHT - 1) * (x0 > 0).any(dim=1, keepdim=True).float()
     return flow_loss(model(interpolate(x0, noise, t), t, condition), x0, noise, weight=weight)
+
+
+@torch.no_grad()
+def validation_loss(
+    model: HDMapNet, trajectories: np.ndarray, maps: np.ndarray, times=(0.1, 0.3, 0.5, 0.7, 0.9), seed: int = 0
+) -> float:
+    """The training loss on held-out pairs at fixed timesteps and noise (conditions kept): a deterministic
+    figure to compare models and conditioning schemes at the same budget."""
+    generator = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for start in range(0, len(maps), 16):
+        condition, x0 = to_model_inputs(trajectories[start : start + 16], maps[start : start + 16])
+        weight = 1 + (LINE_WEIGHT - 1) * (x0 > 0).any(dim=1, keepdim=True).float()
+        for t in times:
+            noise = torch.randn(x0.shape, generator=generator)
+            steps = torch.full((len(x0),), t)
+            prediction = model(interpolate(x0, noise, steps), steps, condition)
+            total += float(flow_loss(prediction, x0, noise, weight=weight)) * len(x0)
+    return total / (len(maps) * len(times))
 
 
 def train_hdmap(
