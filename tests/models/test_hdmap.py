@@ -9,6 +9,7 @@ import torch
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.models.hdmap import PRESETS, HDMapConfig, HDMapNet
+from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.pipelines.hdmap import hdmap_loss, load_generator, procedural_pairs, sample_maps
 
 TINY = HDMapConfig(size=32, patch_m=51.2, widths=(8, 16), blocks=1, cond_dim=16)
@@ -91,3 +92,18 @@ def test_overfit_one_pair():
     truth = maps[0] > 0
     iou = (truth & (sample > 0)).sum() / max((truth | (sample > 0)).sum(), 1)
     assert iou > 0.5, iou
+
+
+def test_training_pairs_from_a_written_dataset_with_a_map(tiny_world):
+    """The second source through the same interface: clips of any nuScenes-format dataset that carry a map."""
+    from dreamdrive.pipelines.hdmap import clip_pairs
+
+    dataset = NuscDataset(tiny_world)
+    clip = dataset.clip(dataset.scene_names[0])
+    config = HDMapConfig(size=64, patch_m=102.4, widths=(8, 16))
+    trajectories, maps = clip_pairs(clip, config, window_s=1.0, every=6)
+    assert len(trajectories) == len(range(0, len(clip.frames) - 12 + 1, 6)) and maps.shape[1:] == (3, 64, 64)
+    assert maps[:, 0].any() and (trajectories[:, 28:36, 28:36] > 0).any()
+    clip.hdmap = None
+    with pytest.raises(DreamdriveError, match="has no map"):
+        clip_pairs(clip, config)
