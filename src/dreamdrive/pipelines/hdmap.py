@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from dreamdrive.conditions.layout import bev_layout, trajectory_layout
 from dreamdrive.conditions.vectorize import vectorize
@@ -217,10 +218,16 @@ def train_hdmap(
 
 @torch.no_grad()
 def sample_maps(
-    model: HDMapNet, trajectories: np.ndarray, seed: int = 0, steps: int = 30, guidance: float = 2.0
+    model: HDMapNet,
+    trajectories: np.ndarray,
+    seed: int = 0,
+    steps: int = 30,
+    guidance: float = 2.0,
+    min_component: int = 6,
 ) -> np.ndarray:
     """HD map rasters (B, 3, H, W) uint8 in {0, 1} for trajectory maps (B, H, W, 3) uint8: Euler over the
-    rectified flow with classifier-free guidance; the same seed gives the same maps."""
+    rectified flow with classifier-free guidance, thresholded at 0, then specks (8-connected pieces of fewer
+    than `min_component` pixels) dropped; the same seed gives the same maps."""
     (condition,) = to_model_inputs(trajectories)
     generator = torch.Generator().manual_seed(seed)
     size = model.config.size
@@ -228,7 +235,19 @@ def sample_maps(
     velocity = guided(
         lambda x, t: model(x, t, condition), lambda x, t: model(x, t, torch.zeros_like(condition)), guidance
     )
-    return (euler(velocity, noise, steps) > 0).to(torch.uint8).numpy()
+    maps = (euler(velocity, noise, steps) > 0).to(torch.uint8).numpy()
+    return np.stack([[drop_specks(channel, min_component) for channel in sample] for sample in maps])
+
+
+def drop_specks(channel: np.ndarray, min_component: int) -> np.ndarray:
+    """A binary channel without its 8-connected pieces of fewer than `min_component` pixels."""
+    if min_component <= 1:
+        return channel
+    labels, count = ndimage.label(channel, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= min_component
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
 
 
 # -- generation -------------------------------------------------------------------------------------------
