@@ -71,7 +71,7 @@ def test_another_run_in_the_same_folder_is_refused_and_the_same_one_goes_on(tmp_
     run(str(tmp_path / "run"))
     with pytest.raises(DreamdriveError, match="holds a different run"):
         train_loop(tmp_path / "run", HDMapNet(CONFIG), loss, LOOP, {"test": 2})
-    with pytest.raises(DreamdriveError, match="trained for 12 steps"):
+    with pytest.raises(DreamdriveError, match="has trained 12 steps"):
         train_loop(tmp_path / "run", HDMapNet(CONFIG), loss, replace(LOOP, steps=6), {"test": 1})
     # 12 steps, then 8 more: the same weights as 20 steps at once
     longer = replace(LOOP, steps=20)

@@ -1,11 +1,16 @@
 """One training loop for the project's generative networks: accelerate, EMA, resume after a kill, a loss curve.
 
-A run folder holds `run.json` (the resolved configuration; another run in the same
-folder is refused, but the same run with more steps goes on from where it ended:
-the learning rate is constant after its warm-up), `state/` (accelerate's state of the model, its EMA copy, the
-optimiser and schedule, and `trainer.json`: step and loss history; saved every
-`save_every` steps, `train.checkpoint`), `loss.png`, and when done `model/` (the EMA
-weights in the checkpoint format) and `training.json`.
+A run folder holds:
+
+- `run.json`: the resolved configuration. Another run in the same folder is
+  refused; the same run with another step count goes on from where it ended, or
+  stops where its saved state is (the learning rate is constant after its
+  warm-up, so either equals a run given that count from the start);
+- `state/`: accelerate's state of the model, its EMA copy, the optimiser and the
+  schedule, and `trainer.json` (step and loss history), saved every `save_every`
+  steps (`train.checkpoint`);
+- `loss.png`, and when done `model/` (the EMA weights in the checkpoint format)
+  and `training.json`.
 
 Each step's batch and noise come from a generator seeded by (seed, step), so a run
 killed at any step and started again reaches the weights of a run never stopped.
@@ -92,11 +97,10 @@ def train_loop(
         existing = json.loads(run_file.read_text())
         if _without_steps(existing) != _without_steps(record):
             raise DreamdriveError(f"{out} holds a different run; choose another --out or delete it.")
-        if existing["loop"]["steps"] > config.steps:
-            raise DreamdriveError(
-                f"{out} was trained for {existing['loop']['steps']} steps; give at least as many to continue it."
-            )
-        if existing["loop"]["steps"] < config.steps:  # the schedule is constant after warm-up: a run can go on
+        done = _steps_done(out)
+        if config.steps < done:
+            raise DreamdriveError(f"{out} has trained {done} steps; give at least as many to continue or finish it.")
+        if existing["loop"]["steps"] != config.steps:  # constant learning rate after warm-up: go on, or stop here
             shutil.rmtree(final, ignore_errors=True)
     atomic_write(run_file, json.dumps(record, indent=1).encode())
     if (final / CONFIG_NAME).is_file():
@@ -144,6 +148,14 @@ def train_loop(
         accelerator.unwrap_model(ema).save(final)
     accelerator.wait_for_everyone()
     return final
+
+
+def _steps_done(out: Path) -> int:
+    """Steps a run folder has trained: its record when finished, else its saved state's, else 0."""
+    for path, key in ((out / TRAINING_RECORD, "steps"), (out / "state" / "trainer.json", "step")):
+        if path.is_file():
+            return int(json.loads(path.read_text())[key])
+    return 0
 
 
 def _without_steps(record: dict) -> dict:
