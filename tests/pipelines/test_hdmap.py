@@ -63,3 +63,16 @@ def test_bad_inputs_are_refused(model_folder, tmp_path):
         generate_for_scenario(tmp_path, tmp_path / "maps", model=model_folder)
     with pytest.raises(DreamdriveError, match="not a model folder"):
         from_prompt(PROMPT, map_spec="generated", hdmap_model=tmp_path)
+
+
+def test_the_shipped_generator_loads_and_is_deterministic():
+    from dreamdrive.models.hdmap import PRESETS
+    from dreamdrive.pipelines.hdmap import load_generator, sample_maps, scenario_trajectories
+
+    model = load_generator()
+    assert model.config == PRESETS["tiny"]
+    scenario, _ = from_prompt(PROMPT, seed=0)
+    trajectories, _, _ = scenario_trajectories(scenario.result, model.config)
+    first = sample_maps(model, trajectories[None], seed=2, steps=10)
+    assert np.array_equal(first, sample_maps(model, trajectories[None], seed=2, steps=10))
+    assert first[0, 0].any()  # a trained model draws road boundaries around the paths
