@@ -21,7 +21,6 @@ guidance possible at sampling.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,7 @@ from torch import nn
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.hdmap import MAP_CHANNELS, PATCH_SIZE_M
 from dreamdrive.models.layers import ResBlock, TimestepMLP, group_norm
-from dreamdrive.train.checkpoint import load_pretrained, load_state_dict, save_pretrained
+from dreamdrive.train.checkpoint import SavedModel
 
 CONDITIONS = ("controlnet", "concat")
 
@@ -88,10 +87,12 @@ PRESETS: dict[str, HDMapConfig] = {
 }
 
 
-class HDMapNet(nn.Module):
-    """The velocity network: (noisy map (B, 3, H, W), t (B,), trajectory map (B, 3, H, W)) -> (B, 3, H, W)."""
+class HDMapNet(SavedModel, nn.Module):
+    """The velocity network: (noisy map (B, 3, H, W), t (B,), trajectory map (B, 3, H, W)) -> (B, 3, H, W).
+    `save(folder)` / `HDMapNet.load(folder)` use the checkpoint format."""
 
     KIND = "hdmap"
+    CONFIG = HDMapConfig
 
     def __init__(self, config: HDMapConfig):
         super().__init__()
@@ -158,18 +159,6 @@ class HDMapNet(nn.Module):
             if level > 0:
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))  # (B, W, 2H, 2W)
         return self.out(h)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` into `folder`."""
-        return save_pretrained(folder, self.KIND, self.config.to_json(), self.state_dict())
-
-    @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> HDMapNet:
-        """The model saved in `folder`, in evaluation mode."""
-        config, weights = load_pretrained(folder, cls.KIND)
-        model = cls(HDMapConfig.from_json(config))
-        load_state_dict(model, weights, folder)
-        return model.to(device).eval()
 
 
 class ControlEncoder(nn.Module):

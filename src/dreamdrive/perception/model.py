@@ -23,7 +23,7 @@ from torch import nn
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.perception.data import DetectorConfig
-from dreamdrive.train.checkpoint import load_pretrained, load_state_dict, save_pretrained
+from dreamdrive.train.checkpoint import SavedModel
 
 RESNET_PARTS = ("conv1", "bn1", "layer1", "layer2", "layer3")
 REG_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)  # offset x, y, z, log w, l, h, sin, cos, vx, vy
@@ -179,11 +179,12 @@ class CenterHead(nn.Module):
         return self.heatmap(x), self.regression(x)
 
 
-class Detector(nn.Module):
+class Detector(SavedModel, nn.Module):
     """The detector (see the module docstring), built from its `DetectorConfig`; `save(folder)` and
     `Detector.load(folder)` use the project's checkpoint format (`train.checkpoint`)."""
 
     KIND = "detector"
+    CONFIG = DetectorConfig
 
     def __init__(self, config: DetectorConfig):
         super().__init__()
@@ -202,18 +203,6 @@ class Detector(nn.Module):
         features = self.backbone(images.flatten(0, 1))
         features = features.reshape(batch, views, *features.shape[1:])
         return self.head(self.bev(self.lifter(features, intrinsics, ref_T_cam)))
-
-    def save(self, folder: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` into `folder`."""
-        return save_pretrained(folder, self.KIND, self.config.to_json(), self.state_dict())
-
-    @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> Detector:
-        """The detector saved in `folder`, in evaluation mode."""
-        config, weights = load_pretrained(folder, cls.KIND)
-        model = cls(DetectorConfig.from_json(config))
-        load_state_dict(model, weights, folder)
-        return model.to(device).eval()
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -118,6 +118,27 @@ def load_state_dict(module: torch.nn.Module, weights: dict[str, torch.Tensor], w
         ) from error
 
 
+class SavedModel:
+    """What a network mixes in to save and load itself in the checkpoint format: it sets `KIND` (its name in
+    config.json) and `CONFIG` (its dataclass config, with `to_json` and a `from_json` that refuses unknown keys),
+    keeps its config in `self.config`, and is built from it alone."""
+
+    KIND: str
+    CONFIG: type
+
+    def save(self, folder: str | Path) -> Path:
+        """Write `config.json` and `model.safetensors` into `folder`."""
+        return save_pretrained(folder, self.KIND, self.config.to_json(), self.state_dict())
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu"):
+        """The network saved in `folder`, in evaluation mode."""
+        config, weights = load_pretrained(folder, cls.KIND)
+        model = cls(cls.CONFIG.from_json(config))
+        load_state_dict(model, weights, folder)
+        return model.to(device).eval()
+
+
 # -- the training state --------------------------------------------------------------------------------
 
 
