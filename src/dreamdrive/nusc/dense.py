@@ -140,11 +140,6 @@ def load_dense(dataroot: str | Path, scene: str, channel: str, timestamp: int) -
     return read_dense(dense_path(dataroot, scene, channel, timestamp))
 
 
-def load_packed(path: Path) -> np.ndarray:
-    """A dense sidecar file as its packed (4, H, W) uint16 array."""
-    return read_packed(path)
-
-
 def write_packed(path: Path, packed: np.ndarray, scratch: Path) -> None:
     """Write a packed dense array as a sidecar file (atomically)."""
     atomic_write(path, encode_packed(packed), scratch=scratch, durable=False)

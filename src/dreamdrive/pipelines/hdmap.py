@@ -310,12 +310,12 @@ def generate_for_scenario(
     generator = load_generator(model)
     config = generator.config
     # 2. Each sample: the raster, its vector map in the ego frame, and pictures.
+    trajectories, road_T_ego, driven = scenario_trajectories(result, config)
+    ego_points = road_T_ego.inverse().apply(np.column_stack([driven, np.zeros(len(driven))]))[:, :2]
     written = []
     for k in range(samples):
         folder = Path(out) / f"sample_{k}"
-        trajectories, road_T_ego, driven = scenario_trajectories(result, config)
         raster = sample_maps(generator, trajectories[None], seed + k)[0]
-        ego_points = road_T_ego.inverse().apply(np.column_stack([driven, np.zeros(len(driven))]))[:, :2]
         hdmap = vectorize(raster, config.resolution, None, ego_points, name=f"sample-{seed + k}")
         record = {
             "resolution_m": config.resolution,
