@@ -23,6 +23,10 @@ the raster (0.8 m/px at tiny):
 - diversity: the mean pairwise IoU of the maps 4 seeds give for the same
   trajectories (lower is more diverse);
 - speed: ms per map.
+
+Each model is scored twice: as sampled, and with its road boundaries kept off the
+ground the input's vehicles drive over (`sample_maps(keep_clear=driven_mask(...))`,
+what `--map generated` does), named `+paths-kept-clear`.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from scipy import ndimage
 from dreamdrive.core.categories import detection_class
 from dreamdrive.core.geometry import Transform
 from dreamdrive.models.hdmap import HDMapNet
-from dreamdrive.pipelines.hdmap import load_generator, sample_maps, window_pair
+from dreamdrive.pipelines.hdmap import NOT_DRIVEN, driven_mask, load_generator, sample_maps, window_pair
 from dreamdrive.world.assets import builtin_assets
 from dreamdrive.world.town import make_town
 from dreamdrive.world.traffic import simulate
@@ -51,7 +55,8 @@ VEHICLES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycl
 
 
 def held_out_cases(towns: list[int], per_town: int, model: HDMapNet, window_s: float = 8.0):
-    """(trajectory map, true raster, true drivable mask, vehicle footprints per frame in pixels, headings) per case."""
+    """(trajectory map, true raster, true drivable mask, vehicle footprints per frame in pixels, headings, the
+    driven mask the generator may be given) per case."""
     config = model.config
     frames = int(round(window_s * 12))
     cases = []
@@ -72,6 +77,13 @@ def held_out_cases(towns: list[int], per_town: int, model: HDMapNet, window_s: f
                 town.hdmap.drivable_areas, ego_T_global, config.size, config.resolution
             )
             window = range(int(start), int(start) + frames)
+            paths = [traffic.ego[list(window), :2]] + [
+                track.centers[[i for i in window if track.annotated[i]], :2]
+                for kind, track in tracks
+                if kind is not None and kind not in NOT_DRIVEN and track.annotated[window].any()
+            ]
+            local = [ego_T_global.apply(np.column_stack([p, np.zeros(len(p))]))[:, :2] for p in paths]
+            clear = driven_mask(local, config)
             footprints, movers = [], []
             for kind, track in tracks:
                 if kind not in VEHICLES or not track.annotated[window].any():
@@ -95,7 +107,7 @@ def held_out_cases(towns: list[int], per_town: int, model: HDMapNet, window_s: f
                     )
                 )
             ego_corners = _pixels(traffic.ego[list(window), :2], ego_T_global, config)
-            cases.append((trajectories, raster, truth_drivable, footprints + [ego_corners], movers))
+            cases.append((trajectories, raster, truth_drivable, footprints + [ego_corners], movers, clear))
     return cases
 
 
@@ -202,15 +214,18 @@ def main() -> None:
           f"towns {args.towns}")  # fmt: skip
     results = {"cases": len(cases)}
     base = [scores(baseline(f, m, reference.config.size, reference.config.resolution), r, d, f, m)
-            for _, r, d, f, m in cases]  # fmt: skip
+            for _, r, d, f, m, _ in cases]  # fmt: skip
     results["baseline"] = mean_scores(base)
-    for name, model in models.items():
+    for (name, model), paths_kept in itertools.product(models.items(), (False, True)):
         rows, seconds = [], 0.0
-        for trajectories, raster, truth_drivable, footprints, movers in cases:
+        for trajectories, raster, truth_drivable, footprints, movers, clear in cases:
             start = time.perf_counter()
-            generated = sample_maps(model, trajectories[None], seed=0)[0]
+            generated = sample_maps(model, trajectories[None], seed=0, keep_clear=clear[None] if paths_kept else None)[
+                0
+            ]
             seconds += time.perf_counter() - start
             rows.append(scores(generated, raster, truth_drivable, footprints, movers))
+        name = f"{name}+paths-kept-clear" if paths_kept else name
         figures = mean_scores(rows)
         figures["ms_per_map"] = 1000 * seconds / len(cases)
         figures["diversity_iou_4_seeds"] = float(

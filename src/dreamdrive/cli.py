@@ -704,6 +704,110 @@ def hdmap_generate(
         console.print(f"wrote {folder} (hdmap.png, hdmap.json, trajectories.png, overlay.png)")
 
 
+vae_app = typer.Typer(no_args_is_help=True, help="The world model's latent autoencoder: train, reconstruct.")
+app.add_typer(vae_app, name="vae")
+
+
+def _dataroots(text: str) -> list[Path]:
+    roots = [Path(part) for part in text.split(",") if part]
+    if not roots:
+        raise DreamdriveError("--data takes DATAROOT[,DATAROOT...], got nothing.")
+    return roots
+
+
+@vae_app.command("train")
+def vae_train(
+    data: str = typer.Option(..., help="nuScenes-format dataroots, DATAROOT[,DATAROOT]"),
+    out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
+    preset: str = typer.Option("tiny", help="tiny (this CPU) or base (GPUs)"),
+    split: str = typer.Option("proc_train", help="the split to train on ('all': every scene)"),
+    steps: int = typer.Option(3000, min=1),
+    batch_size: int = typer.Option(16, min=1),
+    crop: int = typer.Option(48, min=8, help="side of the random square crops trained on, pixels"),
+    learning_rate: float = typer.Option(1e-3),
+    save_every: int = typer.Option(200, min=1),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the autoencoder on the camera frames of datasets (resumable; a finished run is kept)."""
+    from dreamdrive.pipelines.vae import train_vae
+    from dreamdrive.train.loop import LoopConfig
+
+    loop = LoopConfig(steps=steps, learning_rate=learning_rate, save_every=save_every, seed=seed)
+    bar = _step_progress("training")
+    model = train_vae(out, _dataroots(data), preset, None if split == "all" else split, batch_size, crop, loop,
+                      progress=lambda step, total, loss: bar(step, total, {"loss": loss}),
+                      frames_progress=_scene_progress)  # fmt: skip
+    console.print(f"model: {model}")
+
+
+@vae_app.command("recon")
+def vae_recon(
+    data: Path = typer.Option(..., help="a nuScenes-format dataroot"),
+    out: Path = typer.Option(..., help="folder for recon.json and recon.png"),
+    model: Path | None = typer.Option(None, help="an autoencoder, run or AutoencoderKL folder (default: shipped)"),
+    split: str = typer.Option("all", help="the split to reconstruct ('all': every scene)"),
+    every: int = typer.Option(12, min=1, help="every N-th camera frame"),
+) -> None:
+    """Reconstruct a dataset's camera frames: PSNR and SSIM, and a picture of real over reconstructed."""
+    from dreamdrive.pipelines.vae import recon_dataset
+
+    scores = recon_dataset(data, out, model, None if split == "all" else split, every)
+    console.print(f"PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} over {scores['images']} images; "
+                  f"wrote {out / 'recon.png'}")  # fmt: skip
+
+
+video_app = typer.Typer(no_args_is_help=True, help="The UniMVM multi-view video model: train, generate.")
+app.add_typer(video_app, name="video")
+
+
+@video_app.command("train")
+def video_train(
+    data: str = typer.Option(..., help="nuScenes-format dataroots, DATAROOT[,DATAROOT]"),
+    out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
+    vae: Path | None = typer.Option(None, help="the autoencoder (default: shipped)"),
+    preset: str = typer.Option("tiny", help="tiny (this CPU) or base (GPUs)"),
+    split: str = typer.Option("proc_train", help="the split to train on ('all': every scene)"),
+    steps: int = typer.Option(4000, min=1),
+    batch_size: int = typer.Option(4, min=1),
+    learning_rate: float = typer.Option(3e-4),
+    save_every: int = typer.Option(100, min=1),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the video model on datasets' scenes, their latents cached once (resumable; a finished run is kept)."""
+    from dreamdrive.pipelines.video import train_video
+    from dreamdrive.train.loop import LoopConfig
+
+    loop = LoopConfig(steps=steps, learning_rate=learning_rate, save_every=save_every, seed=seed)
+    bar = _step_progress("training")
+    model = train_video(out, _dataroots(data), vae, preset, None if split == "all" else split, batch_size, loop,
+                        progress=lambda step, total, loss: bar(step, total, {"loss": loss}),
+                        scenes_progress=_scene_progress)  # fmt: skip
+    console.print(f"model: {model}")
+
+
+@video_app.command("generate")
+def video_generate(
+    data: Path = typer.Option(..., help="a nuScenes-format dataroot"),
+    scene: str = typer.Option(..., help="the scene whose layouts condition the clip"),
+    out: Path = typer.Option(..., help="output folder: dataset/, video.mp4, real_vs_generated.png"),
+    model: Path | None = typer.Option(None, help="a video model or run folder (default: shipped)"),
+    vae: Path | None = typer.Option(None, help="the autoencoder (default: shipped)"),
+    mask: str = typer.Option("first-frame", help="what is given: none, first-frame or front-view"),
+    frames: int | None = typer.Option(None, min=1, help="model frames to generate (default: the whole scene)"),
+    steps: int = typer.Option(30, min=1, help="Euler steps"),
+    cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
+    seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False, help="replace a different dataset in OUT/dataset"),
+) -> None:
+    """Generate a multi-view clip of a scene from its map and box layouts, written as a nuScenes-format dataset."""
+    from dreamdrive.pipelines.video import generate_video
+
+    record = generate_video(data, scene, out, model, vae, mask, frames, steps, cfg, seed, overwrite,
+                            progress=lambda items: track(items, description="windows", console=console))  # fmt: skip
+    console.print(f"{record['frames']} frames x 6 views; wrote {record['dataset']}, {out / 'video.mp4'} and "
+                  f"{out / 'real_vs_generated.png'}")  # fmt: skip
+
+
 def main() -> None:
     """Entry point: user errors are printed without a traceback and exit with status 2."""
     try:

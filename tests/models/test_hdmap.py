@@ -50,7 +50,7 @@ def test_save_load_round_trip_and_refusals(tmp_path):
     assert load_generator(tmp_path / "model").config == TINY
     record = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**record, "heads": 4}))
-    with pytest.raises(DreamdriveError, match=r"unknown HD-map config keys \['heads'\]"):
+    with pytest.raises(DreamdriveError, match=r"unknown HDMapConfig keys \[.heads.\]"):
         HDMapNet.load(folder)
     (folder / "config.json").write_text(json.dumps({**record, "_kind": "detector"}))
     with pytest.raises(DreamdriveError, match="holds a detector, not a hdmap"):

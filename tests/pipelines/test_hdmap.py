@@ -76,3 +76,24 @@ def test_the_shipped_generator_loads_and_is_deterministic():
     first = sample_maps(model, trajectories[None], seed=2, steps=10)
     assert np.array_equal(first, sample_maps(model, trajectories[None], seed=2, steps=10))
     assert first[0, 0].any()  # a trained model draws road boundaries around the paths
+
+
+def test_road_boundaries_are_kept_off_the_vehicle_paths(model_folder):
+    """`driven_mask` strokes each path a vehicle's half width to either side and half a length beyond its ends;
+    `sample_maps(keep_clear=...)` erases boundary pixels there and nowhere else (the fixture's model draws every
+    channel everywhere)."""
+    from dreamdrive.pipelines.hdmap import driven_mask, load_generator, sample_maps
+
+    model = load_generator(model_folder)
+    config = model.config  # 64 px over 102.4 m: 1.6 m a pixel, the ego at pixel (32, 32) facing up
+    path = np.column_stack([np.linspace(0.0, 16.0, 9), np.zeros(9)])  # 16 m straight ahead
+    mask = driven_mask([path], config)
+    assert mask[32, 32] and mask[22, 32] and mask[32, 31] and mask[32, 33]  # along the path and its width
+    assert mask[20, 32] and mask[34, 32]  # 2.5 m beyond both ends
+    assert not mask[32, 36] and not mask[10, 32] and not mask[40, 32]
+    trajectories = np.zeros((1, 64, 64, 3), np.uint8)
+    maps = sample_maps(model, trajectories, steps=2, keep_clear=mask[None])
+    assert not maps[0, 0][mask].any() and maps[0, 0][~mask].mean() > 0.99
+    assert maps[0, 1][mask].mean() > 0.99  # dividers may lie under a path (lane changes cross them)
+    with pytest.raises(DreamdriveError, match="keep_clear has shape"):
+        sample_maps(model, trajectories, steps=1, keep_clear=mask[None, :32])

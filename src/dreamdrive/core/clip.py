@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,19 @@ class Clip:
     @property
     def key_indices(self) -> list[int]:
         return [i for i, frame in enumerate(self.frames) if frame.is_key]
+
+    def subset(self, indices: list[int]) -> Clip:
+        """The clip on the frames `indices` (increasing), with each agent's boxes on those frames; agents with
+        no box left are dropped."""
+        increasing = all(b > a for a, b in zip(indices, indices[1:]))
+        if not indices or not increasing or not 0 <= indices[0] <= indices[-1] < len(self.frames):
+            raise DreamdriveError(f"clip {self.name!r}: frame indices must increase within 0..{len(self.frames) - 1}.")
+        agents = [Agent(a.instance_id, a.category, [a.boxes[i] for i in indices]) for a in self.agents]
+        return replace(
+            self,
+            frames=[self.frames[i] for i in indices],
+            agents=[a for a in agents if any(box is not None for box in a.boxes)],
+        )
 
     def boxes_at(self, index: int) -> list[Box3D]:
         """The boxes present on frame `index`."""

