@@ -80,7 +80,7 @@ def video_figures(data: Path, vae, model, frames: int, steps: int, work: Path) -
         for scene in dataset.scene_names:
             out = work / mode / scene
             record = generate_video(data, scene, out, model, vae, mode, frames, steps, 2.0, seed=0)
-            real_clip = dataset.clip(scene).subset(record["source_frames"])
+            real_clip = dataset.clip(scene).subset(record["source_frames"], every_key=True)
             real = scene_images(real_clip, config.image_size)
             fake = scene_images(NuscDataset(out / "dataset").clip(scene), config.image_size)
             region = generated_region(mode, len(real), real.shape[1])

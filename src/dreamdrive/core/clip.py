@@ -108,16 +108,18 @@ class Clip:
     def key_indices(self) -> list[int]:
         return [i for i, frame in enumerate(self.frames) if frame.is_key]
 
-    def subset(self, indices: list[int]) -> Clip:
+    def subset(self, indices: list[int], every_key: bool = False) -> Clip:
         """The clip on the frames `indices` (increasing), with each agent's boxes on those frames; agents with
-        no box left are dropped."""
+        no box left are dropped. `every_key` marks every kept frame a key frame (annotated), as a clip resampled
+        to a model's frame rate is."""
         increasing = all(b > a for a, b in zip(indices, indices[1:]))
         if not indices or not increasing or not 0 <= indices[0] <= indices[-1] < len(self.frames):
             raise DreamdriveError(f"clip {self.name!r}: frame indices must increase within 0..{len(self.frames) - 1}.")
         agents = [Agent(a.instance_id, a.category, [a.boxes[i] for i in indices]) for a in self.agents]
+        frames = [replace(self.frames[i], is_key=True) if every_key else self.frames[i] for i in indices]
         return replace(
             self,
-            frames=[self.frames[i] for i in indices],
+            frames=frames,
             agents=[a for a in agents if any(box is not None for box in a.boxes)],
         )
 

@@ -347,10 +347,10 @@ def generate_video(
     dataset = NuscDataset(data)
     source = dataset.clip(scene)
     check_rig(source, f"scene {scene} of {data}")
-    # 2. The model frames: one every frame_stride camera frames, from a key frame.
+    # 2. The model frames: one every frame_stride camera frames from the first key frame, each annotated.
     first = source.key_indices[0]
     indices = list(range(first, len(source.frames), config.frame_stride))[: frames or None]
-    clip = source.subset(indices)
+    clip = source.subset(indices, every_key=True)
     # 3. Conditions: layouts, text, and the real latents the mode gives.
     layouts = scene_layouts(clip, config)
     text = embed_texts([clip.description])[0]
