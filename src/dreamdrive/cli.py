@@ -725,6 +725,7 @@ def vae_train(
     batch_size: int = typer.Option(16, min=1),
     crop: int = typer.Option(48, min=8, help="side of the random square crops trained on, pixels"),
     learning_rate: float = typer.Option(1e-3),
+    ema_decay: float = typer.Option(0.99, help="of the weights' moving average that is saved (0: the last weights)"),
     save_every: int = typer.Option(200, min=1),
     seed: int = typer.Option(0),
 ) -> None:
@@ -732,7 +733,8 @@ def vae_train(
     from dreamdrive.pipelines.vae import train_vae
     from dreamdrive.train.loop import LoopConfig
 
-    loop = LoopConfig(steps=steps, learning_rate=learning_rate, save_every=save_every, seed=seed)
+    loop = LoopConfig(steps=steps, learning_rate=learning_rate, ema_decay=ema_decay, save_every=save_every,
+                      seed=seed)  # fmt: skip
     bar = _step_progress("training")
     model = train_vae(out, _dataroots(data), preset, None if split == "all" else split, batch_size, crop, loop,
                       progress=lambda step, total, loss: bar(step, total, {"loss": loss}),
@@ -770,6 +772,7 @@ def video_train(
     steps: int = typer.Option(4000, min=1),
     batch_size: int = typer.Option(4, min=1),
     learning_rate: float = typer.Option(3e-4),
+    ema_decay: float = typer.Option(0.99, help="of the weights' moving average that is saved (0: the last weights)"),
     save_every: int = typer.Option(100, min=1),
     seed: int = typer.Option(0),
 ) -> None:
@@ -777,7 +780,8 @@ def video_train(
     from dreamdrive.pipelines.video import train_video
     from dreamdrive.train.loop import LoopConfig
 
-    loop = LoopConfig(steps=steps, learning_rate=learning_rate, save_every=save_every, seed=seed)
+    loop = LoopConfig(steps=steps, learning_rate=learning_rate, ema_decay=ema_decay, save_every=save_every,
+                      seed=seed)  # fmt: skip
     bar = _step_progress("training")
     model = train_video(out, _dataroots(data), vae, preset, None if split == "all" else split, batch_size, loop,
                         progress=lambda step, total, loss: bar(step, total, {"loss": loss}),

@@ -78,3 +78,14 @@ def test_overfit_a_few_frames():
     assert np.mean(losses[-10:]) < np.mean(losses[:5]) / 10, (losses[:5], losses[-10:])
     scores = reconstruction_scores(frames, reconstruct(model.eval(), frames))
     assert scores["psnr"] > 24, scores
+
+
+def test_the_shipped_autoencoder_reconstructs_procedural_frames(tiny_world):
+    """The shipped tiny autoencoder (trained on seed-0 frames at 112 x 64) on frames of another seed and size."""
+    from dreamdrive.pipelines.vae import load_vae, read_frames
+
+    model = load_vae()
+    assert model.config.latent_channels == 4 and model.config.latent_scale != 1.0
+    frames = read_frames([tiny_world], None, None, every=6)
+    scores = reconstruction_scores(frames, reconstruct(model, frames))
+    assert scores["psnr"] > 18, scores

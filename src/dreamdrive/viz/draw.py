@@ -38,13 +38,17 @@ def _fixed(pixels: np.ndarray) -> np.ndarray:
 
 
 def densify(polyline: np.ndarray, step: float) -> np.ndarray:
-    """Insert points so no segment of `polyline` (N, D) is longer than `step`."""
-    out = [polyline[:1]]
-    for a, b in zip(polyline[:-1], polyline[1:]):
-        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
-        t = np.arange(1, n + 1)[:, None] / n
-        out.append(a + t * (b - a))
-    return np.concatenate(out, axis=0)
+    """Insert points so no segment of `polyline` (N, D) is longer than `step` (each segment cut into equal
+    parts)."""
+    polyline = np.asarray(polyline, dtype=np.float64)
+    if len(polyline) < 2:
+        return polyline.copy()
+    starts, deltas = polyline[:-1], np.diff(polyline, axis=0)  # (S, D) each
+    parts = np.maximum(1, np.ceil(np.linalg.norm(deltas, axis=1) / step).astype(int))  # (S,)
+    segment = np.repeat(np.arange(len(parts)), parts)  # (P,) the segment of each new point
+    within = np.arange(len(segment)) - np.repeat(np.cumsum(parts) - parts, parts) + 1  # 1..parts per segment
+    t = (within / parts[segment])[:, None]
+    return np.concatenate([polyline[:1], starts[segment] + t * deltas[segment]], axis=0)
 
 
 def draw_polyline_3d(
@@ -66,15 +70,11 @@ def draw_polyline_3d(
     points_cam = cam_T_frame.apply(dense)
     projection = project_points(points_cam, camera.intrinsic, camera.width, camera.height, near)
     # Draw runs of consecutive points in front of the camera.
-    front = projection.in_front
-    start = None
-    for i in range(len(front) + 1):
-        if i < len(front) and front[i]:
-            start = i if start is None else start
-        elif start is not None:
-            if i - start >= 2:
-                cv2.polylines(image, [_fixed(projection.pixels[start:i])], False, color, thickness, line_type, 4)
-            start = None
+    front = np.r_[False, projection.in_front, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(front))  # starts and ends of the runs, alternating
+    for start, end in zip(edges[::2], edges[1::2]):
+        if end - start >= 2:
+            cv2.polylines(image, [_fixed(projection.pixels[start:end])], False, color, thickness, line_type, 4)
 
 
 def draw_box_faces(
