@@ -66,11 +66,28 @@ def info(
     dataroot: Path = typer.Argument(..., help="folder holding the nuScenes version folder"),
     version: str | None = typer.Option(None, help="version folder (found automatically if there is one)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    check: bool = typer.Option(False, "--check", help="list every problem in the tables and files; exit 1 if any"),
 ) -> None:
-    """Summarise a nuScenes-format dataset: scenes, samples, sweeps, cameras, classes, splits."""
+    """Summarise a nuScenes-format dataset: scenes, samples, sweeps, cameras, classes, splits. The tables are
+    validated first (tokens, quaternions, finite values, time order); --check also checks every file and lists
+    every problem."""
     from dreamdrive.nusc.reader import NuscDataset
 
-    summary = NuscDataset(dataroot, version).summary()
+    dataset = NuscDataset(dataroot, version)
+    if check:
+        problems = dataset.problems(files=True)
+        for problem in problems:
+            print(problem)
+        tables = sum(len(getattr(dataset.nusc, t)) for t in ("scene", "sample", "sample_data", "sample_annotation"))
+        print(
+            f"{len(problems)} problem(s) in {dataset.dataroot / dataset.version} "
+            f"({tables} scene, sample, sample_data and annotation records, {len(dataset.nusc.sample_data)} files)"
+        )
+        if problems:
+            sys.exit(1)
+        return
+    dataset.check()
+    summary = dataset.summary()
     if as_json:
         print(json.dumps(summary, indent=1))
     else:
@@ -818,6 +835,14 @@ def main() -> None:
         app()
     except DreamdriveError as error:
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        sys.exit(2)
+    except OSError as error:  # a path the user named cannot be read or written (missing, read-only, disk full)
+        where = f" {error.filename}" if error.filename else ""
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/bold red] cannot use{where}: {error.strerror or error}; check that the path exists "
+            "and is writable, and that the disk has room.",
+            highlight=False,
+        )
         sys.exit(2)
 
 

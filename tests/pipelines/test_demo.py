@@ -9,7 +9,8 @@ from dreamdrive.pipelines.demo import run_demo
 @pytest.mark.slow
 def test_the_demo_writes_its_dataset_pictures_insertion_and_scenario(tmp_path):
     lines, summaries = [], []
-    out = run_demo(tmp_path / "demo", scenes=1, seconds=2.0, seed=0, log=lines.append, on_dataset=summaries.append)
+    out = run_demo(tmp_path / "demo", scenes=1, seconds=2.0, seed=0, log=lines.append, on_dataset=summaries.append,
+                   video_steps=3)  # fmt: skip
     assert summaries and len(summaries[0]["scenes"]) == 1
     pictures = out / "pictures"
     scene = NuscDataset(out / "dataset").scene_names[0]
@@ -19,3 +20,7 @@ def test_the_demo_writes_its_dataset_pictures_insertion_and_scenario(tmp_path):
     for name in ("scenario.json", "script.py", "bev.png", "trajectory_map.png", "scenario.mp4"):
         assert (out / "scenario" / name).is_file(), name
     assert any("naive insertion into" in line for line in lines) and any("scenario:" in line for line in lines)
+    generated = NuscDataset(out / "generated" / "dataset")
+    assert generated.scene_names == [scene] and len(generated.clip(scene).frames) == 8
+    assert (out / "generated" / "video.mp4").stat().st_size > 1000
+    assert (out / "generated" / "real_vs_generated.png").stat().st_size > 1000

@@ -24,6 +24,7 @@ from dreamdrive.core.clip import Agent, Clip, Frame
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform, normalize_quaternion, quat_to_yaw, slerp
 from dreamdrive.core.hdmap import HDMap
+from dreamdrive.nusc.check import check_files, check_tables
 from dreamdrive.nusc.dense import read_instances
 from dreamdrive.nusc.mapexp import hdmap_from_expansion
 from dreamdrive.nusc.schema import LIDAR_CHANNEL, PREDEFINED_SPLITS, SIDECAR_DIR, SIDECAR_INDEX, TABLES
@@ -159,6 +160,19 @@ class NuscDataset:
             "splits": {name: len(scenes) for name, scenes in self.splits.items()},
             "sidecar": self.sidecar is not None,
         }
+
+    def problems(self, files: bool = False) -> list[str]:
+        """Every problem in the tables (and with `files`, the files sample_data names); see `nusc.check`."""
+        found = check_tables(self.nusc)
+        return found + check_files(self.nusc, self.dataroot) if files else found
+
+    def check(self) -> None:
+        """Raise DreamdriveError when the tables have a problem, naming the first and how many there are."""
+        found = self.problems()
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise DreamdriveError(f"{self.dataroot / self.version} is not sound: {found[0]}{more}; run "
+                                  f"`dreamdrive info {self.dataroot} --check` to list every problem.")  # fmt: skip
 
     # -- clips -----------------------------------------------------------------------------
 

@@ -27,7 +27,9 @@ def scene_pictures(
     """
     # 1. The clip and the frame.
     out = Path(out)
-    clip = NuscDataset(dataroot, version).clip(scene)
+    dataset = NuscDataset(dataroot, version)
+    dataset.check()  # the tables are sound: a picture of a broken dataset would hide what is wrong
+    clip = dataset.clip(scene)
     index = len(clip.frames) // 2 if frame is None else frame
     if not 0 <= index < len(clip.frames):
         raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
