@@ -25,7 +25,7 @@ run(sys.argv[1])
 """
 
 
-def loss(model, generator):
+def loss(model, generator, shard=None):
     x0 = torch.rand((4, 3, 16, 16), generator=generator) * 2 - 1
     condition = torch.rand((4, 3, 16, 16), generator=generator)
     noise = torch.randn((4, 3, 16, 16), generator=generator)

@@ -37,13 +37,13 @@ from dreamdrive.core.clip import Clip
 from dreamdrive.core.conventions import CAMERA_HZ
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
-from dreamdrive.core.hdmap import HDMap
+from dreamdrive.core.hdmap import MAP_CHANNELS, HDMap
 from dreamdrive.diffusion.flow import flow_loss, interpolate, sample_timesteps
 from dreamdrive.diffusion.samplers import euler, guided
 from dreamdrive.files import atomic_write
 from dreamdrive.models.hdmap import PRESETS, HDMapConfig, HDMapNet
 from dreamdrive.scenario.types import ScriptResult
-from dreamdrive.train.loop import LoopConfig, train_loop
+from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png
 from dreamdrive.world.assets import builtin_assets
 from dreamdrive.world.town import make_town
@@ -158,15 +158,19 @@ def to_model_inputs(trajectories: np.ndarray, maps: np.ndarray | None = None) ->
     return condition, torch.from_numpy(maps).float() * 2 - 1
 
 
-def hdmap_loss(model: HDMapNet, trajectories: np.ndarray, maps: np.ndarray, batch_size: int, generator) -> torch.Tensor:
-    """Rectified-flow loss of one batch drawn with `generator`: logit-normal t, condition dropped at the
-    config's rate, line pixels weighted `LINE_WEIGHT` times."""
+def hdmap_loss(
+    model: HDMapNet, trajectories: np.ndarray, maps: np.ndarray, batch_size: int, generator, shard: Shard = Shard()
+) -> torch.Tensor:
+    """Rectified-flow loss of one batch drawn with `generator` (this process's `shard` of it): logit-normal t,
+    condition dropped at the config's rate, line pixels weighted `LINE_WEIGHT` times."""
     index = torch.randint(0, len(maps), (batch_size,), generator=generator).numpy()
-    condition, x0 = to_model_inputs(trajectories[index], maps[index])
     keep = (torch.rand(batch_size, generator=generator) >= model.config.drop_condition).float()
-    condition = condition * keep[:, None, None, None]
-    noise = torch.randn(x0.shape, generator=generator)
+    noise = torch.randn((batch_size, len(MAP_CHANNELS), model.config.size, model.config.size), generator=generator)
     t = sample_timesteps(batch_size, generator)
+    part = shard.part(batch_size)
+    condition, x0 = to_model_inputs(trajectories[index[part]], maps[index[part]])
+    condition = condition * keep[part, None, None, None]
+    noise, t = noise[part], t[part]
     weight = 1 + (LINE_WEIGHT - 1) * (x0 > 0).any(dim=1, keepdim=True).float()
     return flow_loss(model(interpolate(x0, noise, t), t, condition), x0, noise, weight=weight)
 
@@ -214,8 +218,8 @@ def train_hdmap(
     model = HDMapNet(config)
     description = {"model": config.to_json(), "towns": towns, "per_town": per_town, "batch_size": batch_size}
 
-    def loss(network, generator):
-        return hdmap_loss(network, trajectories, maps, batch_size, generator)
+    def loss(network, generator, shard):
+        return hdmap_loss(network, trajectories, maps, batch_size, generator, shard)
 
     return train_loop(out, model, loss, loop, description, progress)
 

@@ -23,7 +23,7 @@ from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.files import atomic_write, load_image
 from dreamdrive.models.vae import PRESETS, Autoencoder, VAEConfig, load_autoencoder
 from dreamdrive.nusc.reader import NuscDataset
-from dreamdrive.train.loop import LoopConfig, train_loop
+from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png
 
 FRAMES_FILE = "frames.npy"
@@ -75,17 +75,22 @@ def read_frames(
     return np.stack(images)
 
 
-def vae_loss(model: Autoencoder, frames: np.ndarray, batch_size: int, crop: int, generator) -> torch.Tensor:
-    """L1 + MSE of the reconstruction of random crops, with noise on the latent and a small latent penalty."""
+def vae_loss(
+    model: Autoencoder, frames: np.ndarray, batch_size: int, crop: int, generator, shard: Shard = Shard()
+) -> torch.Tensor:
+    """L1 + MSE of the reconstruction of random crops (this process's `shard` of the batch), with noise on the
+    latent and a small latent penalty."""
     index = torch.randint(0, len(frames), (batch_size,), generator=generator).numpy()
     height, width = frames.shape[1:3]
     crop_h, crop_w = min(crop, height), min(crop, width)
     rows = torch.randint(0, height - crop_h + 1, (batch_size,), generator=generator).tolist()
     cols = torch.randint(0, width - crop_w + 1, (batch_size,), generator=generator).tolist()
-    images = to_tensor(np.stack([frames[i, r : r + crop_h, c : c + crop_w] for i, r, c in zip(index, rows, cols)]))
-    latent = model.encode(images)  # (B, C, h, w)
-    noise = torch.randn(latent.shape, generator=generator) * model.config.latent_noise
-    decoded = model.decode(latent + noise)  # (B, 3, H, W)
+    part = shard.part(batch_size)
+    crops = [frames[i, r : r + crop_h, c : c + crop_w] for i, r, c in zip(index[part], rows[part], cols[part])]
+    images = to_tensor(np.stack(crops))
+    latent = model.encode(images)  # (B / processes, C, h, w)
+    noise = torch.randn((batch_size, *latent.shape[1:]), generator=generator)[part] * model.config.latent_noise
+    decoded = model.decode(latent + noise)  # (B / processes, 3, H, W)
     return F.l1_loss(decoded, images) + F.mse_loss(decoded, images) + LATENT_PENALTY * latent.pow(2).mean()
 
 
@@ -131,8 +136,11 @@ def train_vae(
     model = Autoencoder(config)
     description = {"model": config.to_json(), "data": [str(d) for d in dataroots], "split": split,
                    "batch_size": batch_size, "crop": crop}  # fmt: skip
-    folder = train_loop(out, model, lambda net, g: vae_loss(net, frames, batch_size, crop, g), loop, description,
-                        progress)  # fmt: skip
+
+    def loss(network, generator, shard):
+        return vae_loss(network, frames, batch_size, crop, generator, shard)
+
+    folder = train_loop(out, model, loss, loop, description, progress)
     # 3. The latent normalisation, measured on the training frames and stored with the weights.
     trained = Autoencoder.load(folder)
     if trained.config.latent_shift == 0.0 and trained.config.latent_scale == 1.0:

@@ -38,7 +38,7 @@ from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.pipelines.vae import dataset_scenes, load_vae, to_images, to_tensor
 from dreamdrive.scenario.retrieval import embed_texts
-from dreamdrive.train.loop import LoopConfig, train_loop
+from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png, write_video
 
 MODES = ("none", "first-frame", "front-view")
@@ -171,9 +171,12 @@ def training_batch(
     return torch.stack(latents), torch.stack(layouts), torch.stack(texts)
 
 
-def video_loss(model: UniMVM, scenes: list[SceneTensors], batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """Rectified flow over random windows, each with a random UniMVM mask (given content clean, no loss there)
-    and, for a share of them, no layouts and no text (for classifier-free guidance)."""
+def video_loss(
+    model: UniMVM, scenes: list[SceneTensors], batch_size: int, generator: torch.Generator, shard: Shard = Shard()
+) -> torch.Tensor:
+    """Rectified flow over random windows (this process's `shard` of the batch), each with a random UniMVM mask
+    (given content clean, no loss there) and, for a share of them, no layouts and no text (for classifier-free
+    guidance)."""
     config = model.config
     x0, layouts, text = training_batch(scenes, config, batch_size, generator)
     picks = torch.multinomial(torch.tensor(MODE_SHARES), batch_size, replacement=True, generator=generator)
@@ -183,6 +186,8 @@ def video_loss(model: UniMVM, scenes: list[SceneTensors], batch_size: int, gener
     text = text * keep[:, None]
     t = sample_timesteps(batch_size, generator, shift=resolution_shift(config.tokens))
     noise = torch.randn(x0.shape, generator=generator)
+    part = shard.part(batch_size)
+    x0, layouts, text, mask, t, noise = x0[part], layouts[part], text[part], mask[part], t[part], noise[part]
     x_t = interpolate(x0, noise, t) * (1 - mask) + x0 * mask
     return flow_loss(model(x_t, t, x0, mask, layouts, text), x0, noise, given=mask)
 
@@ -218,7 +223,9 @@ def train_video(
     model = UniMVM(config)
     description = {"model": config.to_json(), "data": [str(d) for d in dataroots], "split": split,
                    "vae": _fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
-    return train_loop(out, model, lambda net, g: video_loss(net, scenes, batch_size, g), loop, description, progress)
+    return train_loop(
+        out, model, lambda net, g, shard: video_loss(net, scenes, batch_size, g, shard), loop, description, progress
+    )
 
 
 def _fingerprint(autoencoder) -> str:

@@ -14,6 +14,12 @@ A run folder holds:
 
 Each step's batch and noise come from a generator seeded by (seed, step), so a run
 killed at any step and started again reaches the weights of a run never stopped.
+
+With several processes (`accelerate launch --num_processes N`, gloo on CPU), every
+process draws the same global batch from that generator and computes the loss on
+its own share (`Shard`); the gradients are averaged across processes, so N
+processes train on the global batch one process would (up to how each share's loss
+is normalised).
 """
 
 from __future__ import annotations
@@ -38,7 +44,23 @@ from dreamdrive.train.checkpoint import CONFIG_NAME, load_training_state, save_t
 MODEL_DIR = "model"
 TRAINING_RECORD = "training.json"
 
-Loss = Callable[[nn.Module, torch.Generator], torch.Tensor]
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a global batch: process `rank` of `count`."""
+
+    rank: int = 0
+    count: int = 1
+
+    def part(self, batch_size: int) -> slice:
+        """The slice of a global batch of `batch_size` this process computes."""
+        if batch_size % self.count:
+            raise DreamdriveError(f"the batch size {batch_size} must divide by the {self.count} processes.")
+        share = batch_size // self.count
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+
+Loss = Callable[[nn.Module, torch.Generator, Shard], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -82,7 +104,8 @@ def train_loop(
     progress: Callable[[int, int, float], None] | None = None,
     on_save: Callable[[nn.Module, int], None] | None = None,
 ) -> Path:
-    """Train `model` (with `save(folder)`) by minimising `loss_fn(model, generator)`; returns its model folder.
+    """Train `model` (with `save(folder)`) by minimising `loss_fn(model, generator, shard)`; returns its model
+    folder.
 
     `description` (JSON) is stored as `run.json` with the loop's config; a run folder holding a different one is
     refused. `progress(step, steps, loss)` follows every step; `on_save(ema_model, step)` every saved state
@@ -111,14 +134,18 @@ def train_loop(
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup, 1)))
-    model, ema, optimizer, schedule = accelerator.prepare(model, ema, optimizer, schedule)
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    ema = accelerator.prepare_model(ema, evaluation_mode=True)  # saved with the state, never wrapped for DDP
+    if accelerator.unwrap_model(model) is not model:  # wrapped for DDP: losses still read the network's config
+        model.config = accelerator.unwrap_model(model).config
     state = load_training_state(accelerator, out) or {"step": 0, "losses": [], "seconds": 0.0}
+    shard = Shard(accelerator.process_index, accelerator.num_processes)
 
     # 3. The steps, from where the state left off.
     started = time.perf_counter() - state["seconds"]
     while state["step"] < config.steps:
         model.train()
-        loss = loss_fn(model, step_generator(config.seed, state["step"]))
+        loss = loss_fn(model, step_generator(config.seed, state["step"]), shard)
         if not torch.isfinite(loss):
             raise DreamdriveError(f"the loss is not finite at step {state['step']}; lower the learning rate.")
         optimizer.zero_grad(set_to_none=True)
@@ -128,7 +155,7 @@ def train_loop(
         schedule.step()
         _update_ema(accelerator.unwrap_model(ema), accelerator.unwrap_model(model), config.ema_decay)
         state["step"] += 1
-        state["losses"].append(float(loss.detach()))
+        state["losses"].append(float(accelerator.reduce(loss.detach(), "mean") if shard.count > 1 else loss.detach()))
         if progress is not None:
             progress(state["step"], config.steps, state["losses"][-1])
         if state["step"] % config.save_every == 0 or state["step"] == config.steps:
@@ -143,7 +170,8 @@ def train_loop(
     if accelerator.is_main_process:
         losses = state["losses"]
         tail = losses[-max(1, len(losses) // 20) :]
-        summary = {"steps": state["step"], "seconds": round(state["seconds"], 1), "final_loss": sum(tail) / len(tail)}
+        summary = {"steps": state["step"], "seconds": round(state["seconds"], 1), "final_loss": sum(tail) / len(tail),
+                   "processes": shard.count}  # fmt: skip
         atomic_write(out / TRAINING_RECORD, json.dumps({**summary, "losses": losses}).encode())
         accelerator.unwrap_model(ema).save(final)
     accelerator.wait_for_everyone()
