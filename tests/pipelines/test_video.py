@@ -48,6 +48,7 @@ def test_training_writes_models_caches_scenes_and_continues_to_the_same_weights(
     autoencoder = load_vae(vae)
     assert autoencoder.config.latent_scale != 1.0  # the latent normalisation was measured and stored
     assert len(list((video.parent / "scenes").glob("*.npz"))) == 3
+    assert sorted(p.name for p in (video.parent / "samples").glob("*.png")) == ["000002.png", "000004.png"]
     mtime = (video / "model.safetensors").stat().st_mtime_ns
     again = train_video(video.parent, [tiny_world], vae, split=None, batch_size=2, config=DIT,
                         loop=LoopConfig(steps=4, learning_rate=1e-3, warmup=1, save_every=2))  # fmt: skip

@@ -223,9 +223,19 @@ def train_video(
     model = UniMVM(config)
     description = {"model": config.to_json(), "data": [str(d) for d in dataroots], "split": split,
                    "vae": _fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
-    return train_loop(
-        out, model, lambda net, g, shard: video_loss(net, scenes, batch_size, g, shard), loop, description, progress
-    )
+
+    def loss(network, generator, shard):
+        return video_loss(network, scenes, batch_size, generator, shard)
+
+    def pictures(ema: UniMVM, step: int) -> None:  # the first scene's first window, given its first frame
+        scene = scenes[0]
+        window = slice(0, config.frame_stride * (config.frames - 1) + 1, config.frame_stride)
+        real = scene.latents[window].astype(np.float32)
+        latents = generate_latents(ema, scene.layouts[window], scene.text, "first-frame", real, steps=10)
+        real_images = decode_latents(autoencoder, torch.from_numpy(real))
+        save_png(side_by_side(real_images, decode_latents(autoencoder, latents)), out / "samples" / f"{step:06d}.png")
+
+    return train_loop(out, model, loss, loop, description, progress, on_save=pictures)
 
 
 def _fingerprint(autoencoder) -> str:
