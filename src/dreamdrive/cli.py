@@ -830,20 +830,41 @@ def video_generate(
 
 
 def main() -> None:
-    """Entry point: user errors are printed without a traceback and exit with status 2."""
+    """Entry point: user errors (bad options included) are printed as one line without a traceback and exit with
+    status 2."""
+    # typer's own exception classes (it vendors click); bad options arrive as UsageError subclasses
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    err = Console(stderr=True, soft_wrap=True)
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:  # a command group named alone: its help
+        error.show()
+        sys.exit(2)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "dreamdrive"
+        message = error.format_message().rstrip(".")
+        err.print(f"[bold red]error:[/bold red] {command}: {message}. See `{command} --help`.", highlight=False)
+        sys.exit(2)
+    except ClickException as error:
+        err.print(f"[bold red]error:[/bold red] {error.format_message()}", highlight=False)
+        sys.exit(error.exit_code)
+    except Abort:
+        err.print("[bold red]aborted[/bold red]")
+        sys.exit(1)
     except DreamdriveError as error:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {error}", highlight=False)
         sys.exit(2)
     except OSError as error:  # a path the user named cannot be read or written (missing, read-only, disk full)
         where = f" {error.filename}" if error.filename else ""
-        Console(stderr=True, soft_wrap=True).print(
+        err.print(
             f"[bold red]error:[/bold red] cannot use{where}: {error.strerror or error}; check that the path exists "
             "and is writable, and that the disk has room.",
             highlight=False,
         )
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
