@@ -380,7 +380,10 @@ def detect_train(
     from dreamdrive.perception.train import TrainConfig, train
 
     roots = _items(data) or []
-    ratios = [float(r) for r in ratio.split(",")] if ratio else []
+    try:
+        ratios = [float(r) for r in ratio.split(",")] if ratio else []
+    except ValueError as error:
+        raise DreamdriveError(f"--ratio takes one number per dataset such as 1,0.5, got {ratio!r}.") from error
     mix = Mix([(root, split or default_split(root, "train")) for root in roots], ratios)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                          every_frame=every_frame, backbone_weights=str(backbone_weights) if backbone_weights else None,
@@ -555,6 +558,8 @@ def _blocks(text: str) -> tuple[int, int]:
         columns, rows = (int(v) for v in text.lower().split("x"))
     except ValueError as error:
         raise DreamdriveError(f"--blocks takes COLUMNSxROWS such as 3x3, got {text!r}.") from error
+    if columns < 2 or rows < 2:
+        raise DreamdriveError(f"--blocks needs at least 2x2 intersections, got {text!r}.")
     return columns, rows
 
 

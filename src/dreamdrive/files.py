@@ -43,13 +43,18 @@ def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: 
 
 
 def load_image(source: ImageSource) -> np.ndarray:
-    """An image source (a file, JPEG/PNG bytes or an array) as (H, W, 3) uint8 RGB."""
+    """An image source (a file, JPEG/PNG bytes or an array) as (H, W, 3) uint8 RGB. A JPEG cut short (no end
+    marker) is refused rather than decoded into a partly grey image."""
     if isinstance(source, np.ndarray):
         return source
-    if isinstance(source, bytes):
-        image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_COLOR)
-    else:
-        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    what = "image bytes" if isinstance(source, bytes) else f"image {source}"
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as error:
+        raise DreamdriveError(f"cannot read {what} ({error.strerror}); check that the file exists.") from error
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        raise DreamdriveError(f"{what} is a truncated JPEG (no end marker); restore the file or write it again.")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise DreamdriveError(f"cannot read image {source}; check that the file exists and is an image.")
+        raise DreamdriveError(f"cannot read {what}; check that the file exists and is an image.")
     return image[:, :, ::-1].copy()

