@@ -31,12 +31,68 @@ REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("calibrated_sensor", "sensor_token", "sensor"),
     ("sample_annotation", "sample_token", "sample"),
     ("sample_annotation", "instance_token", "instance"),
+    ("sample_annotation", "visibility_token", "visibility"),
     ("instance", "category_token", "category"),
     ("instance", "first_annotation_token", "sample_annotation"),
     ("instance", "last_annotation_token", "sample_annotation"),
 )
 LINKED = ("sample", "sample_data", "sample_annotation")
 POSED = ("calibrated_sensor", "ego_pose", "sample_annotation")
+
+# The fields each table's records need and their JSON kinds: "str", "int", "bool", "list".
+FIELDS: dict[str, dict[str, str]] = {
+    "category": {"token": "str", "name": "str"},
+    "attribute": {"token": "str", "name": "str"},
+    "visibility": {"token": "str", "level": "str"},
+    "instance": {"token": "str", "category_token": "str", "nbr_annotations": "int", "first_annotation_token": "str",
+                 "last_annotation_token": "str"},
+    "sensor": {"token": "str", "channel": "str", "modality": "str"},
+    "calibrated_sensor": {"token": "str", "sensor_token": "str", "translation": "list", "rotation": "list",
+                          "camera_intrinsic": "list"},
+    "ego_pose": {"token": "str", "timestamp": "int", "translation": "list", "rotation": "list"},
+    "log": {"token": "str", "logfile": "str", "location": "str"},
+    "scene": {"token": "str", "log_token": "str", "nbr_samples": "int", "first_sample_token": "str",
+              "last_sample_token": "str", "name": "str", "description": "str"},
+    "sample": {"token": "str", "timestamp": "int", "prev": "str", "next": "str", "scene_token": "str"},
+    "sample_data": {"token": "str", "sample_token": "str", "ego_pose_token": "str", "calibrated_sensor_token": "str",
+                    "timestamp": "int", "is_key_frame": "bool", "height": "int", "width": "int", "filename": "str",
+                    "prev": "str", "next": "str"},
+    "sample_annotation": {"token": "str", "sample_token": "str", "instance_token": "str", "visibility_token": "str",
+                          "attribute_tokens": "list", "translation": "list", "size": "list", "rotation": "list",
+                          "prev": "str", "next": "str", "num_lidar_pts": "int"},
+    "map": {"token": "str", "log_tokens": "list", "filename": "str"},
+}  # fmt: skip
+KINDS = {"str": str, "int": int, "bool": bool, "list": list}
+
+
+def check_shapes(tables: dict[str, list]) -> list[str]:
+    """Problems with the tables' shape: a table that is not a list of records, a record without a field it needs
+    or with a value of another kind, a token used twice."""
+    problems = []
+    for table, needed in FIELDS.items():
+        rows = tables.get(table)
+        if not isinstance(rows, list):
+            problems.append(f"table {table} is not a list of records.")
+            continue
+        seen: set[str] = set()
+        for k, record in enumerate(rows):
+            if not isinstance(record, dict):
+                problems.append(f"{table} record {k} is not an object.")
+                continue
+            where = f"{table} {record.get('token', f'record {k}')}"
+            for field, kind in needed.items():
+                value = record.get(field)
+                wrong = not isinstance(value, KINDS[kind]) or (kind == "int" and isinstance(value, bool))
+                if field in record and wrong:
+                    problems.append(f"{where}: {field} {value!r} is not a {kind}.")
+                elif field not in record:
+                    problems.append(f"{where}: it has no {field}.")
+            token = record.get("token")
+            if isinstance(token, str):
+                if token in seen:
+                    problems.append(f"{where}: the token is used twice.")
+                seen.add(token)
+    return problems
 
 
 def _finite(values, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -51,12 +107,16 @@ def check_tables(nusc) -> list[str]:
     """Problems in the tables of a devkit `NuScenes`, one line each, naming the table, token and field."""
     problems: list[str] = []
     tokens = {table: {record["token"] for record in getattr(nusc, table)} for table in
-              {t for ref in REFERENCES for t in (ref[0], ref[2])}}  # fmt: skip
+              {t for ref in REFERENCES for t in (ref[0], ref[2])} | {"attribute"}}  # fmt: skip
     # 1. References and links.
     for table, field, target in REFERENCES:
         for record in getattr(nusc, table):
             if record.get(field) not in tokens[target]:
                 problems.append(f"{table} {record['token']}: {field} {record.get(field)!r} names no {target} record.")
+    for record in nusc.sample_annotation:
+        for token in record.get("attribute_tokens") or ():
+            if token not in tokens["attribute"]:
+                problems.append(f"sample_annotation {record['token']}: attribute {token!r} names no attribute record.")
     for table in LINKED:
         for record in getattr(nusc, table):
             for field in ("prev", "next"):

@@ -24,7 +24,7 @@ from dreamdrive.core.clip import Agent, Clip, Frame
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform, normalize_quaternion, quat_to_yaw, slerp
 from dreamdrive.core.hdmap import HDMap
-from dreamdrive.nusc.check import check_files, check_tables
+from dreamdrive.nusc.check import check_files, check_shapes, check_tables
 from dreamdrive.nusc.dense import read_instances
 from dreamdrive.nusc.mapexp import hdmap_from_expansion
 from dreamdrive.nusc.schema import LIDAR_CHANNEL, PREDEFINED_SPLITS, SIDECAR_DIR, SIDECAR_INDEX, TABLES
@@ -72,10 +72,21 @@ def load_devkit(dataroot: str | Path, version: str | None = None):
                     f"{folder / f'{table}.json'} is not valid JSON ({inner}); restore the file."
                 ) from error
         raise DreamdriveError(f"a table in {folder} is not valid JSON: {error}") from error
-    except (KeyError, AssertionError) as error:
+    except Exception as error:  # the devkit raises KeyError, TypeError... and bare Exception on bad tables
+        tables = {table: json.loads((folder / f"{table}.json").read_text()) for table in TABLES}
+        found = check_shapes(tables) or check_tables(_Tables(tables))
+        detail = found[0] if found else repr(error)
         raise DreamdriveError(
-            f"the tables in {folder} are inconsistent ({error!r}); they do not link up as nuScenes requires."
+            f"the tables in {folder} are inconsistent ({detail}); they do not link up as nuScenes requires. "
+            f"Run `dreamdrive info {dataroot} --check` for every problem."
         ) from error
+
+
+class _Tables:
+    """Parsed tables with the devkit's attribute access (`tables.sample`), for the checks."""
+
+    def __init__(self, tables: dict[str, list]):
+        self.__dict__.update(tables)
 
 
 class NuscDataset:
@@ -90,7 +101,12 @@ class NuscDataset:
         self.dataroot = Path(dataroot)
         self.version = version or find_version(self.dataroot)
         self.nusc = load_devkit(self.dataroot, self.version)
+        shapes = check_shapes({table: getattr(self.nusc, table) for table in TABLES})
+        if shapes:
+            raise DreamdriveError(f"{self.dataroot / self.version} is not sound: {shapes[0].rstrip('.')}; run "
+                                  f"`dreamdrive info {self.dataroot} --check` to list every problem.")  # fmt: skip
         self.sidecar = self._load_sidecar()
+        self._sound = False  # the tables' links and values checked (once, before the first clip is read)
         self._maps: dict[str, HDMap | None] = {}
 
     def _load_sidecar(self) -> dict | None:
@@ -168,11 +184,14 @@ class NuscDataset:
 
     def check(self) -> None:
         """Raise DreamdriveError when the tables have a problem, naming the first and how many there are."""
+        if self._sound:
+            return
         found = self.problems()
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-            raise DreamdriveError(f"{self.dataroot / self.version} is not sound: {found[0]}{more}; run "
+            raise DreamdriveError(f"{self.dataroot / self.version} is not sound: {found[0].rstrip('.')}{more}; run "
                                   f"`dreamdrive info {self.dataroot} --check` to list every problem.")  # fmt: skip
+        self._sound = True
 
     # -- clips -----------------------------------------------------------------------------
 
@@ -222,6 +241,7 @@ class NuscDataset:
             raise DreamdriveError(f"boxes must be 'auto', 'sidecar' or 'interpolate', got {boxes!r}.")
         nusc = self.nusc
         scene = self.scene_record(scene_name)
+        self.check()
         first_sample = nusc.get("sample", scene["first_sample_token"])
         channels = [c for c in CAMERA_NAMES if c in first_sample["data"]]
         if REFERENCE_CHANNEL not in channels:

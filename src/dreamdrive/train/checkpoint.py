@@ -120,18 +120,39 @@ def load_state_dict(module: torch.nn.Module, weights: dict[str, torch.Tensor], w
 
 
 class JsonConfig:
-    """A frozen dataclass config that travels as JSON: tuples become lists and back, unknown keys are refused."""
+    """A frozen dataclass config that travels as JSON: tuples become lists and back; unknown keys, values of
+    another type than the field's default, and values the config's own checks refuse raise DreamdriveError."""
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_json(cls, record: dict):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(record) - known)
+        if not isinstance(record, dict):
+            raise DreamdriveError(f"a {cls.__name__} is a JSON object, got {type(record).__name__}.")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(record) - set(known))
         if unknown:
             raise DreamdriveError(f"unknown {cls.__name__} keys {unknown}; it has {sorted(known)}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+        for name, value in record.items():
+            if not _same_kind(value, known[name].default):
+                raise DreamdriveError(f"{cls.__name__} {name} = {value!r} is not of the kind of its default "
+                                      f"{known[name].default!r}.")  # fmt: skip
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+        except (TypeError, ValueError, ZeroDivisionError) as error:
+            raise DreamdriveError(f"{cls.__name__} {record} is not a valid configuration ({error}).") from error
+
+
+def _same_kind(value, default) -> bool:
+    """Whether a JSON value fits a field whose default is `default` (ints fit floats; lists fit tuples)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, tuple):
+        return isinstance(value, list) and all(_same_kind(v, default[0]) for v in value) if default else True
+    return isinstance(value, type(default))
 
 
 class SavedModel:
