@@ -837,9 +837,13 @@ def video_generate(
 def main() -> None:
     """Entry point: user errors (bad options included) are printed as one line without a traceback and exit with
     status 2."""
-    # typer's own exception classes (it vendors click); bad options arrive as UsageError subclasses
+    # bad options arrive as UsageError subclasses: typer's own (it vendors click from 0.2x) or click's
     from typer import Abort
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    try:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    except ImportError:
+        from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     err = Console(stderr=True, soft_wrap=True)
     try:
