@@ -484,13 +484,14 @@ def metrics_fid(
     scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
     max_frames: int | None = typer.Option(None, help="at most this many frames per camera and dataset"),
     cameras: str | None = typer.Option(None, help="comma-separated cameras (default: all six)"),
+    proxy: bool = typer.Option(False, help="without --weights: a labelled proxy with seeded random weights"),
     out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
 ) -> None:
     """Per-camera FID of generated clips against real ones, and the mean over cameras."""
     from dreamdrive.metrics.video import fid
 
     result = fid(real, generated, weights, _items(scenes), max_frames, progress=lambda c: console.print(f"FID {c}"),
-                 cameras=_items(cameras))  # fmt: skip
+                 cameras=_items(cameras), proxy=proxy)  # fmt: skip
     _write_json(result, out)
 
 
@@ -502,13 +503,14 @@ def metrics_fvd(
     scenes: str | None = typer.Option(None, help="comma-separated scenes (default: all)"),
     length: int = typer.Option(16, help="frames per window"),
     cameras: str | None = typer.Option(None, help="comma-separated cameras (default: all six)"),
+    proxy: bool = typer.Option(False, help="without --weights: a labelled proxy with seeded random weights"),
     out: Path | None = typer.Option(None, help="also write the figures to this JSON file"),
 ) -> None:
     """FVD over 16-frame windows of every camera (and per camera)."""
     from dreamdrive.metrics.video import fvd
 
     result = fvd(real, generated, weights, _items(scenes), length, progress=lambda c: console.print(f"FVD {c}"),
-                 cameras=_items(cameras))  # fmt: skip
+                 cameras=_items(cameras), proxy=proxy)  # fmt: skip
     _write_json(result, out)
 
 

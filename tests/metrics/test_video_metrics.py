@@ -141,3 +141,25 @@ def test_fvd_of_a_dataset_against_itself_is_near_zero_and_against_another_is_not
     assert same["windows"] == {"real": 3, "generated": 3} and abs(same["fvd"]) < 1e-3
     different = fvd(tiny_world, other, tmp_path / "i3d.pt", cameras=["CAM_FRONT"])
     assert different["fvd"] > 1000 * max(abs(same["fvd"]), 1e-9) and set(different["per_camera"]) == {"CAM_FRONT"}
+
+
+def test_proxy_networks_are_seeded_keep_the_signal_and_are_labelled(tiny_world, tmp_path):
+    from dreamdrive.metrics.networks import proxy_network
+    from dreamdrive.metrics.video import camera_frames, fid
+
+    a, b = proxy_network("inception").state_dict(), proxy_network("inception").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same weights
+    assert not torch.equal(a["Conv2d_1a_3x3.conv.weight"], proxy_network("inception", seed=1).state_dict()[
+        "Conv2d_1a_3x3.conv.weight"])  # fmt: skip
+    frames = list(camera_frames(tiny_world)["CAM_FRONT"])[:3] + list(camera_frames(tiny_world)["CAM_BACK"])[:3]
+    images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        features = proxy_network("inception")(images)
+        clips = proxy_network("i3d")(torch.rand(2, 3, 8, 64, 112) * 2 - 1)
+    # He-initialised layers keep the scale: features neither vanish nor collapse to one vector
+    assert features.abs().mean() > 1e-2 and (features - features.mean(0)).abs().mean() > 1e-3 * features.abs().mean()
+    assert clips.abs().mean() > 1e-2 and not torch.allclose(clips[0], clips[1])
+    with pytest.raises(DreamdriveError, match="--proxy"):
+        fid(tiny_world, tiny_world, None, max_frames=2, cameras=["CAM_FRONT"])
+    same = fid(tiny_world, tiny_world, None, max_frames=4, cameras=["CAM_FRONT"], proxy=True)
+    assert same["network"].startswith("proxy") and abs(same["mean"]) < 1e-6

@@ -10,7 +10,11 @@
   resized to 224x224.
 
 Weights are read from a file the user names (a state dict, or the TorchScript file
-for I3D); nothing is downloaded.
+for I3D); nothing is downloaded. Without the file, `proxy_network` gives the same
+architecture with seeded random weights (He-normal convolutions, identity batch
+norm), which preserves the signal's scale through every layer. Its Fréchet
+distances rank sets as random-feature embeddings do and are labelled a proxy: they
+are not comparable with published FID or FVD figures.
 """
 
 from __future__ import annotations
@@ -300,7 +304,8 @@ def load_network(kind: str, weights: str | Path | None, device: str = "cpu") -> 
     if weights is None or not Path(weights).is_file():
         raise DreamdriveError(
             f"{'FID' if kind == 'inception' else 'FVD'} needs the weights file {name} ({source}); download it on a "
-            f"machine with network access and pass it with --weights FILE"
+            f"machine with network access and pass it with --weights FILE, or pass --proxy for a labelled proxy "
+            f"score with seeded random weights"
             + (f" (not found: {weights})" if weights is not None else "")
             + "."
         )
@@ -316,6 +321,29 @@ def load_network(kind: str, weights: str | Path | None, device: str = "cpu") -> 
             f"(e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]}); expected {name}."
         )
     network.load_state_dict({k: state[k] for k in own})
+    return network.eval().to(device)
+
+
+PROXY_SEED = 0
+
+
+def proxy_network(kind: str, seed: int = PROXY_SEED, device: str = "cpu") -> nn.Module:
+    """The FID ("inception") or FVD ("i3d") architecture with seeded random weights, for a proxy score
+    where the standard weights are not at hand. Same seed, same weights, on every machine."""
+    if kind not in ("inception", "i3d"):
+        raise DreamdriveError(f"network {kind!r} must be 'inception' or 'i3d'.")
+    generator = torch.Generator().manual_seed(seed)
+    network = FIDInception() if kind == "inception" else I3D()
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, nn.Conv2d | nn.Conv3d | nn.Linear):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):
+                module.reset_parameters()
+                module.reset_running_stats()
     return network.eval().to(device)
 
 

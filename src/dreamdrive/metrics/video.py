@@ -25,7 +25,7 @@ import torch
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.files import load_image
-from dreamdrive.metrics.networks import load_network
+from dreamdrive.metrics.networks import PROXY_SEED, load_network, proxy_network
 from dreamdrive.nusc.reader import NuscDataset
 
 
@@ -107,11 +107,21 @@ def _image_batches(frames: Iterator[np.ndarray], batch: int, limit: int | None) 
         yield torch.stack(buffer)
 
 
-def fid(real, generated, weights, scenes=None, max_frames: int | None = None, batch: int = 16,
-        progress: Callable[[str], None] | None = None, cameras: list[str] | None = None) -> dict:  # fmt: skip
-    """Per-camera FID of the generated dataset against the real one (every camera, or `cameras`), and their mean."""
+def _network(kind: str, weights, proxy: bool):
+    """The standard network from `weights`, or with `proxy` and no weights the seeded random one; its label."""
+    if weights is None and proxy:
+        return proxy_network(kind), f"proxy: {kind} architecture, random weights (seed {PROXY_SEED})"
+    return load_network(kind, weights), f"standard: {Path(weights).name}"
 
-    network = load_network("inception", weights)
+
+def fid(real, generated, weights, scenes=None, max_frames: int | None = None, batch: int = 16,
+        progress: Callable[[str], None] | None = None, cameras: list[str] | None = None,
+        proxy: bool = False) -> dict:  # fmt: skip
+    """Per-camera FID of the generated dataset against the real one (every camera, or `cameras`), and their mean.
+    Without `weights` and with `proxy`, the Inception architecture with seeded random weights is used and the
+    result is labelled a proxy (`network`)."""
+
+    network, label = _network("inception", weights, proxy)
     real_frames, fake_frames = camera_frames(real, scenes), camera_frames(generated, scenes)
     per_camera = {}
     unknown = sorted(set(cameras or ()) - set(real_frames))
@@ -123,7 +133,7 @@ def fid(real, generated, weights, scenes=None, max_frames: int | None = None, ba
         a = statistics(_features(network, _image_batches(real_frames[channel], batch, max_frames)))
         b = statistics(_features(network, _image_batches(fake_frames[channel], batch, max_frames)))
         per_camera[channel] = frechet_distance(*a, *b)
-    return {"per_camera": per_camera, "mean": float(np.mean(list(per_camera.values())))}
+    return {"per_camera": per_camera, "mean": float(np.mean(list(per_camera.values()))), "network": label}
 
 
 def _windows(dataroot, scenes, length: int, size: tuple[int, int]) -> dict[str, Iterator[torch.Tensor]]:
@@ -142,10 +152,11 @@ def _windows(dataroot, scenes, length: int, size: tuple[int, int]) -> dict[str, 
 
 def fvd(real, generated, weights, scenes=None, length: int = 16, size: tuple[int, int] = (224, 224),
         max_clips: int | None = None, progress: Callable[[str], None] | None = None,
-        cameras: list[str] | None = None) -> dict:  # fmt: skip
-    """FVD over 16-frame windows of every camera (or `cameras`; all their windows in one set), and per camera."""
+        cameras: list[str] | None = None, proxy: bool = False) -> dict:  # fmt: skip
+    """FVD over 16-frame windows of every camera (or `cameras`; all their windows in one set), and per camera.
+    Without `weights` and with `proxy`, a proxy as in `fid`."""
 
-    network = load_network("i3d", weights)
+    network, label = _network("i3d", weights, proxy)
     sets = {}
     for name, root in (("real", real), ("generated", generated)):
         sets[name] = {}
@@ -165,7 +176,7 @@ def fvd(real, generated, weights, scenes=None, length: int = 16, size: tuple[int
     every_real = np.concatenate(list(sets["real"].values()))
     every_fake = np.concatenate(list(sets["generated"].values()))
     return {"fvd": frechet_distance(*statistics(every_real), *statistics(every_fake)), "per_camera": per_camera,
-            "windows": {"real": len(every_real), "generated": len(every_fake)}}  # fmt: skip
+            "windows": {"real": len(every_real), "generated": len(every_fake)}, "network": label}  # fmt: skip
 
 
 def reconstruction(real, generated, scenes=None) -> dict:

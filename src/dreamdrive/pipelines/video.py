@@ -334,6 +334,85 @@ def load_video_model(model: str | Path | None = None) -> UniMVM:
     return UniMVM.load(folder)
 
 
+@dataclass
+class GeneratedClip:
+    """A generated clip beside the real one it stands for: the real clip's model frames (`real`, every one a
+    key frame), the generated clip on the same frames, poses and boxes, both as images (T, V, H, W, 3)."""
+
+    real: Clip
+    generated: Clip
+    real_images: np.ndarray
+    images: np.ndarray
+    record: dict
+
+
+def generate_clip(
+    dataset: NuscDataset,
+    scene: str,
+    network: UniMVM,
+    autoencoder,
+    mode: str = "first-frame",
+    frames: int | None = None,
+    steps: int = 30,
+    guidance: float = 2.0,
+    seed: int = 0,
+    progress: Callable | None = None,
+) -> GeneratedClip:
+    """Generate `scene`'s clip conditioned on its layouts (and its first frame or CAM_FRONT video, as `mode`
+    says), on the scene's model frames: one every `frame_stride` camera frames from the first key frame."""
+    # 1. Check inputs: the mode, the scene and its cameras.
+    if mode not in MODES:
+        raise DreamdriveError(f"--mask {mode!r} must be one of {list(MODES)}.")
+    if steps < 1 or guidance <= 0 or (frames is not None and frames < 1):
+        raise DreamdriveError("--steps and --frames must be at least 1 and --cfg positive.")
+    config = network.config
+    if (autoencoder.latent_channels, autoencoder.factor) != (config.latent_channels, config.vae_factor):
+        raise DreamdriveError("the autoencoder does not match the video model (latent channels or scale); "
+                              "pass the --vae the model was trained with.")  # fmt: skip
+    source = dataset.clip(scene)
+    check_rig(source, f"scene {scene} of {dataset.dataroot}")
+    # 2. The model frames, each annotated.
+    first = source.key_indices[0]
+    indices = list(range(first, len(source.frames), config.frame_stride))[: frames or None]
+    clip = source.subset(indices, every_key=True)
+    # 3. Conditions: layouts, text, and the real latents the mode gives.
+    layouts = scene_layouts(clip, config)
+    text = embed_texts([clip.description])[0]
+    real_images = scene_images(clip, config.image_size)
+    real = encode_frames(autoencoder, real_images) if mode != "none" else None
+    # 4. Sampling, window by window, and decoding.
+    latents = generate_latents(network, layouts, text, mode, real, seed, steps, guidance, progress)
+    images = decode_latents(autoencoder, latents)  # (F, V, H, W, 3)
+    # 5. The generated clip: the real clip's poses, boxes and map, the generated images.
+    height, width = config.image_size
+    rig = clip.rig.resized(width, height)
+
+    def with_images(pictures: np.ndarray) -> Clip:
+        return Clip(
+            clip.name,
+            [
+                Frame(
+                    f.timestamp,
+                    f.global_T_ego,
+                    {name: pictures[t, v] for v, name in enumerate(clip.rig.names)},
+                    is_key=f.is_key,
+                    camera_poses=f.camera_poses,
+                )
+                for t, f in enumerate(clip.frames)
+            ],
+            clip.agents,
+            rig,
+            clip.location,
+            clip.hdmap,
+            clip.description,
+            clip.log_name,
+        )
+
+    record = {"scene": scene, "mask": mode, "frames": len(indices), "steps": steps, "cfg": guidance, "seed": seed,
+              "frame_stride": config.frame_stride, "source_frames": indices}  # fmt: skip
+    return GeneratedClip(with_images(real_images), with_images(images), real_images, images, record)
+
+
 def generate_video(
     data: str | Path,
     scene: str,
@@ -350,62 +429,19 @@ def generate_video(
 ) -> dict:
     """Generate a scene's clip conditioned on its layouts (and its first frame or CAM_FRONT video, as `mode`
     says) and write `out`/dataset (nuScenes format), `out`/video.mp4 and `out`/real_vs_generated.png."""
-    # 1. Check inputs: the models, the mode, the scene and its cameras.
     if mode not in MODES:
         raise DreamdriveError(f"--mask {mode!r} must be one of {list(MODES)}.")
-    if steps < 1 or guidance <= 0 or (frames is not None and frames < 1):
-        raise DreamdriveError("--steps and --frames must be at least 1 and --cfg positive.")
     network = load_video_model(model)
     autoencoder = load_vae(vae)
-    config = network.config
-    if (autoencoder.latent_channels, autoencoder.factor) != (config.latent_channels, config.vae_factor):
-        raise DreamdriveError("the autoencoder does not match the video model (latent channels or scale); "
-                              "pass the --vae the model was trained with.")  # fmt: skip
     dataset = NuscDataset(data)
-    source = dataset.clip(scene)
-    check_rig(source, f"scene {scene} of {data}")
-    # 2. The model frames: one every frame_stride camera frames from the first key frame, each annotated.
-    first = source.key_indices[0]
-    indices = list(range(first, len(source.frames), config.frame_stride))[: frames or None]
-    clip = source.subset(indices, every_key=True)
-    # 3. Conditions: layouts, text, and the real latents the mode gives.
-    layouts = scene_layouts(clip, config)
-    text = embed_texts([clip.description])[0]
-    real_images = scene_images(clip, config.image_size)
-    real = encode_frames(autoencoder, real_images) if mode != "none" else None
-    # 4. Sampling, window by window, and decoding.
-    latents = generate_latents(network, layouts, text, mode, real, seed, steps, guidance, progress)
-    images = decode_latents(autoencoder, latents)  # (F, V, H, W, 3)
-    # 5. The generated clip as a nuScenes-format dataset, a video and a picture beside the real frames.
-    height, width = config.image_size
-    generated = Clip(
-        clip.name,
-        [
-            Frame(
-                f.timestamp,
-                f.global_T_ego,
-                {name: images[t, v] for v, name in enumerate(clip.rig.names)},
-                is_key=f.is_key,
-                camera_poses=f.camera_poses,
-            )
-            for t, f in enumerate(clip.frames)
-        ],  # fmt: skip
-        clip.agents,
-        clip.rig.resized(width, height),
-        clip.location,
-        clip.hdmap,
-        clip.description,
-        clip.log_name,
-    )
+    result = generate_clip(dataset, scene, network, autoencoder, mode, frames, steps, guidance, seed, progress)
     out = Path(out)
     dataroot = out / "dataset"
-    write_dataset([generated], dataroot, dataset.version, {"generated": [clip.name]}, overwrite=overwrite)
-    write_video(generated, out / "video.mp4", tile_width=width * 2)
-    save_png(side_by_side(real_images, images), out / "real_vs_generated.png")
-    record = {"scene": scene, "mask": mode, "frames": len(indices), "steps": steps, "cfg": guidance, "seed": seed,
-              "frame_stride": config.frame_stride, "source_frames": indices}  # fmt: skip
-    atomic_write(out / "generation.json", json.dumps(record, indent=1).encode())
-    return {**record, "dataset": str(dataroot)}
+    write_dataset([result.generated], dataroot, dataset.version, {"generated": [scene]}, overwrite=overwrite)
+    write_video(result.generated, out / "video.mp4", tile_width=network.config.image_size[1] * 2)
+    save_png(side_by_side(result.real_images, result.images), out / "real_vs_generated.png")
+    atomic_write(out / "generation.json", json.dumps(result.record, indent=1).encode())
+    return {**result.record, "dataset": str(dataroot)}
 
 
 def side_by_side(real: np.ndarray, generated: np.ndarray, rows: int = 3) -> np.ndarray:
