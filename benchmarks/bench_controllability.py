@@ -73,7 +73,8 @@ def window_features(network, videos: list[np.ndarray]) -> np.ndarray:
 
 
 def blurred(videos: list[np.ndarray], sigma: float = 1.5) -> list[np.ndarray]:
-    return [np.stack([[cv2.GaussianBlur(view, (0, 0), sigma) for view in frame] for frame in video]) for video in videos]
+    return [np.stack([[cv2.GaussianBlur(view, (0, 0), sigma) for view in frame] for frame in video])
+            for video in videos]  # fmt: skip
 
 
 def realism(sets: dict[str, list[np.ndarray]], reference: str) -> dict:

@@ -305,9 +305,7 @@ def load_network(kind: str, weights: str | Path | None, device: str = "cpu") -> 
         raise DreamdriveError(
             f"{'FID' if kind == 'inception' else 'FVD'} needs the weights file {name} ({source}); download it on a "
             f"machine with network access and pass it with --weights FILE, or pass --proxy for a labelled proxy "
-            f"score with seeded random weights"
-            + (f" (not found: {weights})" if weights is not None else "")
-            + "."
+            f"score with seeded random weights" + (f" (not found: {weights})" if weights is not None else "") + "."
         )
     state = _read_state(Path(weights))
     network = FIDInception() if kind == "inception" else I3D()

@@ -238,9 +238,10 @@ def train_video(
     return train_loop(out, model, loss, loop, description, progress, on_save=pictures)
 
 
-def _fingerprint(autoencoder) -> str:
+def _fingerprint(network) -> str:
+    """A short hash of a network's weights."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(autoencoder.state_dict().items()):
+    for name, tensor in sorted(network.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -434,14 +435,24 @@ def generate_video(
     network = load_video_model(model)
     autoencoder = load_vae(vae)
     dataset = NuscDataset(data)
-    result = generate_clip(dataset, scene, network, autoencoder, mode, frames, steps, guidance, seed, progress)
     out = Path(out)
     dataroot = out / "dataset"
+    # A rerun of a finished generation with the same inputs is a no-op: generation.json is written last.
+    inputs = {"data": str(Path(data).resolve()), "model": _fingerprint(network), "vae": _fingerprint(autoencoder),
+              "frames": frames}  # fmt: skip
+    done = out / "generation.json"
+    if done.is_file():
+        record = json.loads(done.read_text())
+        wanted = {"scene": scene, "mask": mode, "steps": steps, "cfg": guidance, "seed": seed, "inputs": inputs}
+        if all(record.get(k) == v for k, v in wanted.items()):
+            return {**record, "dataset": str(dataroot)}
+    result = generate_clip(dataset, scene, network, autoencoder, mode, frames, steps, guidance, seed, progress)
     write_dataset([result.generated], dataroot, dataset.version, {"generated": [scene]}, overwrite=overwrite)
     write_video(result.generated, out / "video.mp4", tile_width=network.config.image_size[1] * 2)
     save_png(side_by_side(result.real_images, result.images), out / "real_vs_generated.png")
-    atomic_write(out / "generation.json", json.dumps(result.record, indent=1).encode())
-    return {**result.record, "dataset": str(dataroot)}
+    record = {**result.record, "inputs": inputs}
+    atomic_write(done, json.dumps(record, indent=1).encode())
+    return {**record, "dataset": str(dataroot)}
 
 
 def side_by_side(real: np.ndarray, generated: np.ndarray, rows: int = 3) -> np.ndarray:

@@ -125,7 +125,9 @@ def train_loop(
             raise DreamdriveError(f"{out} has trained {done} steps; give at least as many to continue or finish it.")
         if existing["loop"]["steps"] != config.steps:  # constant learning rate after warm-up: go on, or stop here
             shutil.rmtree(final, ignore_errors=True)
-    atomic_write(run_file, json.dumps(record, indent=1).encode())
+    text = json.dumps(record, indent=1).encode()
+    if not run_file.is_file() or run_file.read_bytes() != text:  # a finished run, rerun, rewrites nothing
+        atomic_write(run_file, text)
     if (final / CONFIG_NAME).is_file():
         return final
 
