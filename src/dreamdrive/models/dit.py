@@ -208,7 +208,9 @@ class UniMVM(SavedModel, nn.Module):
         x: (B, T, V, C, h, w) noisy latents; t: (B,) timesteps in [0, 1];
         given: (B, T, V, C, h, w) clean latents (read where mask is 1); mask: (B, T, V, 1, h, w) in {0, 1};
         layouts: (B, T, V, 13, h * f, w * f) in [0, 1] (map then box channels; f = layout_factor);
-        text: (B, 384) the scene description's embedding (zeros: none).
+        text: (B, 384) the scene description's embedding (zeros: none);
+        residuals: optional {block index: ((B T), N, D)} added to the tokens before that block (an adapter's
+            injection, `models.adapter`).
     returns the velocity (B, T, V, C, h, w).
     """
 
@@ -255,6 +257,7 @@ class UniMVM(SavedModel, nn.Module):
         mask: torch.Tensor,
         layouts: torch.Tensor,
         text: torch.Tensor,
+        residuals: dict[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         self.check(x, layouts)
         config = self.config
@@ -282,7 +285,10 @@ class UniMVM(SavedModel, nn.Module):
         # 3. The conditioning vector: timestep and scene text.
         cond = self.time(t) + self.text(text)  # (B, D)
         # 4. The blocks.
-        for block in self.blocks:
+        residuals = residuals or {}
+        for index, block in enumerate(self.blocks):
+            if index in residuals:
+                tokens = tokens + residuals[index]
             tokens = block(tokens, cond, frames)  # ((B T), N, D)
         # 5. Back to latents per view and frame.
         shift, scale = self.modulation_out(cond).repeat_interleave(frames, dim=0).chunk(2, dim=1)
