@@ -1,6 +1,6 @@
 """Kill at any point: every long job, killed with SIGKILL at seeded random moments and resumed, ends as a run
 never stopped ends: the same bytes (datasets) or the same weights (training, within 1e-6), no stray temporary
-files, and a rerun of the finished job changes nothing.
+files, no worker process outliving the killed job, and a rerun of the finished job changes nothing.
 
 Each job runs once uninterrupted (the reference). Then, `KILLS` times, it runs in a fresh folder, is killed at
 a random moment between its first output and 90% of the reference's time (one moment in each of `KILLS`
@@ -87,10 +87,39 @@ def kill_at(args: list, moment: float, log: Path) -> bool:
     while process.poll() is None and time.perf_counter() - start < moment:
         time.sleep(0.005)
     running = process.poll() is None
+    children = descendants(process.pid)
     if running:
         process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.time() + 10
+    while any(alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.05)
+    orphans = [pid for pid in children if alive(pid)]
+    assert not orphans, f"worker processes {orphans} outlived the killed job"
     return running
+
+
+def descendants(pid: int) -> list[int]:
+    """The process's children and theirs (Linux /proc; empty elsewhere)."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for path in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                children = [int(c) for c in path.read_text().split()]
+            except OSError:
+                continue
+            found += children
+            queue += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited
 
 
 def same_weights(a: Path, b: Path) -> None:

@@ -86,6 +86,47 @@ def edges(rgb: np.ndarray, low: int = 100, high: int = 200) -> np.ndarray:
     return cv2.Canny(gray, low, high)
 
 
+DEPTH_SCALE = 10.0  # metres: the guidance's inverse depth is 1 / (1 + z / DEPTH_SCALE)
+
+
+def guidance_maps(
+    rgb: np.ndarray, depth: np.ndarray, normal: np.ndarray, obj: np.ndarray, mask: np.ndarray, blank: int = 1
+) -> np.ndarray:
+    """Dream4Drive's guidance of one edited view, (9, H, W) float32, channels in the adapter's order
+    (`models.adapter.CONDITIONS`):
+
+    - depth (1): the scene's inverse depth 1 / (1 + z / 10 m), 0 where nothing was seen;
+    - normal (3): the scene's camera-frame unit normals;
+    - edge (1): the scene's Canny edges in {0, 1};
+    - object (3): the inserted objects' pixels in [0, 1], 0 elsewhere;
+    - mask (1): their visible silhouette in {0, 1}.
+
+    The scene's maps are blanked (0) where the objects show, grown by `blank` pixels, so that they say
+    nothing about what the objects now hide.
+
+    Args:
+        rgb: (H, W, 3) uint8 the scene without the objects; depth: (H, W) metres; normal: (H, W, 3).
+        obj: (H, W, 3) uint8 the objects' render; mask: (H, W) bool or {0, 1} where they show.
+    """
+    height, width = depth.shape
+    for name, array, shape in (("rgb", rgb, (height, width, 3)), ("normal", normal, (height, width, 3)),
+                               ("obj", obj, (height, width, 3)), ("mask", mask, (height, width))):  # fmt: skip
+        if array.shape != shape:
+            raise DreamdriveError(f"guidance {name} is {array.shape}, the depth {depth.shape}: they must agree.")
+    shown = mask.astype(bool)
+    hidden = cv2.dilate(shown.astype(np.uint8), np.ones((2 * blank + 1,) * 2, np.uint8)) > 0 if blank else shown
+    keep = (~hidden).astype(np.float32)
+    inverse = np.where(depth > 0, 1.0 / (1.0 + np.maximum(depth, 0) / DEPTH_SCALE), 0.0).astype(np.float32)
+    maps = [
+        (inverse * keep)[None],
+        np.moveaxis(normal.astype(np.float32), 2, 0) * keep,
+        (edges(rgb) > 0).astype(np.float32)[None] * keep,
+        np.moveaxis(np.where(shown[..., None], obj, 0).astype(np.float32) / 255.0, 2, 0),
+        shown.astype(np.float32)[None],
+    ]
+    return np.concatenate(maps, axis=0)
+
+
 def angular_error_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees between unit normals a and b (..., 3)."""
     cosine = np.clip(np.sum(a * b, axis=-1), -1.0, 1.0)

@@ -174,22 +174,31 @@ class WorldBuilder:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_die_with_parent) as pool:
             futures = [pool.submit(_write_scene_in_worker, str(self.dataroot), self.config, k) for k in pending]
             done = as_completed(futures)
             for future in progress(done, len(futures), "scenes") if progress else done:
                 future.result()
 
-    def build_clip(self, k: int, progress: Callable[[Iterable, int, str], Iterable] | None = None) -> Clip:
-        """Simulate, render and assemble scene `k` (its dense sidecar is written on the way)."""
+    def environment(self, k: int) -> Environment:
+        """Scene `k`'s time of day, weather and sun."""
         config = self.config
-        name = config.scene_name(k)
-        environment = Environment(
+        return Environment(
             config.time_of_day[k % len(config.time_of_day)],
             config.weather[k % len(config.weather)],
             sun_azimuth=float(np.random.default_rng([config.seed, k, 7]).uniform(0, 2 * np.pi)),
         )
-        traffic = simulate(self.town, self.assets, seed=hash_seed(config.seed, k), seconds=config.seconds)
+
+    def traffic(self, k: int) -> Traffic:
+        """Scene `k`'s simulated ego and agents."""
+        return simulate(self.town, self.assets, seed=hash_seed(self.config.seed, k), seconds=self.config.seconds)
+
+    def build_clip(self, k: int, progress: Callable[[Iterable, int, str], Iterable] | None = None) -> Clip:
+        """Simulate, render and assemble scene `k` (its dense sidecar is written on the way)."""
+        config = self.config
+        name = config.scene_name(k)
+        environment = self.environment(k)
+        traffic = self.traffic(k)
         rig = CameraRig.default(config.width, config.height)
         renderer = self.renderer()
         frames_count = len(traffic.times)
@@ -206,9 +215,9 @@ class WorldBuilder:
             pending = []
             for i in indices:
                 global_T_ego = Transform.from_pose2d(*traffic.ego[i])
-                objects = _objects(traffic, i)
+                objects = scene_objects(traffic, i)
                 images = render_frame(
-                    renderer, rig, global_T_ego, objects, environment, _headlights(traffic, i, global_T_ego)
+                    renderer, rig, global_T_ego, objects, environment, headlights(traffic, i, global_T_ego)
                 )
                 jpegs, dense = {}, {}
                 for channel, image in images.items():
@@ -221,7 +230,7 @@ class WorldBuilder:
                     lidar = points
                 for j, track in enumerate(traffic.tracks):
                     if track.annotated[i]:
-                        box = _box(track, i, instances[j + 1])
+                        box = track_box(track, i, instances[j + 1])
                         if i % step == 0:  # visibility is a key-frame annotation
                             box = replace(box, visibility=dense_visibility(box, j + 1, rig, global_T_ego, images))
                         boxes[j][i] = box
@@ -263,6 +272,17 @@ def _write_scene_in_worker(dataroot: str, config: WorldConfig, k: int) -> None:
             builder._renderer.release()
 
 
+def _die_with_parent() -> None:
+    """A worker's initializer: on Linux, be killed when the building process dies, even by SIGKILL, so that a
+    killed build leaves no orphan workers behind (elsewhere this does nothing)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _serial_blas():
     """A context in which numpy's BLAS runs in the calling thread. Its worker threads otherwise spin
     (sched_yield) after each of the build's many tiny matrix products, taking a core from the rasterizer
@@ -280,7 +300,7 @@ def _write_dense(path: Path, images: CameraImages, scratch: Path) -> None:
     write_packed(path, pack_dense(images.depth, images.normal, images.instance, images.semantic), scratch)
 
 
-def _objects(traffic: Traffic, i: int) -> list[RenderObject]:
+def scene_objects(traffic: Traffic, i: int) -> list[RenderObject]:
     out = []
     for j, track in enumerate(traffic.tracks):
         x, y, z = track.centers[i]
@@ -290,7 +310,7 @@ def _objects(traffic: Traffic, i: int) -> list[RenderObject]:
     return out
 
 
-def _headlights(traffic: Traffic, i: int, global_T_ego: Transform) -> list:
+def headlights(traffic: Traffic, i: int, global_T_ego: Transform) -> list:
     """Spot lights: the ego's two headlights, then those of the nearest vehicles with lights."""
     lights = []
     for side in (0.7, -0.7):
@@ -309,7 +329,7 @@ def _headlights(traffic: Traffic, i: int, global_T_ego: Transform) -> list:
     return lights
 
 
-def _box(track, i: int, instance_id: str) -> Box3D:
+def track_box(track, i: int, instance_id: str) -> Box3D:
     previous, following = max(i - 1, 0), min(i + 1, len(track.centers) - 1)
     span = max(following - previous, 1) / CAMERA_HZ
     velocity = (track.centers[following, :2] - track.centers[previous, :2]) / span

@@ -1,0 +1,176 @@
+"""Paired edits from the procedural world: Dream4Drive's training data, with the true edit that no real drive has.
+
+One vehicle of a procedural scene plays the inserted asset. Each model frame is
+rendered twice by the world's own renderer, under the scene's lighting, shadows,
+headlights and weather: without the vehicle (the source a user would edit) and
+with it (the target: the edit as it truly looks). The vehicle alone is rendered
+as naive insertion renders assets, lit by a clear day with no shadow; where the
+source's depth does not hide it, that render is the object image and its
+silhouette the mask (`conditions.guidance.asset_maps`' rule). Pasting it over the
+source gives the naive edit of the same scene, so naive and generative insertion
+can both be scored against the truth.
+
+`render_pair` makes one pair; `build_pairs` caches a build's pairs as
+`pair-KKKK.npz` files, written atomically; a rerun skips finished ones.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dreamdrive.conditions.guidance import asset_renderer, guidance_maps, visible_over
+from dreamdrive.core.camera import CameraRig
+from dreamdrive.core.categories import detection_class
+from dreamdrive.core.clip import Agent, Clip, Frame
+from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.core.geometry import Transform
+from dreamdrive.files import atomic_write
+from dreamdrive.world.builder import START_US, WorldBuilder, WorldConfig, headlights, scene_objects, track_box
+from dreamdrive.world.render import CameraImages, Environment, RenderObject, render_frame
+from dreamdrive.world.traffic import Traffic
+
+VEHICLES = ("car", "truck", "bus", "construction_vehicle", "trailer")
+MIN_PIXELS = 40  # visible pixels of the vehicle over the pair, below which a scene gives no pair
+
+
+@dataclass
+class EditPair:
+    """One paired edit over `T` model frames and the rig's `V` views.
+
+    clip: the target's model frames (every one a key frame) with every agent's boxes, the vehicle's included;
+    instance: the vehicle's instance id; source / target / naive: (T, V, H, W, 3) uint8;
+    guidance: (T, V, 9, H, W) float16 (`conditions.guidance.guidance_maps`); mask: (T, V, H, W) bool, where
+    the vehicle's object image shows.
+    """
+
+    clip: Clip
+    instance: str
+    source: np.ndarray
+    target: np.ndarray
+    naive: np.ndarray
+    guidance: np.ndarray
+    mask: np.ndarray
+
+
+def pick_vehicle(traffic: Traffic, indices: list[int], max_distance: float = 30.0) -> int | None:
+    """The vehicle annotated on every chosen frame that stays nearest the ego on average (within
+    `max_distance` metres on every frame), or None."""
+    best, best_distance = None, np.inf
+    for j, track in enumerate(traffic.tracks):
+        if detection_class(track.category) not in VEHICLES:
+            continue
+        if track.annotated is not None and not track.annotated[indices].all():
+            continue
+        distances = np.linalg.norm(track.centers[indices, :2] - traffic.ego[indices, :2], axis=1)
+        if distances.max() <= max_distance and distances.mean() < best_distance:
+            best, best_distance = j, float(distances.mean())
+    return best
+
+
+def render_pair(config: WorldConfig, k: int, frames: int = 8, stride: int = 3) -> EditPair | None:
+    """The paired edit of scene `k` of the build `config` over `frames` model frames, one every `stride`
+    camera frames; None when no vehicle stays near and visible."""
+    builder = WorldBuilder(Path("."), config)  # for its town, assets and renderer; it writes nothing here
+    traffic, environment = builder.traffic(k), builder.environment(k)
+    indices = list(range(0, len(traffic.times), stride))[:frames]
+    if len(indices) < frames:
+        raise DreamdriveError(f"scenes of {config.seconds} s have {len(traffic.times)} camera frames; {frames} "
+                              f"model frames every {stride} need {(frames - 1) * stride + 1}.")  # fmt: skip
+    j = pick_vehicle(traffic, indices)
+    if j is None:
+        return None
+    track = traffic.tracks[j]
+    asset = next(a for group in builder.assets.values() for a in group if a.info.asset_id == track.asset_id)
+    without = Traffic(traffic.times, traffic.ego, [t for m, t in enumerate(traffic.tracks) if m != j])
+    rig = CameraRig.default(config.width, config.height)
+    name = config.scene_name(k)
+    # 1. The scene with and without the vehicle, by the world's renderer (one GL context at a time: the
+    #    asset's renderer comes after this one is released).
+    renderer = builder.renderer()
+    scenes, clip_frames = [], []
+    try:
+        for i in indices:
+            ego = Transform.from_pose2d(*traffic.ego[i])
+            everything = scene_objects(traffic, i)
+            rendered = render_frame(renderer, rig, ego, everything, environment, headlights(traffic, i, ego))
+            target = {key: images.rgb.copy() for key, images in rendered.items()}  # the next render reuses them
+            others = [o for o in everything if o.instance != j + 1]
+            source = {key: CameraImages(images.rgb.copy(), images.depth.copy(), images.normal.copy(),
+                                        images.instance.copy(), images.semantic.copy())
+                      for key, images in render_frame(renderer, rig, ego, others, environment,
+                                                      headlights(without, i, ego)).items()}  # fmt: skip
+            scenes.append((ego, everything[j].global_T_object, target, source))
+            clip_frames.append(
+                Frame(START_US + k * 10**9 + int(round(traffic.times[i] * 1e6)), ego, target, is_key=True)
+            )
+    finally:
+        renderer.release()
+    # 2. The vehicle alone as naive insertion renders it, its object image and mask over the source.
+    views = {key: [] for key in ("source", "target", "naive", "guidance", "mask")}
+    alone = asset_renderer(asset, config.width, config.height)
+    try:
+        for ego, global_T_vehicle, target, source in scenes:
+            pasted = render_frame(alone, rig, ego, [RenderObject(asset.info.asset_id, global_T_vehicle, 1)],
+                                  Environment())  # fmt: skip
+            row = {key: [] for key in views}
+            for camera in rig:
+                src, obj = source[camera.name], pasted[camera.name]
+                visible = visible_over(obj, src.depth)
+                row["source"].append(src.rgb)
+                row["target"].append(target[camera.name])
+                row["naive"].append(np.where(visible[..., None], obj.rgb, src.rgb))
+                row["guidance"].append(guidance_maps(src.rgb, src.depth, src.normal, obj.rgb, visible))
+                row["mask"].append(visible)
+            for key in views:
+                views[key].append(np.stack(row[key]))
+    finally:
+        alone.release()
+    arrays = {key: np.stack(value) for key, value in views.items()}
+    if arrays["mask"].sum() < MIN_PIXELS:
+        return None
+    instance = f"{name}-{track.instance_id}"
+    agents = []
+    for t in traffic.tracks:
+        shown = [t.annotated is None or bool(t.annotated[i]) for i in indices]
+        if any(shown):
+            boxes = [track_box(t, i, f"{name}-{t.instance_id}") if s else None for i, s in zip(indices, shown)]
+            agents.append(Agent(f"{name}-{t.instance_id}", t.category, boxes))
+    town = builder.town
+    description = f"procedural town {town.name}, {environment.time_of_day}, {environment.weather}"
+    clip = Clip(name, clip_frames, agents, rig, town.name, town.hdmap, description, f"dreamdrive-{name}")
+    return EditPair(clip, instance, arrays["source"], arrays["target"], arrays["naive"],
+                    arrays["guidance"].astype(np.float16), arrays["mask"])  # fmt: skip
+
+
+def build_pairs(
+    out: str | Path, config: WorldConfig, frames: int = 8, stride: int = 3, progress: Callable | None = None
+) -> list[Path]:
+    """Every scene's pair of the build `config` as `out`/pair-KKKK.npz (source, target, naive, guidance, mask,
+    instance; the clip and its layouts are rebuilt from `config` by `render_pair`); a scene without a pair gets
+    an empty marker `pair-KKKK.none`. Finished files are kept, so a killed run resumes. Returns the pair files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    scenes = range(config.scenes)
+    for k in progress(scenes, config.scenes, "pairs") if progress else scenes:
+        path, none = out / f"pair-{k:04d}.npz", out / f"pair-{k:04d}.none"
+        if path.is_file():
+            written.append(path)
+            continue
+        if none.is_file():
+            continue
+        pair = render_pair(config, k, frames, stride)
+        if pair is None:
+            atomic_write(none, b"")
+            continue
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, source=pair.source, target=pair.target, naive=pair.naive,
+                            guidance=pair.guidance, mask=pair.mask, instance=np.array(pair.instance))  # fmt: skip
+        atomic_write(path, buffer.getvalue())
+        written.append(path)
+    return written
