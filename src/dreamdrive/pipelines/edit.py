@@ -124,8 +124,8 @@ def prepare_pairs(
         with np.load(path) as cached:
             pairs.append(PairTensors(**{k: cached[k] for k in PairTensors.__dataclass_fields__}))
     if not pairs:
-        raise DreamdriveError(f"no scene of the build gave a paired edit (a vehicle near the ego and in view); "
-                              f"build more scenes.")  # fmt: skip
+        raise DreamdriveError("no scene of the build gave a paired edit (a vehicle near the ego and in view); "
+                              "build more scenes.")  # fmt: skip
     return pairs
 
 
