@@ -11,7 +11,8 @@ on real procedural renders (`dreamdrive detect train --data TRAIN --image-size 1
   window by window, with no content given (`none`) and from its first frame
   (`first-frame`). The detector is scored (devkit mAP and NDS) on the generated
   clips with the conditioning boxes as ground truth, and on the real renders of the
-  same model frames; the figure is their ratio.
+  same model frames; the figure is their ratio. Neither set has LiDAR on these
+  frames, so ground truth is kept without LiDAR points (`camera_only`).
 - Realism: Fréchet distances of the project's FID (Inception, per view) and FVD (I3D, 8-frame windows)
   networks. Without their standard weight files these are proxies: the same
   architectures with seeded random weights (`metrics.networks.proxy_network`). To
@@ -48,7 +49,7 @@ WINDOW = 8  # FVD window length in model frames: the video model's own window
 def detection(run: Path, clips: list, folder: Path) -> dict:
     """The detector's devkit scores on `clips` written as a dataset in `folder`."""
     write_dataset(clips, folder / "dataset", splits={SPLIT: [c.name for c in clips]}, overwrite=True)
-    evaluate_run(run, folder / "dataset", folder / "eval", split=SPLIT, pictures=1)
+    evaluate_run(run, folder / "dataset", folder / "eval", split=SPLIT, pictures=1, camera_only=True)
     summary = json.loads((folder / "eval" / "metrics_summary.json").read_text())
     return {"mAP": summary["mean_ap"], "NDS": summary["nd_score"]}
 

@@ -37,7 +37,7 @@ class Job:
     name: str
     args: Callable[[dict, Path], list]  # (inputs, out) -> the dreamdrive command line
     weights: bool = False  # compare model weights (training) rather than every byte (datasets)
-    timed: set[str] | None = None  # files whose bytes hold wall times; compared only to exist
+    derived: set[str] | None = None  # files derived from compared weights (tables, plots): compared only to exist
 
 
 def command(args: list) -> list[str]:
@@ -132,10 +132,10 @@ def same_weights(a: Path, b: Path) -> None:
             assert torch.allclose(x[name].float(), y[name].float(), atol=1e-6), f"{relative}: {name}"
 
 
-def same_bytes(a: Path, b: Path, timed: set[str]) -> None:
+def same_bytes(a: Path, b: Path, derived: set[str]) -> None:
     left, right = files(a), files(b)
     assert left.keys() == right.keys()
-    different = [name for name in left if name not in timed and digest(left[name]) != digest(right[name])]
+    different = [name for name in left if name not in derived and digest(left[name]) != digest(right[name])]
     assert not different, different[:10]
 
 
@@ -165,7 +165,7 @@ JOBS = [
     Job("iso-epoch experiment", lambda inputs, out: ["experiment", "iso-epoch", "--real", inputs["world"],
                                                      "--synthetic", f"naive={inputs['insert']}", "--epochs", "1",
                                                      "--seeds", "2", "--out", out, *TINY_DETECTOR],
-        weights=True, timed={"results.json", "results.md", "results.png"}),
+        weights=True, derived={"results.json", "results.md", "results.png"}),
 ]
 # fmt: on
 
@@ -202,7 +202,7 @@ def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs
         if job.weights:
             same_weights(reference, out)
         else:
-            same_bytes(reference, out, job.timed or set())
+            same_bytes(reference, out, job.derived or set())
     assert hits >= KILLS - 1, f"only {hits} of {KILLS} kills hit the running job"  # one may come late on a busy machine
     before = {name: p.stat().st_mtime_ns for name, p in files(out).items()}
     finish(job.args(inputs, out), log)  # a finished job, rerun, changes nothing

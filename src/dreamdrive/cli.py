@@ -400,11 +400,12 @@ def detect_eval(
     out: Path = typer.Option(..., help="output folder"),
     batch_size: int = typer.Option(4, min=1),
     pictures: int = typer.Option(4, min=0, help="BEV and front-camera pictures of this many samples"),
+    camera_only: bool = typer.Option(False, help="keep ground-truth boxes no LiDAR point hit (generated clips)"),
 ) -> None:
     """Detect on a split; write results_nusc.json, the devkit's metrics_summary.json, report.md and PR curves."""
     from dreamdrive.pipelines.detect import evaluate_run
 
-    results = evaluate_run(run, data, out, split, batch_size, pictures)
+    results = evaluate_run(run, data, out, split, batch_size, pictures, camera_only)
     console.print((out / "report.md").read_text())
     console.print(
         f"wrote {results}, {out / 'metrics_summary.json'}, {out / 'report.json'}, PR curves in {out / 'plots'}"

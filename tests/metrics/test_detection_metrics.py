@@ -92,3 +92,31 @@ def test_tracking_figures_equal_the_devkits(tiny_world, tmp_path):
     for name in ("amota", "amotp", "ids", "recall", "motar"):
         assert report["official"][name] == pytest.approx(summary[name], abs=1e-6, nan_ok=True), name
     assert not math.isnan(report["official"]["amota"])
+
+
+def test_camera_only_keeps_ground_truth_no_lidar_point_hit(tiny_world, tmp_path):
+    """Ground truth submitted as predictions scores AP 1 on every present class when boxes without LiDAR points
+    count as ground truth (camera_only); the devkit's own filter drops them, so their predictions become false
+    positives. The devkit's filter is restored afterwards."""
+    import nuscenes.eval.detection.evaluate as devkit_evaluate
+
+    original = devkit_evaluate.filter_eval_boxes
+    nusc = load_devkit(tiny_world)
+    results = {}
+    unscanned = 0
+    for sample, labelled in split_samples(nusc, "proc_all"):
+        results[sample["token"]] = []
+        for token, ann, name in labelled:
+            unscanned += ann["num_lidar_pts"] == 0
+            results[sample["token"]].append({"sample_token": sample["token"], "translation": ann["translation"],
+                                             "size": ann["size"], "rotation": ann["rotation"],
+                                             "velocity": [0.0, 0.0], "detection_name": name,
+                                             "detection_score": 0.9, "attribute_name": ""})  # fmt: skip
+    assert unscanned > 0
+    path = write_results(results, tmp_path / "results.json")
+    kept = evaluate_detection(tiny_world, "proc_all", path, tmp_path / "kept", nusc=nusc, plots=False,
+                              camera_only=True)  # fmt: skip
+    assert devkit_evaluate.filter_eval_boxes is original
+    assert all(kept["per_class"][c]["AP"] == pytest.approx(1.0) for c in kept["present"]["classes"])
+    dropped = evaluate_detection(tiny_world, "proc_all", path, tmp_path / "dropped", nusc=nusc, plots=False)
+    assert dropped["present"]["mAP"] < kept["present"]["mAP"]

@@ -44,19 +44,38 @@ def _check_split(nusc, split: str) -> None:
 
 
 def evaluate_detection(dataroot: str | Path, split: str, results: str | Path, out: str | Path, plots: bool = True,
-                       nusc=None) -> dict:  # fmt: skip
-    """Run the devkit's DetectionEval on a results file; write its outputs and our report to `out`."""
+                       nusc=None, camera_only: bool = False) -> dict:  # fmt: skip
+    """Run the devkit's DetectionEval on a results file; write its outputs and our report to `out`.
+
+    `camera_only`: keep ground-truth boxes that no LiDAR point hit. The devkit drops them, which is right for
+    LiDAR-scanned datasets and drops every box of a camera-only one (a generated clip, whose annotations have
+    no sweep to count points in). The distance filter and everything else are the devkit's.
+    """
+    import nuscenes.eval.detection.evaluate as devkit_evaluate
     from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.detection.evaluate import DetectionEval
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nusc = nusc or load_devkit(dataroot)
     _check_split(nusc, split)
+    original = devkit_evaluate.filter_eval_boxes
+
+    def keep_unscanned(nusc_, boxes, max_dist, verbose=False):
+        for sample in boxes.sample_tokens:
+            for box in boxes[sample]:
+                if getattr(box, "num_pts", -1) == 0:  # ground truth without points; predictions carry -1
+                    box.num_pts = 1
+        return original(nusc_, boxes, max_dist, verbose)
+
     try:
-        evaluator = DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(results), split, str(out), False)
+        if camera_only:
+            devkit_evaluate.filter_eval_boxes = keep_unscanned
+        evaluator = devkit_evaluate.DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(results), split,
+                                                  str(out), False)  # fmt: skip
     except AssertionError as error:
         raise DreamdriveError(f"the devkit refused {results}: {error}") from error
+    finally:
+        devkit_evaluate.filter_eval_boxes = original
     with contextlib.redirect_stdout(io.StringIO()):  # the devkit prints its tables; the report holds them
         summary = evaluator.main(plot_examples=0, render_curves=plots)
     present = sorted({box.detection_name for box in evaluator.gt_boxes.all})

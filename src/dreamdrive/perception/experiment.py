@@ -109,9 +109,13 @@ def iso_epoch(
     summary = summarise(rows, list(mixes))
     result = {"real": str(real), "synthetic": {k: str(v) for k, v in synthetic.items()}, "val_split": val_split,
               "epoch_unit": epoch_unit, "runs": rows, "summary": summary}  # fmt: skip
-    atomic_write(out / "results.json", json.dumps(result, indent=1).encode())
+    text = json.dumps(result, indent=1).encode()
+    done = [out / name for name in ("results.json", "results.md", "results.png")]
+    if all(path.is_file() for path in done) and done[0].read_bytes() == text:
+        return result  # a finished experiment, rerun, rewrites nothing
     atomic_write(out / "results.md", markdown(summary, list(mixes), epoch_unit).encode())
     plot(summary, list(mixes), out / "results.png")
+    atomic_write(out / "results.json", text)  # last: its presence marks the outputs complete
     return result
 
 

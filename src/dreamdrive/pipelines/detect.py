@@ -14,11 +14,17 @@ from dreamdrive.perception.train import load_model
 
 
 def evaluate_run(
-    run: str | Path, data: str | Path, out: str | Path, split: str | None = None, batch_size: int = 4, pictures: int = 4
+    run: str | Path,
+    data: str | Path,
+    out: str | Path,
+    split: str | None = None,
+    batch_size: int = 4,
+    pictures: int = 4,
+    camera_only: bool = False,
 ) -> Path:
     """Detect on `split` of `data` (default: its validation split) with the detector of `run`; write
     `results_nusc.json`, the devkit's metrics, `report.json` / `report.md`, PR curves and `pictures` detection
-    pictures into `out`. Returns the results file."""
+    pictures into `out`. Returns the results file. `camera_only`: as in `metrics.detection.evaluate_detection`."""
     # 1. Detections on the split, in the nuScenes submission format.
     out = Path(out)
     split = split or default_split(data, "val")
@@ -26,7 +32,7 @@ def evaluate_run(
     detections = predict(load_model(run), refs, batch_size)
     results = write_results(detections, out / "results_nusc.json")
     # 2. The devkit's scores.
-    evaluate_detection(data, split, results, out)
+    evaluate_detection(data, split, results, out, camera_only=camera_only)
     # 3. Pictures of evenly spread samples.
     cache = ClipCache()
     for ref in refs[:: max(1, len(refs) // pictures)] if pictures else []:
