@@ -106,7 +106,7 @@ def test_camera_only_keeps_ground_truth_no_lidar_point_hit(tiny_world, tmp_path)
     unscanned = 0
     for sample, labelled in split_samples(nusc, "proc_all"):
         results[sample["token"]] = []
-        for token, ann, name in labelled:
+        for _token, ann, name in labelled:
             unscanned += ann["num_lidar_pts"] == 0
             results[sample["token"]].append({"sample_token": sample["token"], "translation": ann["translation"],
                                              "size": ann["size"], "rotation": ann["rotation"],
