@@ -6,6 +6,7 @@ dataset writer, the world builder, training runs and pictures all write files th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -34,12 +35,19 @@ def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: 
     folder = scratch if scratch is not None else path.parent
     folder.mkdir(parents=True, exist_ok=True)
     descriptor, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)  # unique across threads
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:  # a full disk or a size limit: no stray file, and the error names the file
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
 
 
 def load_image(source: ImageSource) -> np.ndarray:

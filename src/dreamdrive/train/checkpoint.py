@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -43,6 +44,17 @@ class UnsafeCheckpointError(DreamdriveError):
     """A checkpoint file holds a pickle that could run code when loaded; it was not loaded."""
 
 
+@contextmanager
+def writing(where: Path):
+    """Report safetensors' write failures (a full disk, a file size limit) as the project's error naming
+    `where`; the previous files there are untouched (writes go to staging folders)."""
+    try:
+        yield
+    except SafetensorError as error:
+        raise DreamdriveError(f"cannot write {where}: {error}; check that the disk has room and the folder is "
+                              "writable, then run the same command again.") from error  # fmt: skip
+
+
 def save_pretrained(folder: str | Path, kind: str, config: dict, state_dict: dict[str, torch.Tensor]) -> Path:
     """Write a model folder: `config.json` ({"_kind", "_format"} and `config`) and `model.safetensors`.
 
@@ -54,7 +66,8 @@ def save_pretrained(folder: str | Path, kind: str, config: dict, state_dict: dic
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
-    save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})  # one key: the header stays byte-stable
+    with writing(folder):
+        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})  # one key: a byte-stable header
     record = {"_kind": kind, "_format": CHECKPOINT_FORMAT, **config}
     atomic_write(staging / CONFIG_NAME, json.dumps(record, indent=1).encode())
     old = folder.with_name(f".{folder.name}.old")
@@ -187,7 +200,8 @@ def save_training_state(accelerator, run: str | Path, trainer: dict) -> None:
     if accelerator.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging), safe_serialization=True)
+    with writing(target):
+        accelerator.save_state(str(staging), safe_serialization=True)
     if accelerator.is_main_process:
         atomic_write(staging / TRAINER_STATE, json.dumps(trainer).encode())
         shutil.rmtree(old, ignore_errors=True)
