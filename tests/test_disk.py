@@ -1,4 +1,5 @@
-"""A job that cannot write stops with one clear line and leaves the previous state intact.
+"""A job that cannot write stops with one clear line naming the file, publishes nothing half-written, keeps its
+last saved state (training), and finishes when run again once there is room.
 
 Three ways to fail a write, each as real as the machine allows:
 - a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored): every write past the limit fails with EFBIG, as a full
