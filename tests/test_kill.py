@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,7 +196,12 @@ def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs
         out = tmp_path / f"killed{k}"
         args = job.args(inputs, out)
         moment = first + 0.9 * (end - first) * (k + rng.random()) / KILLS  # clear of the end
-        hits += kill_at(args, moment, log)
+        for _ in range(3):  # on a busy machine the job may end sooner than the reference did: try earlier
+            if kill_at(args, moment, log):
+                hits += 1
+                break
+            shutil.rmtree(out)
+            moment = first + (moment - first) / 2
         kill_at(args, moment, log)  # killed again as far into the rerun, which skips what the first run did
         finish(args, log)
         assert not stray(out), stray(out)

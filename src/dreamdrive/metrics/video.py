@@ -30,20 +30,20 @@ from dreamdrive.nusc.reader import NuscDataset
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Fréchet distance between two Gaussians, in float64 (the matrix square root by scipy)."""
-    from scipy import linalg
+    """Fréchet distance between two Gaussians, in float64.
 
+    The trace of the matrix square root of sigma1 sigma2 is the sum of the square roots of its eigenvalues,
+    which are real and non-negative for covariances: one eigenvalue solve instead of a Schur-based `sqrtm`
+    (for 2048 features, seconds instead of minutes). Round-off below zero is clipped.
+    """
     mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
     sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise DreamdriveError(f"feature statistics of different sizes: {mu1.shape} and {mu2.shape}.")
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():  # singular product: nudge both covariances, as the reference code does
-        offset = np.eye(len(sigma1)) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = covmean.real
+    eigenvalues = np.linalg.eigvals(sigma1 @ sigma2)
+    trace_sqrt = float(np.sqrt(np.clip(eigenvalues.real, 0, None)).sum())
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
