@@ -39,7 +39,7 @@ from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.diffusion.flow import flow_loss, interpolate, resolution_shift, sample_timesteps
 from dreamdrive.models.adapter import AdapterConfig, FusionAdapter, check_pair, preset
 from dreamdrive.models.dit import UniMVM
-from dreamdrive.pipelines.pairs import render_pair
+from dreamdrive.pipelines.pairs import cache_scenes, npz_bytes, render_pair
 from dreamdrive.pipelines.vae import load_vae
 from dreamdrive.pipelines.video import _fingerprint, encode_frames, load_video_model, scene_layouts
 from dreamdrive.scenario.retrieval import embed_texts
@@ -104,25 +104,17 @@ def prepare_pairs(
 ) -> list[PairTensors]:
     """Every scene's paired edit of the build `world`, cached in `out/pairs/` (written atomically; a rerun reads
     them; scenes without a near, visible vehicle are marked and skipped)."""
-    folder = out / CACHE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+
+    def make(k: int) -> bytes | None:
+        pair = render_pair(world, k, config.frames, config.frame_stride)
+        if pair is None:
+            return None
+        return npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder, config).__dict__)
+
     pairs = []
-    scenes = range(world.scenes)
-    for k in progress(scenes, world.scenes, "paired edits") if progress else scenes:
-        path, none = folder / f"{k:04d}.npz", folder / f"{k:04d}.none"
-        if none.is_file():
-            continue
-        if not path.is_file():
-            pair = render_pair(world, k, config.frames, config.frame_stride)
-            if pair is None:
-                none.write_bytes(b"")
-                continue
-            tensors = prepare_pair(pair, autoencoder, config)
-            scratch = path.with_name(f".{path.stem}.tmp.npz")
-            np.savez_compressed(scratch, format=CACHE_FORMAT, **tensors.__dict__)
-            scratch.replace(path)
+    for path in cache_scenes(out / CACHE_DIR, world.scenes, make, progress=progress):
         with np.load(path) as cached:
-            pairs.append(PairTensors(**{k: cached[k] for k in PairTensors.__dataclass_fields__}))
+            pairs.append(PairTensors(**{key: cached[key] for key in PairTensors.__dataclass_fields__}))
     if not pairs:
         raise DreamdriveError("no scene of the build gave a paired edit (a vehicle near the ego and in view); "
                               "build more scenes.")  # fmt: skip

@@ -147,30 +147,47 @@ def render_pair(config: WorldConfig, k: int, frames: int = 8, stride: int = 3) -
                     arrays["guidance"].astype(np.float16), arrays["mask"])  # fmt: skip
 
 
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def cache_scenes(
+    folder: Path, count: int, make: Callable[[int], bytes | None], prefix: str = "", progress: Callable | None = None
+) -> list[Path]:
+    """Per scene k of `count`: `folder`/{prefix}KKKK.npz holding `make(k)`'s bytes, or an empty marker
+    {prefix}KKKK.none where `make` gives None. Each is written atomically and a finished one is kept, so a
+    killed run resumes and a rerun makes nothing. Returns the .npz files, in scene order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    scenes = range(count)
+    for k in progress(scenes, count, "paired edits") if progress else scenes:
+        path, none = folder / f"{prefix}{k:04d}.npz", folder / f"{prefix}{k:04d}.none"
+        if none.is_file():
+            continue
+        if not path.is_file():
+            data = make(k)
+            if data is None:
+                atomic_write(none, b"")
+                continue
+            atomic_write(path, data)
+        written.append(path)
+    return written
+
+
 def build_pairs(
     out: str | Path, config: WorldConfig, frames: int = 8, stride: int = 3, progress: Callable | None = None
 ) -> list[Path]:
     """Every scene's pair of the build `config` as `out`/pair-KKKK.npz (source, target, naive, guidance, mask,
     instance; the clip and its layouts are rebuilt from `config` by `render_pair`); a scene without a pair gets
     an empty marker `pair-KKKK.none`. Finished files are kept, so a killed run resumes. Returns the pair files."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    scenes = range(config.scenes)
-    for k in progress(scenes, config.scenes, "pairs") if progress else scenes:
-        path, none = out / f"pair-{k:04d}.npz", out / f"pair-{k:04d}.none"
-        if path.is_file():
-            written.append(path)
-            continue
-        if none.is_file():
-            continue
+
+    def make(k: int) -> bytes | None:
         pair = render_pair(config, k, frames, stride)
         if pair is None:
-            atomic_write(none, b"")
-            continue
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, source=pair.source, target=pair.target, naive=pair.naive,
-                            guidance=pair.guidance, mask=pair.mask, instance=np.array(pair.instance))  # fmt: skip
-        atomic_write(path, buffer.getvalue())
-        written.append(path)
-    return written
+            return None
+        return npz_bytes(source=pair.source, target=pair.target, naive=pair.naive, guidance=pair.guidance,
+                         mask=pair.mask, instance=np.array(pair.instance))  # fmt: skip
+
+    return cache_scenes(Path(out), config.scenes, make, "pair-", progress)
