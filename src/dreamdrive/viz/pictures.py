@@ -12,7 +12,7 @@ from dreamdrive.core.categories import DETECTION_CLASSES, detection_class
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
-from dreamdrive.files import load_image
+from dreamdrive.files import atomic_write, load_image
 from dreamdrive.viz.draw import CLASS_COLORS, MAP_COLORS, draw_box_wireframe, draw_polyline_3d
 
 # Display layout: the front cameras above, the back cameras below, each row left to right as seen from the car.
@@ -249,9 +249,11 @@ def write_video(
 
 
 def save_png(image: np.ndarray, out: str | Path) -> Path:
-    """Write an RGB image as PNG."""
+    """Write an RGB image as PNG, atomically: a killed writer leaves the old file or none, never a part (jobs
+    that keep finished pictures would otherwise keep a truncated one)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), image[:, :, ::-1]):
-        raise DreamdriveError(f"cannot write {out}; check that its folder is writable.")
+    encoded, data = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))
+    if not encoded:
+        raise DreamdriveError(f"cannot encode the picture {out} as PNG (shape {image.shape}).")
+    atomic_write(out, data.tobytes(), durable=False)
     return out
