@@ -37,12 +37,13 @@ from torch import nn
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.diffusion.flow import flow_loss, interpolate, resolution_shift, sample_timesteps
-from dreamdrive.models.adapter import AdapterConfig, FusionAdapter, check_pair, preset
+from dreamdrive.models.adapter import AdapterConfig, FusionAdapter, check_pair, preset, with_base
 from dreamdrive.models.dit import UniMVM
 from dreamdrive.pipelines.pairs import cache_scenes, npz_bytes, render_pair
 from dreamdrive.pipelines.vae import load_vae
-from dreamdrive.pipelines.video import _fingerprint, encode_frames, load_video_model, scene_layouts
+from dreamdrive.pipelines.video import encode_frames, load_video_model, scene_layouts
 from dreamdrive.scenario.retrieval import embed_texts
+from dreamdrive.train.checkpoint import weights_fingerprint
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.world.builder import WorldConfig
 
@@ -192,14 +193,13 @@ def train_insertion(
     out = Path(out)
     pairs = prepare_pairs(out, world, autoencoder, config, pairs_progress)
     # 2. The adapter, seeded, over the frozen (or fine-tuned) DiT, and the loop.
-    fingerprint = _fingerprint(dit)
-    adapter_config = preset(adapter, config) if isinstance(adapter, str) else adapter
-    adapter_config = AdapterConfig.from_json({**adapter_config.to_json(), "base": fingerprint})
+    fingerprint = weights_fingerprint(dit)
+    adapter_config = with_base(preset(adapter, config) if isinstance(adapter, str) else adapter, fingerprint)
     torch.manual_seed(loop.seed)
     network = FusionAdapter(adapter_config)
     check_pair(network, dit, fingerprint)
     description = {"adapter": adapter_config.to_json(), "world": world.fingerprint(), "finetune": finetune,
-                   "vae": _fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
+                   "vae": weights_fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
 
     def loss(net, generator, shard):
         return edit_loss(net, pairs, batch_size, generator, shard)
@@ -216,5 +216,5 @@ def load_insertion(folder: str | Path, model: str | Path | None = None) -> Inser
     network = FusionAdapter.load(folder)
     finetuned = (folder / "dit" / "config.json").is_file()
     dit = UniMVM.load(folder / "dit") if finetuned else load_video_model(model)
-    check_pair(network, dit, _fingerprint(dit) if not finetuned else network.config.base)
+    check_pair(network, dit, weights_fingerprint(dit) if not finetuned else network.config.base)
     return InsertionModel(dit, network, finetuned).eval()

@@ -16,7 +16,6 @@ front-view mode the real CAM_FRONT video throughout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.pipelines.vae import dataset_scenes, load_vae, to_images, to_tensor
 from dreamdrive.scenario.retrieval import embed_texts
+from dreamdrive.train.checkpoint import weights_fingerprint
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png, write_video
 
@@ -222,7 +222,7 @@ def train_video(
     torch.manual_seed(loop.seed)
     model = UniMVM(config)
     description = {"model": config.to_json(), "data": [str(d) for d in dataroots], "split": split,
-                   "vae": _fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
+                   "vae": weights_fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
 
     def loss(network, generator, shard):
         return video_loss(network, scenes, batch_size, generator, shard)
@@ -236,15 +236,6 @@ def train_video(
         save_png(side_by_side(real_images, decode_latents(autoencoder, latents)), out / "samples" / f"{step:06d}.png")
 
     return train_loop(out, model, loss, loop, description, progress, on_save=pictures)
-
-
-def _fingerprint(network) -> str:
-    """A short hash of a network's weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(network.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 # -- generation ----------------------------------------------------------------------------------------------
@@ -430,16 +421,14 @@ def generate_video(
 ) -> dict:
     """Generate a scene's clip conditioned on its layouts (and its first frame or CAM_FRONT video, as `mode`
     says) and write `out`/dataset (nuScenes format), `out`/video.mp4 and `out`/real_vs_generated.png."""
-    if mode not in MODES:
-        raise DreamdriveError(f"--mask {mode!r} must be one of {list(MODES)}.")
     network = load_video_model(model)
     autoencoder = load_vae(vae)
     dataset = NuscDataset(data)
     out = Path(out)
     dataroot = out / "dataset"
     # A rerun of a finished generation with the same inputs is a no-op: generation.json is written last.
-    inputs = {"data": str(Path(data).resolve()), "model": _fingerprint(network), "vae": _fingerprint(autoencoder),
-              "frames": frames}  # fmt: skip
+    inputs = {"data": str(Path(data).resolve()), "model": weights_fingerprint(network),
+              "vae": weights_fingerprint(autoencoder), "frames": frames}  # fmt: skip
     done = out / "generation.json"
     if done.is_file():
         record = json.loads(done.read_text())

@@ -18,6 +18,7 @@ a message that says what to do.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -53,6 +54,16 @@ def writing(where: Path):
     except SafetensorError as error:
         raise DreamdriveError(f"cannot write {where}: {error}; check that the disk has room and the folder is "
                               "writable, then run the same command again.") from error  # fmt: skip
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of a network's weights (names and bytes), to tie a run or an adapter to the exact weights
+    it was made with."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def save_pretrained(folder: str | Path, kind: str, config: dict, state_dict: dict[str, torch.Tensor]) -> Path:
