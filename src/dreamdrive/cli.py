@@ -262,10 +262,18 @@ def _pose(text: str) -> tuple[float, float, float]:
     return x, y, float(np.radians(yaw))
 
 
-@app.command()
+insert_app = typer.Typer(
+    no_args_is_help=False,
+    help="Insert 3D assets into clips (naive or generative) and train the generative insertion adapter.",
+)
+app.add_typer(insert_app, name="insert")
+
+
+@insert_app.callback(invoke_without_command=True)
 def insert(
-    data: Path = typer.Option(..., help="the nuScenes-format dataroot to edit"),
-    out: Path = typer.Option(..., help="output dataroot for the edited clips"),
+    ctx: typer.Context,
+    data: Path | None = typer.Option(None, help="the nuScenes-format dataroot to edit"),
+    out: Path | None = typer.Option(None, help="output dataroot for the edited clips"),
     asset: str | None = typer.Option(None, help="a library asset id (`dreamdrive assets list`)"),
     detection_class: str | None = typer.Option(
         None, "--class", help="insert assets of these classes (comma-separated), a variant drawn at random"
@@ -278,16 +286,31 @@ def insert(
     distance: str = typer.Option("any", help="for --auto: near (4-20 m), mid (20-35 m), far (35-50 m) or any"),
     side: str = typer.Option("any", help="for --auto: left, right or any side of the ego"),
     scenes: str | None = typer.Option(None, help="comma-separated scene names (default: all)"),
-    mode: str = typer.Option("naive", help="naive: paste the rendered asset (Dream4Drive's baseline)"),
-    seed: int = typer.Option(0, help="seed of the placements and asset variants"),
+    mode: str = typer.Option(
+        "naive", help="naive: paste the rendered asset (Dream4Drive's baseline); generative: re-render it in the scene"
+    ),
+    model: Path | None = typer.Option(None, help="generative: an adapter model or run folder (default: shipped)"),
+    video_model: Path | None = typer.Option(
+        None, help="generative: the video model the adapter was trained over (default: shipped)"
+    ),
+    vae: Path | None = typer.Option(None, help="generative: the video model's autoencoder (default: shipped)"),
+    steps: int = typer.Option(30, help="generative: Euler steps"),
+    cfg: float = typer.Option(2.0, help="generative: classifier-free guidance scale"),
+    seed: int = typer.Option(0, help="seed of the placements, asset variants and sampling"),
     with_originals: bool = typer.Option(False, help="also write the unedited clips"),
     library: Path | None = typer.Option(None, help="asset library folder (default: $DREAMDRIVE_HOME/assets)"),
     overwrite: bool = typer.Option(False, help="replace a different dataset already in --out"),
 ) -> None:
     """Insert 3D assets into clips with correct occlusion and write the edited clips as a nuScenes-format dataset.
 
-    Writes OUT/previews/SCENE-naive.png (before and after) for every edited scene.
+    Writes OUT/previews/SCENE-MODE.png (before and after; generative: source, naive and generative) for every
+    edited scene, and, in generative mode, OUT/previews/SCENE-generative.mp4 of the camera that sees most.
+    `dreamdrive insert train` trains the generative mode's adapter.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None or out is None:
+        raise DreamdriveError("insert needs --data DATAROOT and --out DIR (or `dreamdrive insert train --help`).")
     from dreamdrive.conditions.insert import InsertRequest
     from dreamdrive.pipelines.insert import insert_dataset, write_previews
     from dreamdrive.world.assets import AssetLibrary
@@ -306,17 +329,73 @@ def insert(
         seed=seed,
         with_originals=with_originals,
     )
+    generative = None
+    if mode == "generative":
+        from dreamdrive.pipelines.edit import GenerativeOptions
+
+        generative = GenerativeOptions(
+            str(model) if model else None, str(video_model) if video_model else None, str(vae) if vae else None,
+            steps, cfg,
+        )  # fmt: skip
+    elif (model, video_model, vae) != (None, None, None):
+        raise DreamdriveError("--model, --video-model and --vae are for --mode generative.")
     version, reports = insert_dataset(
-        data, out, request, _items(scenes), AssetLibrary(library), overwrite=overwrite, progress=_scene_progress
-    )
-    table = Table("scene", "inserted", "most pixels seen", "notes", title=f"naive insertion into {version}")
+        data, out, request, _items(scenes), AssetLibrary(library), overwrite=overwrite, progress=_scene_progress,
+        generative=generative,
+    )  # fmt: skip
+    table = Table("scene", "inserted", "most pixels seen", "notes", title=f"{mode} insertion into {version}")
     for report in reports:
         objects = ", ".join(item.asset_id for item in report.instances)
         best = report.best_view()
         table.add_row(report.scene, objects, f"{best.pixels} px in {best.camera}", "; ".join(report.notes))
     write_previews(data, out, reports)
     console.print(table)
-    console.print(f"dataset ready: {version}; before/after pictures in {out / 'previews'}")
+    console.print(f"dataset ready: {version}; pictures in {out / 'previews'}")
+
+
+@insert_app.command("train")
+def insert_train(
+    out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
+    scenes: int = typer.Option(160, min=1, help="procedural scenes rendered as paired edits"),
+    seconds: float = typer.Option(2.0, help="length of each scene (the model's frames at its stride must fit)"),
+    seed: int = typer.Option(0, help="seed of the procedural world (keep held-out seeds apart)"),
+    weather: str = typer.Option("clear,rain", help="comma-separated, cycled over scenes: clear, rain, fog"),
+    time_of_day: str = typer.Option("day,day,night", help="comma-separated, cycled over scenes: day, dusk, night"),
+    model: Path | None = typer.Option(None, help="the video model to start from (default: shipped)"),
+    vae: Path | None = typer.Option(None, help="its autoencoder (default: shipped)"),
+    preset: str = typer.Option("tiny", help="tiny (this CPU) or base (GPUs)"),
+    fusion: str = typer.Option("weights", help="weights (learned per-condition weights) or attention"),
+    finetune: bool = typer.Option(False, help="train the video DiT too (default: frozen, only the adapter trains)"),
+    steps: int = typer.Option(900, min=1),
+    batch_size: int = typer.Option(2, min=1),
+    learning_rate: float = typer.Option(5e-4),
+    ema_decay: float = typer.Option(0.99, help="of the weights' moving average that is saved (0: the last weights)"),
+    save_every: int = typer.Option(50, min=1),
+    train_seed: int = typer.Option(0, help="seed of the weights' initialisation and the batches"),
+) -> None:
+    """Train the generative insertion adapter on paired edits of the procedural world: each scene rendered with
+    and without one of its vehicles, under its own light, shadows and weather (resumable; a finished run is
+    kept). The pairs are rendered at the video model's image size and cached in OUT/pairs."""
+    from dataclasses import replace
+
+    from dreamdrive.models.adapter import preset as adapter_preset
+    from dreamdrive.pipelines.edit import train_insertion
+    from dreamdrive.pipelines.video import load_video_model
+    from dreamdrive.train.loop import LoopConfig
+    from dreamdrive.world.builder import WorldConfig
+
+    config = load_video_model(model).config
+    height, width = config.image_size
+    world = WorldConfig(scenes=scenes, seconds=seconds, seed=seed, width=width, height=height,
+                        weather=tuple(_items(weather) or ()), time_of_day=tuple(_items(time_of_day) or ()))  # fmt: skip
+    adapter = replace(adapter_preset(preset, config), fusion=fusion)
+    loop = LoopConfig(steps=steps, learning_rate=learning_rate, warmup=min(50, steps // 2), ema_decay=ema_decay,
+                      save_every=save_every, seed=train_seed)  # fmt: skip
+    bar = _step_progress("training")
+    folder = train_insertion(out, world, model, vae, adapter, finetune, batch_size, loop,
+                             progress=lambda step, total, loss: bar(step, total, {"loss": loss}),
+                             pairs_progress=_scene_progress)  # fmt: skip
+    console.print(f"model: {folder}")
 
 
 detect_app = typer.Typer(no_args_is_help=True, help="The multi-view camera 3D detector: train, evaluate, track.")

@@ -209,8 +209,8 @@ def test_bad_requests_are_refused(world, library, tmp_path):
         insert_dataset(world, world, InsertRequest(asset="car-00", auto=1), library=library)
     with pytest.raises(DreamdriveError, match="no scenes"):
         insert_dataset(world, tmp_path / "c", InsertRequest(asset="car-00", auto=1), ["nope"], library=library)
-    with pytest.raises(DreamdriveError, match=r"mode 'generative' must be one of \['naive'\]"):
-        insert_dataset(world, tmp_path / "d", InsertRequest(asset="car-00", auto=1, mode="generative"), library=library)
+    with pytest.raises(DreamdriveError, match=r"mode 'magic' must be one of \['naive', 'generative'\]"):
+        insert_dataset(world, tmp_path / "d", InsertRequest(asset="car-00", auto=1, mode="magic"), library=library)
     assert not (tmp_path / "d").exists()  # refused before anything is written
     empty = tmp_path / "empty.obj"
     empty.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")

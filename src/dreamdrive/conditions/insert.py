@@ -20,16 +20,31 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+import cv2
 import numpy as np
 
-from dreamdrive.conditions.guidance import asset_renderer, scene_depth, visible_over
+from dreamdrive.conditions.guidance import (
+    asset_renderer,
+    guidance_maps,
+    normals_from_depth,
+    scene_depth,
+    visible_over,
+)
 from dreamdrive.conditions.planner import DISTANCES, SIDES, InsertionPlanner, Placement, clip_seed
 from dreamdrive.core.categories import DETECTION_CLASSES
 from dreamdrive.core.clip import Agent, Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.files import load_image
-from dreamdrive.nusc.dense import DenseView, dense_visibility, depth_of, encode_packed, pack_dense, read_packed
+from dreamdrive.nusc.dense import (
+    DenseView,
+    dense_visibility,
+    depth_of,
+    encode_packed,
+    pack_dense,
+    read_packed,
+    unpack_dense,
+)
 from dreamdrive.nusc.schema import global_T_lidar
 from dreamdrive.nusc.writer import encode_jpeg, load_points
 from dreamdrive.scenario.sandbox import run_scenario_script
@@ -369,3 +384,75 @@ class InsertionReport:
             return cls(record["scene"], record["source_scene"], record["mode"], instances, notes)
         except (KeyError, TypeError) as error:
             raise DreamdriveError(f"an insertion report is malformed ({error!r}); run the insertion again.") from error
+
+
+# -- guidance of an edited clip (for generative insertion) ------------------------------------------------
+
+
+@dataclass
+class EditGuidance:
+    """An edited clip's inputs to generative insertion on chosen frames, at one image size (T frames, V views).
+
+    source: (T, V, H, W, 3) uint8, the clip's images; guidance: (T, V, 9, H, W) float16
+    (`conditions.guidance.guidance_maps`: the scene's depth, normals and edges blanked under the objects, their
+    object image and mask); mask: (T, V, H, W) bool, where an inserted object shows.
+    """
+
+    source: np.ndarray
+    guidance: np.ndarray
+    mask: np.ndarray
+
+
+def edit_guidance(
+    clip: Clip, placements: list[Placement], chooser: AssetChooser, indices: list[int], size: tuple[int, int]
+) -> EditGuidance:
+    """Guidance maps of `clip` with `placements` inserted, on frames `indices`, at `size` (height, width).
+
+    The scene's depth and normals come from the frame's dense ground truth where the clip has it (exact in the
+    procedural world), else from LiDAR (`scene_depth`) with normals from that depth. Images are resized by area,
+    depth and normals by nearest neighbour; the assets are rendered at `size` with the scene's occlusion.
+    """
+    height, width = size
+    rig = clip.rig.resized(width, height)
+    boxes = [p.boxes(clip, f"guidance-{k}") for k, p in enumerate(placements)]
+    assets = {p.asset.asset_id: chooser.asset(p.asset) for p in placements}
+    shape = (len(indices), len(rig))
+    source = np.zeros((*shape, height, width, 3), np.uint8)
+    guidance = np.zeros((*shape, 9, height, width), np.float16)
+    mask = np.zeros((*shape, height, width), bool)
+    renderer = asset_renderer(list(assets.values()), width, height)
+    try:
+        for t, i in enumerate(indices):
+            frame = clip.frames[i]
+            objects = [RenderObject(p.asset.asset_id, boxes[k][i].frame_T_box, k + 1)
+                       for k, p in enumerate(placements) if boxes[k][i] is not None]  # fmt: skip
+            views = {}
+            if objects:
+                poses = {channel: pose for channel, (_, pose) in frame.camera_poses.items()}
+                views = render_frame(renderer, rig, frame.global_T_ego, objects, Environment(), camera_poses=poses)
+            for v, camera in enumerate(rig):
+                rgb = load_image(frame.images[camera.name])
+                if rgb.shape[:2] != (height, width):
+                    rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+                if camera.name in frame.dense:
+                    dense = unpack_dense(read_packed(frame.dense[camera.name], f"dense of {clip.name} {camera.name}"))
+                    depth, normal = dense["depth"], dense["normal"]
+                    if depth.shape != (height, width):
+                        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+                        normal = cv2.resize(normal, (width, height), interpolation=cv2.INTER_NEAREST)
+                else:
+                    depth = scene_depth(clip, i, camera.name)
+                    if depth.shape != (height, width):
+                        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+                    normal = normals_from_depth(depth, camera.intrinsic)
+                if camera.name in views:
+                    rendered = views[camera.name]
+                    visible = visible_over(rendered, depth)
+                    obj = rendered.rgb
+                else:
+                    visible, obj = np.zeros((height, width), bool), np.zeros((height, width, 3), np.uint8)
+                source[t, v], mask[t, v] = rgb, visible
+                guidance[t, v] = guidance_maps(rgb, depth, normal, obj, visible)
+    finally:
+        renderer.release()
+    return EditGuidance(source, guidance, mask)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -91,25 +92,62 @@ def condition_pictures(
 
 
 def insertion_preview(
-    before: Clip, after: Clip, report: InsertionReport, out: str | Path, tile_width: int = 320
+    before: Clip,
+    after: Clip,
+    report: InsertionReport,
+    out: str | Path,
+    tile_width: int = 320,
+    others: Sequence[tuple[str, Clip]] = (),
 ) -> Path:
-    """Before and after an insertion: both six-view grids at the frame where the first object shows most,
-    and beside them that camera enlarged, the inserted boxes outlined in the after image."""
+    """Before and after an insertion: the six-view grids at the frame where the first object shows most, and
+    beside each that camera enlarged, the inserted boxes outlined after the edit. `others` are more edits of
+    the same placements (label, clip), drawn between before and after (naive beside generative)."""
     best = report.best_view()
     index, channel = best.frame, best.camera
-    grids = [six_view_grid(clip, index, tile_width, annotate=False) for clip in (before, after)]
+    labelled = [("before", before), *others, (f"after: {report.mode} insertion", after)]
     camera = after.rig[channel]
     _, global_T_ego = after.frames[index].camera_pose(channel)
     cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
-    views = [load_image(clip.frames[index].images[channel]).copy() for clip in (before, after)]
     inserted = {item.instance_id for item in report.instances}
-    for box in after.boxes_at(index):
-        if box.instance_id in inserted:
-            draw_box_wireframe(views[1], box, camera, cam_T_global, (255, 220, 0), 1)
-    height = grids[0].shape[0]
-    enlarged = [cv2.resize(v, (round(v.shape[1] * height / v.shape[0]), height)) for v in views]
-    rows = [np.concatenate([grid, view], axis=1) for grid, view in zip(grids, enlarged)]
-    for row, text in zip(rows, ("before", "after: naive insertion")):
+    rows = []
+    for k, (text, clip) in enumerate(labelled):
+        grid = six_view_grid(clip, index, tile_width, annotate=False)
+        view = load_image(clip.frames[index].images[channel]).copy()
+        if k > 0:
+            for box in after.boxes_at(index):
+                if box.instance_id in inserted:
+                    draw_box_wireframe(view, box, camera, cam_T_global, (255, 220, 0), 1)
+        height = grid.shape[0]
+        row = np.concatenate([grid, cv2.resize(view, (round(view.shape[1] * height / view.shape[0]), height))], 1)
         cv2.putText(row, text, (8, row.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(row, text, (8, row.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+        rows.append(row)
     return save_png(np.concatenate(rows, axis=0), out)
+
+
+def insertion_video(clips: Sequence[tuple[str, Clip]], channel: str, out: str | Path, height: int = 256) -> Path:
+    """An MP4 of one camera of several versions of a clip side by side (label, clip), one video frame per
+    camera frame, written atomically."""
+    import imageio.v2 as imageio
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    first = clips[0][1]
+    span = (first.frames[-1].timestamp - first.frames[0].timestamp) / 1e6
+    fps = (len(first.frames) - 1) / span if span > 0 else 12.0
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    with imageio.get_writer(
+        partial, fps=fps, codec="libx264", quality=7, macro_block_size=16, ffmpeg_log_level="error"
+    ) as writer:
+        for i in range(len(first.frames)):
+            tiles = []
+            for text, clip in clips:
+                image = load_image(clip.frames[i].images[channel])
+                tile = cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height)).copy()
+                cv2.putText(tile, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(tile, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+                tiles.append(tile)
+            frame = np.concatenate(tiles, axis=1)
+            writer.append_data(np.pad(frame, ((0, -frame.shape[0] % 16), (0, -frame.shape[1] % 16), (0, 0))))
+    partial.replace(out)
+    return out

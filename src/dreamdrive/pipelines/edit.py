@@ -26,8 +26,10 @@ it in `dit/`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -35,13 +37,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from dreamdrive.conditions.insert import InsertionReport, edit_guidance, naive_insert
+from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.diffusion.flow import flow_loss, interpolate, resolution_shift, sample_timesteps
+from dreamdrive.diffusion.samplers import euler, guided
+from dreamdrive.files import load_image
 from dreamdrive.models.adapter import AdapterConfig, FusionAdapter, check_pair, preset, with_base
 from dreamdrive.models.dit import UniMVM
+from dreamdrive.nusc.writer import encode_jpeg
 from dreamdrive.pipelines.pairs import cache_scenes, npz_bytes, render_pair
 from dreamdrive.pipelines.vae import load_vae
-from dreamdrive.pipelines.video import encode_frames, load_video_model, scene_layouts
+from dreamdrive.pipelines.video import check_rig, decode_latents, encode_frames, load_video_model, scene_layouts
 from dreamdrive.scenario.retrieval import embed_texts
 from dreamdrive.train.checkpoint import weights_fingerprint
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
@@ -218,3 +225,179 @@ def load_insertion(folder: str | Path, model: str | Path | None = None) -> Inser
     dit = UniMVM.load(folder / "dit") if finetuned else load_video_model(model)
     check_pair(network, dit, weights_fingerprint(dit) if not finetuned else network.config.base)
     return InsertionModel(dit, network, finetuned).eval()
+
+
+# -- generative insertion --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_edit(
+    model: InsertionModel,
+    autoencoder,
+    source: np.ndarray,
+    guidance: np.ndarray,
+    mask: np.ndarray,
+    layouts: np.ndarray,
+    text: np.ndarray,
+    seed: int = 0,
+    steps: int = 30,
+    cfg: float = 2.0,
+    grow: int = 6,
+) -> np.ndarray:
+    """The edited images (F, V, H, W, 3) uint8 of a clip of F model frames at the model's image size.
+
+    Latent blending: every Euler step puts the source's latents back, clean, outside the edit region (the
+    objects' silhouette grown by `grow` pixels, widened to whole latent cells), so the model generates only
+    inside it. Pixel blending: after decoding, pixels outside the region grown by `grow` pixels are the source's
+    own, exactly. Windows of the model's frames follow one another, each after the first given the last frame
+    of the one before. Classifier-free guidance drops layouts and text; the guidance maps are always given.
+
+    Args:
+        source: (F, V, H, W, 3) uint8; guidance: (F, V, 9, H, W); mask: (F, V, H, W) bool;
+        layouts: (F, V, 13, H', W') uint8 of the edited clip; text: (384,).
+    """
+    config = model.config
+    frames = len(source)
+    if source.shape[1:4] != (config.views, *config.image_size) or not (
+        len(guidance) == len(mask) == len(layouts) == frames
+    ):
+        raise DreamdriveError(f"an edit needs {config.views} views of {config.image_size} on every frame, got "
+                              f"images {source.shape}, guidance {guidance.shape}, masks {mask.shape}.")  # fmt: skip
+    source_latents = torch.from_numpy(encode_frames(autoencoder, source))
+    region = torch.from_numpy(edit_region(mask, config.vae_factor, grow)[0])
+    text_t = torch.from_numpy(np.asarray(text, np.float32))[None]
+    out = source_latents.clone()
+    shift = resolution_shift(config.tokens)
+    for k, start in enumerate(range(0, max(frames - 1, 1), config.frames - 1)):
+        end = min(start + config.frames, frames)
+        given = source_latents[start:end][None].clone()
+        keep_mask = 1 - region[start:end][None]
+        if k > 0:
+            given[0, 0], keep_mask[0, 0] = out[start], 1
+        residuals = model.adapter(torch.from_numpy(guidance[start:end].astype(np.float32))[None])
+        window_layouts = torch.from_numpy(layouts[start:end].astype(np.float32))[None]
+
+        def keep(x: torch.Tensor, t: float, given=given, keep_mask=keep_mask) -> torch.Tensor:
+            return x * (1 - keep_mask) + given * keep_mask
+
+        def velocity(layouts_in, text_in, given=given, keep_mask=keep_mask, residuals=residuals):
+            return lambda x, t: model.dit(x, t, given, keep_mask, layouts_in, text_in, residuals=residuals)
+
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + k)
+        noise = torch.randn(given.shape, generator=generator)
+        field = guided(velocity(window_layouts, text_t), velocity(torch.zeros_like(window_layouts),
+                                                                  torch.zeros_like(text_t)), cfg)  # fmt: skip
+        out[start:end] = euler(field, keep(noise, 1.0), steps, shift=shift, keep=keep)[0]
+    images = decode_latents(autoencoder, out)
+    return blend(source, images, pixel_region(mask, grow))
+
+
+def pixel_region(mask: np.ndarray, grow: int = 6) -> np.ndarray:
+    """(..., H, W) bool: the objects' masks grown by `grow` pixels, where generated pixels replace the source."""
+    kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
+    flat = mask.reshape(-1, *mask.shape[-2:]).astype(np.uint8)
+    return np.stack([cv2.dilate(m, kernel) > 0 for m in flat]).reshape(mask.shape)
+
+
+def blend(source: np.ndarray, generated: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Images (..., H, W, 3): `generated` inside `region` (..., H, W) bool, `source` outside, resized to the
+    source's size where they differ (bilinear for images, nearest for the region)."""
+    height, width = source.shape[-3:-1]
+    if generated.shape[-3:-1] != (height, width):
+        flat = generated.reshape(-1, *generated.shape[-3:])
+        generated = np.stack([cv2.resize(g, (width, height), interpolation=cv2.INTER_LINEAR) for g in flat])
+        flat = region.reshape(-1, *region.shape[-2:]).astype(np.uint8)
+        region = np.stack([cv2.resize(r, (width, height), interpolation=cv2.INTER_NEAREST) > 0 for r in flat])
+        generated, region = generated.reshape(source.shape), region.reshape(source.shape[:-1])
+    return np.where(region[..., None], generated, source)
+
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "insert-tiny"
+
+
+@dataclass(frozen=True)
+class GenerativeOptions:
+    """How generative insertion samples.
+
+    Args:
+        adapter: a trained adapter's model or run folder (default: the one shipped).
+        model: the video model it was trained over, when it is not fine-tuned beside it (default: shipped).
+        vae: the autoencoder of that video model (default: shipped).
+        steps, cfg: Euler steps and classifier-free guidance scale; grow: the edit region's margin in pixels
+            at the model's image size, around the objects' silhouettes, for shadows and contact.
+    """
+
+    adapter: str | None = None
+    model: str | None = None
+    vae: str | None = None
+    steps: int = 30
+    cfg: float = 2.0
+    grow: int = 6
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.cfg <= 0 or not 0 <= self.grow <= 32:
+            raise DreamdriveError("--steps must be at least 1, --cfg positive and the region's margin 0 to 32 px.")
+
+
+class GenerativeInserter:
+    """Dream4Drive's generative insertion of placements into a clip (`pipelines.insert`'s "generative" mode).
+
+    The naive edit gives the new boxes, the LiDAR with rays stopped on them and the dense ground truth. Then
+    every camera frame is re-rendered inside the edit region: the model runs on the clip's three interleaved
+    sequences of one frame every `frame_stride` (its own frame rate), with the same noise for each so that
+    neighbouring frames agree, at the model's image size. Its pixels replace the source only inside the region
+    (resized to the clip's images): every other pixel, and every view the objects do not reach, is the
+    source's own.
+    """
+
+    def __init__(self, options: GenerativeOptions = GenerativeOptions()):
+        self.options = options
+        folder = Path(options.adapter) if options.adapter is not None else WEIGHTS
+        if options.adapter is None and not (folder / "config.json").is_file():
+            raise DreamdriveError("this dreamdrive ships no insertion adapter yet; train one with "
+                                  "`dreamdrive insert train` and pass --model RUN.")  # fmt: skip
+        self.model = load_insertion(folder, options.model)
+        self.autoencoder = load_vae(options.vae)
+        config = self.model.config
+        if (self.autoencoder.latent_channels, self.autoencoder.factor) != (config.latent_channels, config.vae_factor):
+            raise DreamdriveError("the autoencoder does not match the insertion model's video model; pass the "
+                                  "--vae it was trained with.")  # fmt: skip
+
+    def fingerprint(self) -> str:
+        weights = [weights_fingerprint(m) for m in (self.model.adapter, self.model.dit, self.autoencoder)]
+        sampling = {key: value for key, value in asdict(self.options).items() if key in ("steps", "cfg", "grow")}
+        return hashlib.sha256(json.dumps([weights, sampling]).encode()).hexdigest()
+
+    def __call__(
+        self, clip: Clip, placements: list, chooser, name: str, quality: int, seed: int = 0
+    ) -> tuple[Clip, InsertionReport, Clip]:
+        """The clip with `placements` inserted generatively, named `name`, its insertion report, and the naive
+        edit it started from."""
+        check_rig(clip, f"scene {clip.name}")
+        config, options = self.model.config, self.options
+        naive, report = naive_insert(clip, placements, chooser, name, quality)
+        everything = list(range(len(clip.frames)))
+        maps = edit_guidance(clip, placements, chooser, everything, config.image_size)
+        layouts = scene_layouts(replace(naive, frames=[replace(f, is_key=True) for f in naive.frames]), config)
+        text = embed_texts([clip.description])[0]
+        generated = np.zeros_like(maps.source)
+        for offset in range(min(config.frame_stride, len(everything))):
+            chosen = everything[offset :: config.frame_stride]
+            generated[chosen] = sample_edit(self.model, self.autoencoder, maps.source[chosen],
+                                            maps.guidance[chosen], maps.mask[chosen], layouts[chosen], text,
+                                            seed, options.steps, options.cfg, options.grow)  # fmt: skip
+        region = pixel_region(maps.mask, options.grow)
+        frames = []
+        for i, frame in enumerate(clip.frames):
+            images = dict(naive.frames[i].images)
+            for v, camera in enumerate(clip.rig):
+                if region[i, v].any():
+                    source = load_image(frame.images[camera.name])
+                    rgb = blend(source, generated[i, v], region[i, v])
+                    images[camera.name] = encode_jpeg(rgb, quality, f"{name} {camera.name}")
+                else:
+                    images[camera.name] = frame.images[camera.name]
+            frames.append(replace(naive.frames[i], images=images))
+        objects = ", ".join(p.asset.asset_id for p in placements)
+        edited = replace(naive, frames=frames, description=f"{clip.description}; generative insertion of {objects}")
+        return edited, replace(report, mode="generative"), naive

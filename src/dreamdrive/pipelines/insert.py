@@ -7,8 +7,10 @@ original with `with_originals`). The job is resumable like every dataset
 writer here: a finished scene is skipped, a killed run continues, and rerunning
 a finished job does nothing.
 
-Modes: "naive" (Dream4Drive's baseline, `conditions.insert.naive_insert`).
-A generative mode plugs in here, beside it, so that `conditions/` never imports a model.
+Modes: "naive" (Dream4Drive's baseline, `conditions.insert.naive_insert`) and "generative"
+(Dream4Drive's method, `pipelines.edit.GenerativeInserter`: the naive edit's boxes, LiDAR and dense
+ground truth, its images re-rendered inside the edit region by the world model with the fusion adapter).
+The generative mode plugs in here, so that `conditions/` never imports a model.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dreamdrive.conditions.insert import AssetChooser, InsertionReport, InsertRequest, naive_insert, plan
-from dreamdrive.conditions.pictures import insertion_preview
+from dreamdrive.conditions.pictures import insertion_preview, insertion_video
 from dreamdrive.core.clip import Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
@@ -31,7 +33,7 @@ from dreamdrive.nusc.writer import DatasetWriter
 from dreamdrive.world.assets import Asset, AssetLibrary
 
 INSERT_FORMAT = 1
-MODES = ("naive",)
+MODES = ("naive", "generative")
 
 Progress = Callable[[Iterable, int, str], Iterable]
 
@@ -55,8 +57,10 @@ def insert_dataset(
     library: AssetLibrary | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    generative=None,
 ) -> tuple[Path, list[InsertionReport]]:
-    """Insert into `scenes` (default: all) of the dataset at `data`; write the result to `out`.
+    """Insert into `scenes` (default: all) of the dataset at `data`; write the result to `out`. The generative
+    mode samples as `generative` (`pipelines.edit.GenerativeOptions`; default: the shipped model) says.
 
     Returns the version folder written and the insertion report of every edited scene.
     """
@@ -76,11 +80,15 @@ def insert_dataset(
     library = library or AssetLibrary()
     library.ensure_builtin()
     chooser = AssetChooser(library, request)
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            [INSERT_FORMAT, source_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
-        ).encode()
-    ).hexdigest()
+    inserter = None
+    if request.mode == "generative":
+        from dreamdrive.pipelines.edit import GenerativeInserter, GenerativeOptions
+
+        inserter = GenerativeInserter(generative or GenerativeOptions())
+    parts = [INSERT_FORMAT, source_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
+    if inserter is not None:
+        parts.append(inserter.fingerprint())
+    fingerprint = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
     writer = DatasetWriter(out, source.version)
     edited_name = {scene: f"{scene}-{request.mode}" for scene in scenes}
     report_path = {s: out / SIDECAR_DIR / "insertions" / f"{edited_name[s]}.json" for s in scenes}
@@ -98,7 +106,16 @@ def insert_dataset(
             placements, notes = plan(clip, request, chooser)
             if not placements:
                 raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
-            edited, report = naive_insert(clip, placements, chooser, name, writer.options.jpeg_quality)
+            if inserter is None:
+                edited, report = naive_insert(clip, placements, chooser, name, writer.options.jpeg_quality)
+            else:
+                edited, report, naive = inserter(clip, placements, chooser, name, writer.options.jpeg_quality,
+                                                 request.seed)  # fmt: skip
+                pictures = [("naive insertion", naive)]
+                insertion_preview(clip, edited, report, out / "previews" / f"{name}.png", others=pictures)
+                channel = report.best_view().camera
+                insertion_video([("source", clip), *pictures, ("generative", edited)], channel,
+                                out / "previews" / f"{name}.mp4")  # fmt: skip
             report.notes = notes
             atomic_write(report_path[scene], dumps(report.to_json()), scratch=writer.staging / "tmp")
             writer.write_clip(edited, scene_fingerprint, {"insertions": f"insertions/{name}.json"})
