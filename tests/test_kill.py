@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file
 
 KILLS = int(os.environ.get("DREAMDRIVE_KILLS", "5"))
-STRAY = re.compile(r"^\..*\.(tmp|tmp\.png|staging|old)$|^\.dreamdrive-staging$")
+STRAY = re.compile(r"^\..*\.(tmp|tmp\.png|staging|old|partial\.mp4)$|^\.dreamdrive-staging$")
 TINY_DETECTOR = ["--image-size", "64x32", "--bev-cells", "16", "--width", "8", "--batch-size", "4"]
 
 
@@ -150,6 +150,13 @@ JOBS = [
     Job("world build", lambda inputs, out: world_args(out)),
     Job("naive insertion", lambda inputs, out: ["insert", "--data", inputs["world"], "--out", out, "--class",
                                                 "car,pedestrian", "--auto", "2", "--seed", "1"]),  # fmt: skip
+    Job("generative insertion", lambda inputs, out: ["insert", "--data", inputs["world"], "--out", out, "--class",
+                                                     "car", "--auto", "1", "--seed", "1", "--mode", "generative",
+                                                     "--model", inputs["adapter"], "--steps", "3"]),  # fmt: skip
+    Job("insertion adapter training", lambda inputs, out: ["insert", "train", "--out", out, "--scenes", "2",
+                                                           "--seconds", "2", "--seed", "5", "--steps", "6",
+                                                           "--batch-size", "1", "--save-every", "2"],
+        weights=True),  # fmt: skip
     Job("detector training", lambda inputs, out: ["detect", "train", "--data", inputs["world"], "--out", out,
                                                   "--epochs", "3", *TINY_DETECTOR], weights=True),  # fmt: skip
     Job("autoencoder training", lambda inputs, out: ["vae", "train", "--data", inputs["world"], "--out", out,
@@ -174,14 +181,19 @@ JOBS = [
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict:
     from dreamdrive.conditions.insert import InsertRequest
+    from dreamdrive.pipelines.edit import train_insertion
     from dreamdrive.pipelines.insert import insert_dataset
+    from dreamdrive.train.loop import LoopConfig
     from dreamdrive.world.builder import WorldConfig, build_world
 
     world = tmp_path_factory.mktemp("kill-world")
     build_world(world, WorldConfig(scenes=2, seconds=2.0, seed=5, width=112, height=64))
     synthetic = tmp_path_factory.mktemp("kill-insert")
     insert_dataset(world, synthetic, InsertRequest(classes=("car",), auto=1, seed=2))
-    return {"world": world, "insert": synthetic}
+    adapter = tmp_path_factory.mktemp("kill-adapter")  # a few steps over the shipped video model
+    train_insertion(adapter, WorldConfig(scenes=1, seconds=2.0, seed=6, width=112, height=64),
+                    loop=LoopConfig(steps=2, warmup=1, save_every=2), batch_size=1)  # fmt: skip
+    return {"world": world, "insert": synthetic, "adapter": adapter}
 
 
 @pytest.mark.slow

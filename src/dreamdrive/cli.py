@@ -296,6 +296,9 @@ def insert(
     vae: Path | None = typer.Option(None, help="generative: the video model's autoencoder (default: shipped)"),
     steps: int = typer.Option(30, help="generative: Euler steps"),
     cfg: float = typer.Option(2.0, help="generative: classifier-free guidance scale"),
+    strength: float = typer.Option(
+        0.3, help="generative: noise level the naive composite is re-rendered from (1: from pure noise)"
+    ),
     seed: int = typer.Option(0, help="seed of the placements, asset variants and sampling"),
     with_originals: bool = typer.Option(False, help="also write the unedited clips"),
     library: Path | None = typer.Option(None, help="asset library folder (default: $DREAMDRIVE_HOME/assets)"),
@@ -335,7 +338,7 @@ def insert(
 
         generative = GenerativeOptions(
             str(model) if model else None, str(video_model) if video_model else None, str(vae) if vae else None,
-            steps, cfg,
+            steps, cfg, strength=strength,
         )  # fmt: skip
     elif (model, video_model, vae) != (None, None, None):
         raise DreamdriveError("--model, --video-model and --vae are for --mode generative.")

@@ -64,3 +64,20 @@ def test_guidance_mixes_the_velocities_and_keep_restores_given_content():
         lambda x, t: torch.ones_like(x), torch.zeros(1, 2), 4, keep=lambda x, t: torch.where(given != 0, given, x)
     )
     assert out[0, 0] == 7.0 and out[0, 1] == pytest.approx(-1.0)
+
+
+def test_euler_from_a_partly_noised_sample_lands_on_the_path_s_data_point():
+    """SDEdit: started at time s from (1 - s) x0 + s eps, with the true velocity, it ends at x0, visiting only
+    times below s."""
+    x0, noise = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[1.0, -3.0, 0.0]])
+    times = []
+
+    def velocity(x, t):
+        times.append(float(t[0]))
+        return noise - x0
+
+    out = euler(velocity, interpolate(x0, noise, torch.tensor([0.3])), 4, start=0.3)
+    assert torch.allclose(out, x0, atol=1e-6)
+    assert times == pytest.approx([0.3, 0.225, 0.15, 0.075])
+    with pytest.raises(ValueError, match="starts at a time"):
+        euler(velocity, noise, 2, start=0.0)

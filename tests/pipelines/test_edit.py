@@ -161,3 +161,31 @@ def test_generative_insertion_refuses_an_adapter_of_another_video_model(generati
         GenerativeInserter(GenerativeOptions(adapter=str(root / "run"), model=str(tmp_path / "other")))
     with pytest.raises(DreamdriveError, match="--steps"):
         GenerativeOptions(steps=0)
+
+
+@pytest.mark.slow
+def test_an_edit_started_at_almost_no_noise_returns_the_naive_composite(generative_setup):
+    """The decoded change is added to the base, so the autoencoder's reconstruction error cancels: edited from
+    noise level 1e-4, the output is the base inside the region (within the rounding of two decoded images to
+    8 bits: a mean under half a level, none over 3) and the source, exactly, outside it."""
+    from dreamdrive.pipelines.edit import pixel_region, sample_edit
+    from dreamdrive.pipelines.vae import load_vae
+
+    root, _ = generative_setup
+    model, vae = load_insertion(root / "run", model=root / "dit"), load_vae(None)
+    config = model.config
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, 255, (3, 6, 32, 64, 3), np.uint8)
+    mask = np.zeros((3, 6, 32, 64), bool)
+    mask[:, 0, 10:20, 20:40] = True
+    base = np.where(mask[..., None], np.uint8(200), source)
+    guidance = np.zeros((3, 6, 9, 32, 64), np.float32)
+    layouts = np.zeros((3, 6, 13, *config.layout_size), np.uint8)
+    out = sample_edit(model, vae, source, guidance, mask, layouts, np.zeros(384, np.float32), steps=2, base=base,
+                      strength=1e-4, smooth=2.0)  # fmt: skip
+    region = pixel_region(mask, 6)
+    assert np.array_equal(out[~region], source[~region])
+    error = np.abs(out[region].astype(int) - base[region].astype(int))
+    assert error.mean() < 0.5 and error.max() <= 3
+    far = sample_edit(model, vae, source, guidance, mask, layouts, np.zeros(384, np.float32), steps=2, base=base)
+    assert np.abs(far[region].astype(int) - base[region].astype(int)).mean() > 5  # from pure noise it differs

@@ -395,12 +395,14 @@ class EditGuidance:
 
     source: (T, V, H, W, 3) uint8, the clip's images; guidance: (T, V, 9, H, W) float16
     (`conditions.guidance.guidance_maps`: the scene's depth, normals and edges blanked under the objects, their
-    object image and mask); mask: (T, V, H, W) bool, where an inserted object shows.
+    object image and mask); mask: (T, V, H, W) bool, where an inserted object shows; naive: (T, V, H, W, 3)
+    uint8, the source with the objects pasted where they show (naive insertion at this size).
     """
 
     source: np.ndarray
     guidance: np.ndarray
     mask: np.ndarray
+    naive: np.ndarray
 
 
 def edit_guidance(
@@ -420,6 +422,7 @@ def edit_guidance(
     source = np.zeros((*shape, height, width, 3), np.uint8)
     guidance = np.zeros((*shape, 9, height, width), np.float16)
     mask = np.zeros((*shape, height, width), bool)
+    naive = np.zeros_like(source)
     renderer = asset_renderer(list(assets.values()), width, height)
     try:
         for t, i in enumerate(indices):
@@ -452,7 +455,8 @@ def edit_guidance(
                 else:
                     visible, obj = np.zeros((height, width), bool), np.zeros((height, width, 3), np.uint8)
                 source[t, v], mask[t, v] = rgb, visible
+                naive[t, v] = np.where(visible[..., None], obj, rgb)
                 guidance[t, v] = guidance_maps(rgb, depth, normal, obj, visible)
     finally:
         renderer.release()
-    return EditGuidance(source, guidance, mask)
+    return EditGuidance(source, guidance, mask, naive)

@@ -44,13 +44,18 @@ def euler(
     shift: float = 1.0,
     keep: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    start: float = 1.0,
 ) -> torch.Tensor:
     """Euler's method from noise (t = 1) to data (t = 0): x <- x + (t_next - t) v(x, t).
 
     `keep(x, t)` puts given content back after every step (UniMVM's masks); `callback(i, x)` sees each step.
+    `start` < 1 starts from a partly noised sample x_start = (1 - start) x_0 + start eps (SDEdit), the schedule
+    scaled to run from `start` to 0.
     """
+    if not 0 < start <= 1:
+        raise ValueError(f"a sampler starts at a time in (0, 1], got {start}.")
     x = noise
-    times = timesteps(steps, shift).to(noise.device)
+    times = (timesteps(steps, shift) * start).to(noise.device)
     for i in range(steps):
         t, t_next = float(times[i]), float(times[i + 1])
         x = x + (t_next - t) * model(x, torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype))

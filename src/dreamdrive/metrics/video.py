@@ -240,3 +240,31 @@ def consistency(dataroot, scenes=None, every: int = 6) -> dict:
         raise DreamdriveError(f"no adjacent cameras of {dataroot} overlap; consistency needs overlapping views.")
     per_pair = {pair: float(np.mean(values)) for pair, values in scores.items()}
     return {"score": float(np.mean(list(per_pair.values()))), "per_pair": per_pair}
+
+
+def region_scores(reference: np.ndarray, images: np.ndarray, regions: dict[str, np.ndarray]) -> dict[str, dict]:
+    """PSNR and SSIM of `images` against `reference` (N, H, W, 3) uint8 inside each region (N, H, W) bool.
+
+    PSNR comes from the mean squared error over the region's pixels (data range 1; capped at 100 dB where they
+    are equal). SSIM is torchmetrics' full SSIM map (Gaussian window 11, sigma 1.5) averaged over the region.
+    A region with no pixel scores None.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    if reference.shape != images.shape or any(m.shape != reference.shape[:3] for m in regions.values()):
+        raise DreamdriveError(f"region scores need images and masks of one shape, got {reference.shape}, "
+                              f"{images.shape} and {[m.shape for m in regions.values()]}.")  # fmt: skip
+    x = torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    _, full = structural_similarity_index_measure(y, x, data_range=1.0, return_full_image=True, reduction="none")
+    ssim_map = full.mean(dim=1).numpy()  # (N, H, W), channels averaged
+    error = ((y - x) ** 2).mean(dim=1).numpy()
+    out = {}
+    for name, mask in regions.items():
+        if not mask.any():
+            out[name] = None
+            continue
+        mse = float(error[mask].mean())
+        psnr = 100.0 if mse <= 1e-10 else float(10 * np.log10(1.0 / mse))
+        out[name] = {"psnr": psnr, "ssim": float(ssim_map[mask].mean()), "pixels": int(mask.sum())}
+    return out
