@@ -28,13 +28,18 @@ def test_the_edit_region_grows_the_mask_and_marks_latent_cells():
     assert region[0, 0, 0].sum() == 9 and region[0, 0, 0, :3, :3].all()  # pixels 6..19 span cells 0..2
 
 
-@pytest.mark.slow
-def test_a_short_run_trains_the_adapter_for_its_dit_and_refuses_another(tmp_path):
+def save_random_dit(folder) -> None:
+    """A tiny DiT with weights large enough to act (its output layers start at zero), saved in `folder`."""
     torch.manual_seed(0)
     dit = UniMVM(DIT)
     for p in dit.parameters():
         torch.nn.init.normal_(p, std=0.05)
-    dit.save(tmp_path / "dit")
+    dit.save(folder)
+
+
+@pytest.mark.slow
+def test_a_short_run_trains_the_adapter_for_its_dit_and_refuses_another(tmp_path):
+    save_random_dit(tmp_path / "dit")
     loop = LoopConfig(steps=4, learning_rate=1e-3, warmup=1, save_every=2)
     folder = train_insertion(tmp_path / "run", WORLD, model=tmp_path / "dit", loop=loop, batch_size=2)
     cached = sorted(p.name for p in (tmp_path / "run" / "pairs").iterdir())
@@ -60,11 +65,7 @@ def generative_setup(tmp_path_factory):
     from dreamdrive.world.builder import build_world
 
     root = tmp_path_factory.mktemp("generative")
-    torch.manual_seed(0)
-    dit = UniMVM(DIT)
-    for p in dit.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    dit.save(root / "dit")
+    save_random_dit(root / "dit")
     loop = LoopConfig(steps=2, learning_rate=1e-2, warmup=1, save_every=2)
     train_insertion(root / "run", WORLD, model=root / "dit", loop=loop, batch_size=1)
     data = root / "world"
