@@ -30,6 +30,7 @@ from dreamdrive.files import atomic_write, dumps
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.schema import PREDEFINED_SPLITS, SIDECAR_DIR
 from dreamdrive.nusc.writer import DatasetWriter
+from dreamdrive.pipelines.edit import GenerativeInserter, GenerativeOptions
 from dreamdrive.world.assets import Asset, AssetLibrary
 
 INSERT_FORMAT = 1
@@ -57,7 +58,7 @@ def insert_dataset(
     library: AssetLibrary | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
-    generative=None,
+    generative: GenerativeOptions | None = None,
 ) -> tuple[Path, list[InsertionReport]]:
     """Insert into `scenes` (default: all) of the dataset at `data`; write the result to `out`. The generative
     mode samples as `generative` (`pipelines.edit.GenerativeOptions`; default: the shipped model) says.
@@ -80,11 +81,7 @@ def insert_dataset(
     library = library or AssetLibrary()
     library.ensure_builtin()
     chooser = AssetChooser(library, request)
-    inserter = None
-    if request.mode == "generative":
-        from dreamdrive.pipelines.edit import GenerativeInserter, GenerativeOptions
-
-        inserter = GenerativeInserter(generative or GenerativeOptions())
+    inserter = GenerativeInserter(generative or GenerativeOptions()) if request.mode == "generative" else None
     parts = [INSERT_FORMAT, source_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
     if inserter is not None:
         parts.append(inserter.fingerprint())
