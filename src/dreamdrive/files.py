@@ -50,6 +50,20 @@ def atomic_write(path: Path, data: bytes, scratch: Path | None = None, durable: 
         raise
 
 
+def clear_scratch(folder: Path) -> list[Path]:
+    """Remove the temporary files a killed writer left directly in `folder` (`.NAME.tmp`, `.NAME.tmp.png`, ...),
+    the names `atomic_write` and the picture writers use; returns what was removed. Call it before a job
+    resumes, while nothing else writes there."""
+    removed = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name.startswith(".") and (path.name.endswith(".tmp") or ".tmp." in path.name) and path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
 def load_image(source: ImageSource) -> np.ndarray:
     """An image source (a file, JPEG/PNG bytes or an array) as (H, W, 3) uint8 RGB. A JPEG cut short (no end
     marker) is refused rather than decoded into a partly grey image."""

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.models.hdmap import HDMapConfig, HDMapNet
+from dreamdrive.train import loop
 from dreamdrive.train.loop import LoopConfig, train_loop
 
 CONFIG = HDMapConfig(size=16, patch_m=51.2, widths=(4, 8), blocks=1, cond_dim=8)
@@ -84,3 +85,21 @@ def test_another_run_in_the_same_folder_is_refused_and_the_same_one_goes_on(tmp_
     assert json.loads((tmp_path / "run" / "training.json").read_text())["steps"] == 20
     with pytest.raises(DreamdriveError, match="steps and save_every"):
         LoopConfig(steps=0)
+
+
+def test_a_run_killed_while_drawing_its_loss_curve_leaves_no_scratch_file_and_a_whole_curve(tmp_path, monkeypatch):
+    def killed(losses, path, window=50):  # the kill lands inside the picture's write, after the state is saved
+        path.with_name(f".{path.name}.tmp.png").write_bytes(b"half a PNG")
+        raise KeyboardInterrupt
+
+    trainer = tmp_path / "run" / "state" / "trainer.json"
+    while not trainer.is_file() or json.loads(trainer.read_text())["step"] < LOOP.steps:
+        monkeypatch.setattr(loop, "loss_curve", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(str(tmp_path / "run"))
+        monkeypatch.undo()
+    (tmp_path / "run" / ".training.json.abc123.tmp").write_bytes(b"{")  # an atomic write cut short, too
+    run(str(tmp_path / "run"))  # every step is trained: it only finishes the run
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")] == []
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["steps"] == LOOP.steps
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch
 from accelerate import Accelerator
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write
+from dreamdrive.files import atomic_write, clear_scratch
 from dreamdrive.perception.data import (
     Augment,
     DetectionDataset,
@@ -140,6 +141,8 @@ def train(
         "detector": detector.to_json(),
     }
     run_file = out / "run.json"
+    if os.environ.get("RANK", "0") == "0":  # one process clears what a killed run left half-written
+        clear_scratch(out)
     if run_file.is_file():
         existing = json.loads(run_file.read_text())
         if existing != json.loads(json.dumps(description)):

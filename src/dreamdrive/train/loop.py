@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write
+from dreamdrive.files import atomic_write, clear_scratch
 from dreamdrive.train.checkpoint import CONFIG_NAME, load_training_state, save_training_state
 
 MODEL_DIR = "model"
@@ -116,6 +117,8 @@ def train_loop(
     final = out / MODEL_DIR
     record = json.loads(json.dumps({"loop": asdict(config), **description}))
     run_file = out / "run.json"
+    if os.environ.get("RANK", "0") == "0":  # one process clears what a killed run left half-written
+        clear_scratch(out)
     if run_file.is_file():
         existing = json.loads(run_file.read_text())
         if _without_steps(existing) != _without_steps(record):
@@ -170,6 +173,7 @@ def train_loop(
 
     # 4. The EMA model and the run's record; the model folder's presence marks the run finished.
     if accelerator.is_main_process:
+        loss_curve(state["losses"], out / "loss.png")  # again: a run killed while drawing it resumes here
         losses = state["losses"]
         tail = losses[-max(1, len(losses) // 20) :]
         summary = {"steps": state["step"], "seconds": round(state["seconds"], 1), "final_loss": sum(tail) / len(tail),
