@@ -287,7 +287,9 @@ def insert(
     side: str = typer.Option("any", help="for --auto: left, right or any side of the ego"),
     scenes: str | None = typer.Option(None, help="comma-separated scene names (default: all)"),
     mode: str = typer.Option(
-        "naive", help="naive: paste the rendered asset (Dream4Drive's baseline); generative: re-render it in the scene"
+        "naive",
+        help="naive: paste the rendered asset (Dream4Drive's baseline); generative: re-render it in the scene; "
+        "oracle: render it with the world that built the dataset (procedural builds only; the upper bound)",
     ),
     model: Path | None = typer.Option(None, help="generative: an adapter model or run folder (default: shipped)"),
     video_model: Path | None = typer.Option(

@@ -1,6 +1,7 @@
 """Naive insertion on the procedural world: 200 automatic placements, the written dataset, its LiDAR and pixels."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -182,6 +183,61 @@ def test_pixels_change_only_where_the_inserted_objects_show(world, inserted):
     assert changed_views > 0
 
 
+def test_the_oracle_renders_the_naive_placements_with_the_world_and_keeps_the_rest_as_built(
+    world, library, inserted, tmp_path
+):
+    from nuscenes.nuscenes import NuScenes
+
+    from dreamdrive.files import load_image
+    from dreamdrive.nusc.dense import load_dense
+    from dreamdrive.nusc.reader import NuscDataset
+
+    naive_out, naive_reports = inserted
+    out = tmp_path / "oracle"
+    _, reports = insert_dataset(world, out, replace(REQUEST, mode="oracle"), library=library)
+    # the same placements as naive insertion, and the same boxes in the devkit's tables
+    for naive, oracle in zip(naive_reports, reports):
+        assert [(i.asset_id, i.track) for i in naive.instances] == [(i.asset_id, i.track) for i in oracle.instances]
+    nusc = NuScenes("v1.0-dreamdrive", str(out), verbose=False)
+    naive_nusc = NuScenes("v1.0-dreamdrive", str(naive_out), verbose=False)
+
+    def boxes(dataset, mode):
+        scene_of = {s["token"]: s["name"] for s in dataset.scene}
+        rows = []
+        for a in dataset.sample_annotation:
+            scene = scene_of[dataset.get("sample", a["sample_token"])["scene_token"]]
+            instance = dataset.get("instance", a["instance_token"])
+            rows.append((scene.replace(mode, "MODE"), dataset.get("category", instance["category_token"])["name"],
+                         tuple(np.round(a["translation"], 3)), tuple(np.round(a["size"], 3)),
+                         tuple(np.round(a["rotation"], 4))))  # fmt: skip
+        return sorted(rows)
+
+    assert boxes(nusc, "oracle") == boxes(naive_nusc, "naive")
+    # every camera frame where no inserted object shows is the source's render, byte for byte, unless a
+    # shadow or headlight of the object reaches it; frames where one shows change there, and cast shadows
+    source, edited = NuscDataset(world), NuscDataset(out)
+    same, hidden, shown = 0, 0, 0
+    for report in reports:
+        before, after = source.clip(report.source_scene), edited.clip(report.scene)
+        instances = json.loads((out / "dreamdrive" / "dense" / report.scene / "instances.json").read_text())
+        new = [int(k) for k, v in instances.items() if v.startswith(f"{report.scene}-ins")]
+        assert len(new) == 3
+        for i in before.key_indices:
+            for channel in before.rig.names:
+                mask = np.isin(load_dense(out, report.scene, channel, after.frames[i].timestamp)["instance"], new)
+                original = load_image(before.frames[i].images[channel]).astype(int)
+                now = load_image(after.frames[i].images[channel]).astype(int)
+                if mask.any():
+                    shown += 1
+                    assert np.abs(original - now).max(axis=2)[mask].mean() > 5
+                else:
+                    hidden += 1
+                    same += int((original == now).all())
+    assert shown > 0 and same >= 0.8 * hidden
+    with pytest.raises(DreamdriveError, match="not built by `dreamdrive world build`"):
+        insert_dataset(naive_out, tmp_path / "x", replace(REQUEST, mode="oracle"), library=library)
+
+
 def test_rerun_is_a_no_op_and_the_same_seed_gives_the_same_bytes(world, library, inserted, tmp_path):
     out, _ = inserted
     digest = tree_digest(out / "v1.0-dreamdrive")
@@ -209,7 +265,7 @@ def test_bad_requests_are_refused(world, library, tmp_path):
         insert_dataset(world, world, InsertRequest(asset="car-00", auto=1), library=library)
     with pytest.raises(DreamdriveError, match="no scenes"):
         insert_dataset(world, tmp_path / "c", InsertRequest(asset="car-00", auto=1), ["nope"], library=library)
-    with pytest.raises(DreamdriveError, match=r"mode 'magic' must be one of \['naive', 'generative'\]"):
+    with pytest.raises(DreamdriveError, match=r"mode 'magic' must be one of \['naive', 'generative', 'oracle'\]"):
         insert_dataset(world, tmp_path / "d", InsertRequest(asset="car-00", auto=1, mode="magic"), library=library)
     assert not (tmp_path / "d").exists()  # refused before anything is written
     empty = tmp_path / "empty.obj"

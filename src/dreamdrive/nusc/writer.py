@@ -522,12 +522,15 @@ class DatasetWriter:
 
     # -- commit ------------------------------------------------------------------------------
 
-    def finalize(self, scenes: Sequence[str], splits: dict[str, list[str]], fingerprint: str) -> Path:
-        """Assemble the tables of `scenes` from their fragments and publish the dataset atomically."""
+    def finalize(
+        self, scenes: Sequence[str], splits: dict[str, list[str]], fingerprint: str, extra: dict | None = None
+    ) -> Path:
+        """Assemble the tables of `scenes` from their fragments and publish the dataset atomically. `extra`
+        (JSON) is kept in the sidecar index beside the fingerprint, e.g. the world build's configuration."""
         tables = static_tables() | {table: [] for table in (*CLIP_TABLES, "map")}
         maps: dict[str, HDMap | None] = {}
         logs_at: dict[str, list[str]] = {}
-        extra: dict[str, dict[str, str]] = {}
+        sidecars: dict[str, dict[str, str]] = {}
         for scene in scenes:
             path = self.fragment_path(scene)
             if not path.is_file():
@@ -537,7 +540,7 @@ class DatasetWriter:
                 tables[table].extend(table_rows)
             location = fragment["location"]
             logs_at.setdefault(location, []).extend(row["token"] for row in fragment["rows"]["log"])
-            extra[scene] = fragment["sidecars"]
+            sidecars[scene] = fragment["sidecars"]
             maps.setdefault(location, None)
             if fragment["hdmap"] is not None:
                 maps[location] = HDMap.from_json(fragment["hdmap"])
@@ -570,7 +573,8 @@ class DatasetWriter:
             "version": self.version,
             "fingerprint": fingerprint,
             "maps": map_sidecars,
-            "scenes": {s: {"boxes": f"boxes/{s}.json", **extra[s]} for s in scenes},
+            "scenes": {s: {"boxes": f"boxes/{s}.json", **sidecars[s]} for s in scenes},
+            **(extra or {}),
         }
         self._write(self.index_path, dumps(index))
         target = self.dataroot / self.version

@@ -7,10 +7,13 @@ original with `with_originals`). The job is resumable like every dataset
 writer here: a finished scene is skipped, a killed run continues, and rerunning
 a finished job does nothing.
 
-Modes: "naive" (Dream4Drive's baseline, `conditions.insert.naive_insert`) and "generative"
+Modes: "naive" (Dream4Drive's baseline, `conditions.insert.naive_insert`), "generative"
 (Dream4Drive's method, `pipelines.edit.GenerativeInserter`: the naive edit's boxes, LiDAR and dense
-ground truth, its images re-rendered inside the edit region by the world model with the fusion adapter).
-The generative mode plugs in here, so that `conditions/` never imports a model.
+ground truth, its images re-rendered inside the edit region by the world model with the fusion adapter)
+and "oracle" (`oracle_insert`: for a dataset the world builder made, the same placements rendered by the
+world's own renderer, with the scene's lighting, shadows, headlights and weather, and LiDAR scanned with
+them: the upper bound that no generator can pass). The generative mode plugs in here, so that
+`conditions/` never imports a model.
 """
 
 from __future__ import annotations
@@ -18,23 +21,35 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from dreamdrive.conditions.insert import AssetChooser, InsertionReport, InsertRequest, naive_insert, plan
+import numpy as np
+
+from dreamdrive.conditions.insert import (
+    AssetChooser,
+    InsertedInstance,
+    InsertionReport,
+    InsertRequest,
+    naive_insert,
+    plan,
+)
 from dreamdrive.conditions.pictures import insertion_preview, insertion_video
-from dreamdrive.core.clip import Clip
+from dreamdrive.core.clip import Agent, Clip
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.files import atomic_write, dumps
+from dreamdrive.nusc.dense import read_packed
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.schema import PREDEFINED_SPLITS, SIDECAR_DIR
 from dreamdrive.nusc.writer import DatasetWriter
 from dreamdrive.pipelines.edit import GenerativeInserter, GenerativeOptions
 from dreamdrive.world.assets import Asset, AssetLibrary
+from dreamdrive.world.builder import WorldBuilder, WorldConfig, world_config
+from dreamdrive.world.traffic import Track, Traffic
 
 INSERT_FORMAT = 1
-MODES = ("naive", "generative")
+MODES = ("naive", "generative", "oracle")
 
 Progress = Callable[[Iterable, int, str], Iterable]
 
@@ -76,6 +91,17 @@ def insert_dataset(
     unknown = [s for s in scenes if s not in source.scene_names]
     if unknown:
         raise DreamdriveError(f"no scenes {unknown} in {data}; it has {source.scene_names}.")
+    world = world_config(data) if request.mode == "oracle" else None
+    if request.mode == "oracle":
+        if world is None:
+            raise DreamdriveError(f"the oracle mode renders with the world that built the dataset, and {data} was "
+                                  "not built by `dreamdrive world build` (its index records no world); use "
+                                  "--mode naive or generative.")  # fmt: skip
+        built = {world.scene_name(k): k for k in range(world.scenes)}
+        foreign = [s for s in scenes if s not in built]
+        if foreign:
+            raise DreamdriveError(f"scenes {foreign} are not scenes of the world build of {data}; the oracle mode "
+                                  "renders only those.")  # fmt: skip
 
     # 2. The assets, and the job's fingerprint: the same job on the same data is done once.
     library = library or AssetLibrary()
@@ -103,7 +129,9 @@ def insert_dataset(
             placements, notes = plan(clip, request, chooser)
             if not placements:
                 raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
-            if inserter is None:
+            if world is not None:
+                edited, report = oracle_insert(clip, placements, chooser, name, world, out)
+            elif inserter is None:
                 edited, report = naive_insert(clip, placements, chooser, name, writer.options.jpeg_quality)
             else:
                 edited, report, naive = inserter(clip, placements, chooser, name, writer.options.jpeg_quality,
@@ -129,6 +157,64 @@ def insert_dataset(
     splits["insert_all"] = names
     writer.finalize(names, splits, fingerprint)
     return out / source.version, [_read_report(report_path[s]) for s in scenes]
+
+
+def oracle_insert(
+    clip: Clip, placements: list, chooser: AssetChooser, name: str, world: WorldConfig, out: Path
+) -> tuple[Clip, InsertionReport]:
+    """Scene `clip` of the world build `world` rendered again by the world's renderer with the placements
+    added to its traffic, named `name`; its dense ground truth is written into the dataset at `out`. The
+    inserted objects' boxes are the placements' own (as in naive insertion) with the visibility seen in the
+    render; everything else is the scene as the builder renders it, so the scene's own boxes and images are
+    those of the source wherever the objects neither show nor cast a shadow."""
+    k = next(k for k in range(world.scenes) if world.scene_name(k) == clip.name)
+    builder = WorldBuilder(out, world)
+    builder.add_assets(chooser.asset(p.asset) for p in placements)
+    traffic = builder.traffic(k)
+    if len(traffic.times) != len(clip.frames):
+        raise DreamdriveError(f"{clip.name} has {len(clip.frames)} frames but its world build renders "
+                              f"{len(traffic.times)}; the dataset was edited after the build.")  # fmt: skip
+    new_ids = [f"ins{j + 1}" for j in range(len(placements))]
+    tracks = list(traffic.tracks)
+    boxes = []
+    for j, placement in enumerate(placements):
+        placed = placement.boxes(clip, f"{name}-{new_ids[j]}")
+        present = placement.present
+        nan = np.full(3, np.nan)
+        centers = np.stack([box.center if box is not None else nan for box in placed])
+        attributes = [box.attributes[0] if box is not None and box.attributes else "" for box in placed]
+        tracks.append(Track(new_ids[j], placement.asset.category, placement.asset.asset_id, placement.asset.size,
+                            centers, np.nan_to_num(placement.track[:, 2]), attributes,
+                            lights=placement.asset.detection_class != "pedestrian", annotated=present))  # fmt: skip
+        boxes.append(placed)
+    try:
+        rendered = builder.build_clip(k, traffic=Traffic(traffic.times, traffic.ego, tracks), name=name)
+    finally:
+        builder.release()
+    # The inserted objects' boxes as placed (naive insertion's), with the render's visibility on key frames;
+    # their visible pixels per frame and view from the dense instance maps.
+    index_of = {v: key for key, v in rendered.dense_instances.items()}
+    visible = np.zeros((len(placements), len(clip.frames), len(clip.rig)), np.int64)
+    agents = []
+    for agent in rendered.agents:
+        j = next((j for j, placed in enumerate(boxes) if agent.instance_id == f"{name}-{new_ids[j]}"), None)
+        if j is None:
+            agents.append(agent)
+            continue
+        merged = [replace(box, visibility=seen.visibility) if box is not None and seen is not None else box
+                  for box, seen in zip(boxes[j], agent.boxes)]  # fmt: skip
+        agents.append(Agent(agent.instance_id, agent.category, merged))
+    for i, frame in enumerate(rendered.frames):
+        for v, camera in enumerate(clip.rig):
+            instance = read_packed(frame.dense[camera.name])[1]
+            for j in range(len(placements)):
+                visible[j, i, v] = int((instance == index_of[f"{name}-{new_ids[j]}"]).sum())
+    edited = replace(rendered, agents=agents, log_name=f"{clip.log_name}-{name}",
+                     description=f"{clip.description}; oracle insertion of "
+                                 f"{', '.join(p.asset.asset_id for p in placements)}")  # fmt: skip
+    instances = [InsertedInstance.from_placement(f"{name}-{new_ids[j]}", p, visible[j], clip)
+                 for j, p in enumerate(placements)]  # fmt: skip
+    return edited, InsertionReport(name, clip.name, "oracle", instances)
 
 
 def write_previews(data: str | Path, out: str | Path, reports: list[InsertionReport]) -> list[Path]:

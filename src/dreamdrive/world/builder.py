@@ -30,7 +30,7 @@ from dreamdrive.core.conventions import CAMERA_HZ, KEYFRAME_HZ, TIMES_OF_DAY, WE
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.nusc.dense import dense_path, dense_visibility, pack_dense, write_packed
-from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR, DEFAULT_VERSION
+from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR, DEFAULT_VERSION, SIDECAR_DIR
 from dreamdrive.nusc.writer import DatasetWriter, WriteOptions, encode_jpeg
 from dreamdrive.world.assets import Asset, builtin_assets
 from dreamdrive.world.geometry import SEMANTIC, SEMANTIC_NAMES, mesh_soup
@@ -126,6 +126,16 @@ class WorldBuilder:
             self._assets = dict(grouped)
         return self._assets
 
+    def add_assets(self, assets: Iterable[Asset]) -> None:
+        """Make further assets renderable (inserted objects); call before the first render."""
+        if self._renderer is not None:
+            raise DreamdriveError("add assets before the builder's first render.")
+        known = {a.info.asset_id for group in self.assets.values() for a in group}
+        for asset in assets:
+            if asset.info.asset_id not in known:
+                self.assets.setdefault(asset.info.detection_class, []).append(asset)
+                known.add(asset.info.asset_id)
+
     def renderer(self):
         if self._renderer is None:
             meshes = {
@@ -135,6 +145,12 @@ class WorldBuilder:
             }
             self._renderer = make_renderer(self.town, meshes, self.config.width, self.config.height)
         return self._renderer
+
+    def release(self) -> None:
+        """Free the renderer's GL context (the next render makes a new one)."""
+        if self._renderer is not None:
+            self._renderer.release()
+            self._renderer = None
 
     def build(self, progress: Callable[[Iterable, int, str], Iterable] | None = None) -> Path:
         """Build every scene that is not built yet, then publish the dataset. Returns the version folder."""
@@ -153,11 +169,9 @@ class WorldBuilder:
                     for k in pending:
                         self.write_scene(k, progress)
             finally:
-                if self._renderer is not None:
-                    self._renderer.release()
-                    self._renderer = None
+                self.release()
         names = [config.scene_name(k) for k in range(config.scenes)]
-        return writer.finalize(names, config.splits(), fingerprint)
+        return writer.finalize(names, config.splits(), fingerprint, {"world": asdict(config)})
 
     def scene_fingerprint(self, k: int) -> str:
         return hashlib.sha256(f"{self.config.fingerprint()}/{k}".encode()).hexdigest()
@@ -193,12 +207,19 @@ class WorldBuilder:
         """Scene `k`'s simulated ego and agents."""
         return simulate(self.town, self.assets, seed=hash_seed(self.config.seed, k), seconds=self.config.seconds)
 
-    def build_clip(self, k: int, progress: Callable[[Iterable, int, str], Iterable] | None = None) -> Clip:
-        """Simulate, render and assemble scene `k` (its dense sidecar is written on the way)."""
+    def build_clip(
+        self,
+        k: int,
+        progress: Callable[[Iterable, int, str], Iterable] | None = None,
+        traffic: Traffic | None = None,
+        name: str | None = None,
+    ) -> Clip:
+        """Simulate, render and assemble scene `k` (its dense sidecar is written on the way); `traffic`
+        replaces the simulated one (the same scene with objects added) and `name` the scene's name."""
         config = self.config
-        name = config.scene_name(k)
+        name = name or config.scene_name(k)
         environment = self.environment(k)
-        traffic = self.traffic(k)
+        traffic = traffic or self.traffic(k)
         rig = CameraRig.default(config.width, config.height)
         renderer = self.renderer()
         frames_count = len(traffic.times)
@@ -301,9 +322,13 @@ def _write_dense(path: Path, images: CameraImages, scratch: Path) -> None:
 
 
 def scene_objects(traffic: Traffic, i: int) -> list[RenderObject]:
+    """Frame `i`'s objects, each with its track's instance index (1-based); a track whose centre is NaN on
+    the frame (an inserted object not yet there) is left out."""
     out = []
     for j, track in enumerate(traffic.tracks):
         x, y, z = track.centers[i]
+        if np.isnan(x):
+            continue
         out.append(
             RenderObject(track.asset_id, Transform.from_pose2d(x, y, float(track.yaws[i]), z), j + 1, track.lights)
         )
@@ -317,7 +342,7 @@ def headlights(traffic: Traffic, i: int, global_T_ego: Transform) -> list:
         position = global_T_ego.apply(np.array([[2.3, side, 0.7]]))[0]
         direction = global_T_ego.apply_vectors(np.array([[1.0, 0.0, -0.08]]))[0]
         lights.append((position, direction / np.linalg.norm(direction), np.array([2.2, 2.1, 1.9]) * 3.0, np.cos(0.45)))
-    vehicles = [t for t in traffic.tracks if t.lights]
+    vehicles = [t for t in traffic.tracks if t.lights and not np.isnan(t.centers[i, 0])]
     ego_xy = traffic.ego[i, :2]
     vehicles.sort(key=lambda t: np.linalg.norm(t.centers[i, :2] - ego_xy))
     for track in vehicles[:6]:
@@ -345,6 +370,23 @@ def track_box(track, i: int, instance_id: str) -> Box3D:
     )
 
 
+def world_config(dataroot: str | Path) -> WorldConfig | None:
+    """The configuration that `dreamdrive world build` built the dataset at `dataroot` from, or None for a
+    dataset it did not build (a real one, or one built before builds recorded it)."""
+    index = Path(dataroot) / SIDECAR_DIR / "index.json"
+    record = json.loads(index.read_text()) if index.is_file() else {}
+    if "world" not in record:
+        return None
+    values = dict(record["world"])
+    for key in ("weather", "time_of_day", "blocks"):
+        values[key] = tuple(values[key])
+    config = WorldConfig(**values)
+    if config.fingerprint() != record.get("fingerprint"):
+        raise DreamdriveError(f"{index} records a world configuration that does not match its fingerprint; "
+                              "rebuild the dataset with `dreamdrive world build`.")  # fmt: skip
+    return config
+
+
 def build_world(
     dataroot: str | Path,
     config: WorldConfig,
@@ -359,4 +401,4 @@ def build_world(
     return WorldBuilder(dataroot, config, overwrite, workers).build(progress)
 
 
-__all__ = ["SEMANTIC_NAMES", "WorldConfig", "build_world"]
+__all__ = ["SEMANTIC_NAMES", "WorldConfig", "build_world", "world_config"]
