@@ -9,7 +9,7 @@ weather (the truth), and the vehicle pasted naively. The generative edit samples
 the same frames from the source, the guidance maps and the layouts
 (`pipelines.edit.sample_edit`, with `insert --mode generative`'s defaults: the
 naive composite re-rendered from noise level 0.3, the change around the object
-smoothed). "from noise" samples the region from pure noise instead, as the
+smoothed and kept as a shadow). "from noise" samples the region from pure noise instead, as the
 model was trained. Every edit is scored against the truth by PSNR
 and SSIM in three regions of each image: the object (its visible silhouette),
 the ring around it that the edit region adds for shadow and contact (6 px at
@@ -81,7 +81,7 @@ def main() -> None:
         layouts = scene_layouts(pair.clip, config)
         text = embed_texts([pair.clip.description])[0]
         edit = dict(seed=0, steps=args.steps, cfg=args.cfg, base=pair.naive, strength=options.strength,
-                    smooth=options.smooth)  # fmt: skip
+                    smooth=options.smooth, shadow=options.shadow)  # fmt: skip
         t = time.perf_counter()
         generated = sample_edit(model, vae, pair.source, pair.guidance, pair.mask, layouts, text, **edit)
         seconds.append(time.perf_counter() - t)
@@ -122,7 +122,7 @@ def main() -> None:
                     "pairs": len(values),
                 }
     record = {"pairs": pairs, "held_out_seed": args.seed, "first_scene": args.first, "steps": args.steps,
-              "cfg": args.cfg, "strength": options.strength, "smooth": options.smooth,
+              "cfg": args.cfg, "strength": options.strength, "smooth": options.smooth, "shadow": options.shadow,
               "seconds_per_clip": float(np.median(seconds)),
               "seconds_per_clip_from_noise": float(np.median(noise_seconds)),
               "adapter_seconds_per_window": adapter_seconds,

@@ -190,3 +190,12 @@ def test_an_edit_started_at_almost_no_noise_returns_the_naive_composite(generati
     assert error.mean() < 0.5 and error.max() <= 3
     far = sample_edit(model, vae, source, guidance, mask, layouts, np.zeros(384, np.float32), steps=2, base=base)
     assert np.abs(far[region].astype(int) - base[region].astype(int)).mean() > 5  # from pure noise it differs
+    # read as a shadow, the change around the silhouette is grey and only darkens: from pure noise, where the
+    # model changes the ring most, no ring pixel is brighter than the base and its channels drop alike
+    shaded = sample_edit(model, vae, source, guidance, mask, layouts, np.zeros(384, np.float32), steps=2,
+                         base=base, smooth=2.0, shadow=0.0)  # fmt: skip
+    ring = region & ~mask
+    delta = shaded[ring].astype(int) - base[ring].astype(int)
+    assert (delta <= 0).all() and (delta < 0).any()
+    unclipped = (shaded[ring] > 0).all(axis=1)  # a channel darkened to 0 was cut there
+    assert unclipped.sum() > 100 and (np.ptp(delta[unclipped], axis=1) <= 1).all()

@@ -246,6 +246,7 @@ def sample_edit(
     base: np.ndarray | None = None,
     strength: float = 1.0,
     smooth: float = 0.0,
+    shadow: float | None = None,
 ) -> np.ndarray:
     """The edited images (F, V, H, W, 3) uint8 of a clip of F model frames at the model's image size.
 
@@ -258,7 +259,10 @@ def sample_edit(
     With `base`, the naive edit (the source with the objects pasted), the model edits that composite: the
     region starts from its latents noised to time `strength` (SDEdit; 1 is pure noise), and the decoded change is added
     to it, base + decode(z) - decode(z_base), so the autoencoder's own reconstruction error cancels and what
-    the model leaves alone stays the base's pixels.
+    the model leaves alone stays the base's pixels. Around the objects (outside their silhouettes) the change
+    is smoothed by a Gaussian of sigma `smooth` pixels; with `shadow`, it is then read as a shadow: grey (the
+    mean over channels), darkening only, and `shadow` grey levels less dark, so that the sampler's small
+    noise there leaves the base alone.
 
     Args:
         source: (F, V, H, W, 3) uint8; guidance: (F, V, 9, H, W); mask: (F, V, H, W) bool;
@@ -305,6 +309,8 @@ def sample_edit(
         if smooth > 0:  # around the objects only light and shadow change, smoothly: the texture stays the base's
             flat = change.reshape(-1, *change.shape[-3:])
             low = np.stack([cv2.GaussianBlur(c, (0, 0), smooth) for c in flat]).reshape(change.shape)
+            if shadow is not None:
+                low = np.minimum(low.mean(axis=-1, keepdims=True) + shadow, 0)
             change = np.where(mask[..., None], change, low)
         images = np.clip(np.round(base.astype(np.float32) + change), 0, 255).astype(np.uint8)
     return blend(source, images, pixel_region(mask, grow))
@@ -344,8 +350,9 @@ class GenerativeOptions:
         steps, cfg: Euler steps and classifier-free guidance scale; grow: the edit region's margin in pixels
             at the model's image size, around the objects' silhouettes, for shadows and contact.
         strength: the noise level the naive composite is edited from (`sample_edit`; 1: from pure noise, as
-            the model was trained); smooth: the Gaussian sigma (pixels) of the change kept around the objects.
-            The defaults were chosen on held-out scenes of seed 1 (docs/insert.md).
+            the model was trained); smooth: the Gaussian sigma (pixels) of the change kept around the objects;
+            shadow: that change read as a shadow, darkening only and by this many grey levels less (`sample_edit`;
+            None keeps it as sampled). The defaults were chosen on held-out scenes of seed 1 (docs/insert.md).
     """
 
     adapter: str | None = None
@@ -356,12 +363,14 @@ class GenerativeOptions:
     grow: int = 6
     strength: float = 0.3
     smooth: float = 4.0
+    shadow: float | None = 6.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.cfg <= 0 or not 0 <= self.grow <= 32:
             raise DreamdriveError("--steps must be at least 1, --cfg positive and the region's margin 0 to 32 px.")
-        if not 0 < self.strength <= 1 or self.smooth < 0:
-            raise DreamdriveError(f"--strength must be in (0, 1] (got {self.strength}) and smoothing at least 0.")
+        if not 0 < self.strength <= 1 or self.smooth < 0 or (self.shadow is not None and self.shadow < 0):
+            raise DreamdriveError(f"--strength must be in (0, 1] (got {self.strength}), smoothing and the shadow's "
+                                  "threshold at least 0.")  # fmt: skip
 
 
 class GenerativeInserter:
@@ -411,7 +420,7 @@ class GenerativeInserter:
             generated[chosen] = sample_edit(self.model, self.autoencoder, maps.source[chosen],
                                             maps.guidance[chosen], maps.mask[chosen], layouts[chosen], text,
                                             seed, options.steps, options.cfg, options.grow, maps.naive[chosen],
-                                            options.strength, options.smooth)  # fmt: skip
+                                            options.strength, options.smooth, options.shadow)  # fmt: skip
         region = pixel_region(maps.mask, options.grow)
         frames = []
         for i, frame in enumerate(clip.frames):
