@@ -361,6 +361,10 @@ def insert(
 @insert_app.command("train")
 def insert_train(
     out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
+    data: Path | None = typer.Option(
+        None, help="a recorded dataset instead of the procedural world: its vehicles play the asset"
+    ),
+    split: str | None = typer.Option(None, help="with --data: the split whose scenes give pairs (default: all)"),
     scenes: int = typer.Option(160, min=1, help="procedural scenes rendered as paired edits"),
     seconds: float = typer.Option(2.0, help="length of each scene (the model's frames at its stride must fit)"),
     seed: int = typer.Option(0, help="seed of the procedural world (keep held-out seeds apart)"),
@@ -380,7 +384,11 @@ def insert_train(
 ) -> None:
     """Train the generative insertion adapter on paired edits of the procedural world: each scene rendered with
     and without one of its vehicles, under its own light, shadows and weather (resumable; a finished run is
-    kept). The pairs are rendered at the video model's image size and cached in OUT/pairs."""
+    kept). The pairs are rendered at the video model's image size and cached in OUT/pairs.
+
+    With --data, a recorded dataset (real nuScenes) gives the pairs by Dream4Drive's recipe: in each scene one
+    vehicle already there plays the asset, its own pixels the object image, and the clip is the target; the
+    world options are then unused."""
     from dataclasses import replace
 
     from dreamdrive.models.adapter import preset as adapter_preset
@@ -397,9 +405,11 @@ def insert_train(
     loop = LoopConfig(steps=steps, learning_rate=learning_rate, warmup=min(50, steps // 2), ema_decay=ema_decay,
                       save_every=save_every, seed=train_seed)  # fmt: skip
     bar = _step_progress("training")
+    if data is None and split is not None:
+        raise DreamdriveError("--split chooses scenes of --data; give --data DATAROOT too.")
     folder = train_insertion(out, world, model, vae, adapter, finetune, batch_size, loop,
                              progress=lambda step, total, loss: bar(step, total, {"loss": loss}),
-                             pairs_progress=_scene_progress)  # fmt: skip
+                             pairs_progress=_scene_progress, data=data, split=split)  # fmt: skip
     console.print(f"model: {folder}")
 
 

@@ -199,3 +199,22 @@ def test_an_edit_started_at_almost_no_noise_returns_the_naive_composite(generati
     assert (delta <= 0).all() and (delta < 0).any()
     unclipped = (shaded[ring] > 0).all(axis=1)  # a channel darkened to 0 was cut there
     assert unclipped.sum() > 100 and (np.ptp(delta[unclipped], axis=1) <= 1).all()
+
+
+@pytest.mark.slow
+def test_a_recorded_dataset_trains_the_adapter_by_dream4drives_recipe(tmp_path):
+    from dreamdrive.world.builder import build_world
+
+    save_random_dit(tmp_path / "dit")
+    build_world(tmp_path / "data", WORLD)
+    loop = LoopConfig(steps=2, learning_rate=1e-3, warmup=1, save_every=2)
+    with pytest.raises(DreamdriveError, match="has no split 'nope'"):
+        train_insertion(tmp_path / "bad", None, model=tmp_path / "dit", loop=loop, data=tmp_path / "data",
+                        split="nope")  # fmt: skip
+    folder = train_insertion(tmp_path / "run", None, model=tmp_path / "dit", loop=loop, batch_size=1,
+                             data=tmp_path / "data", split="proc_all")  # fmt: skip
+    assert any(p.suffix == ".npz" for p in (tmp_path / "run" / "pairs").iterdir())
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["data"][1] == "proc_all" and "world" not in run
+    assert all(np.isfinite(json.loads((tmp_path / "run" / "training.json").read_text())["losses"]))
+    assert load_insertion(folder, model=tmp_path / "dit").adapter is not None

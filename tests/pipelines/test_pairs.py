@@ -70,3 +70,40 @@ def test_same_bytes_and_a_rerun_keeps_the_files(night_pair, tmp_path):
     assert [f.stat().st_mtime_ns for f in build_pairs(tmp_path, CONFIG)] == mtimes
     with pytest.raises(DreamdriveError, match="model frames every 3 need 22"):
         render_pair(WorldConfig(scenes=1, seconds=1.0, seed=7, width=112, height=64), 0)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A written procedural dataset, read back as a recorded one would be."""
+    from dreamdrive.nusc.reader import NuscDataset
+    from dreamdrive.world.builder import build_world
+
+    root = tmp_path_factory.mktemp("recorded")
+    build_world(root, CONFIG)
+    return NuscDataset(root)
+
+
+def test_a_recorded_clip_gives_a_pair_from_one_of_its_own_vehicles(recorded):
+    from dataclasses import replace
+
+    from dreamdrive.core.categories import detection_class
+    from dreamdrive.pipelines.pairs import VEHICLES, dataset_pair
+
+    clip = recorded.clip(recorded.scene_names[1])
+    pair = dataset_pair(clip, 8, 3, (32, 56))
+    assert pair is not None and pair.target.shape == (8, 6, 32, 56, 3)
+    assert np.array_equal(pair.source, pair.target)  # the clip is its own target
+    vehicle = next(a for a in pair.clip.agents if a.instance_id == pair.instance)
+    assert detection_class(vehicle.category) in VEHICLES and all(b is not None for b in vehicle.boxes)
+    guidance, mask = pair.guidance.astype(np.float32), pair.mask
+    assert mask.sum() > 100
+    obj = np.moveaxis(guidance[:, :, 5:8], 2, -1)
+    assert np.allclose(obj[mask], pair.target[mask] / 255, atol=1e-3)  # the object image is its own pixels
+    assert not obj[~mask].any() and not np.moveaxis(guidance[:, :, :5], 2, -1)[mask].any()
+    # without dense ground truth the mask is the box's outline less what LiDAR sees in front: it covers the
+    # vehicle's true silhouette and not much more
+    bare = replace(clip, frames=[replace(f, dense={}) for f in clip.frames], dense_instances={})
+    outline = dataset_pair(bare, 8, 3, (32, 56))
+    assert outline is not None and outline.instance == pair.instance
+    assert (outline.mask & mask).sum() >= 0.8 * mask.sum() and outline.mask.sum() <= 3 * mask.sum()
+    assert dataset_pair(clip, 40, 3, (32, 56)) is None  # 40 model frames do not fit in 2 s

@@ -405,14 +405,33 @@ class EditGuidance:
     naive: np.ndarray
 
 
+def scene_maps(clip: Clip, index: int, camera) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """One camera frame at `camera`'s size (a camera of `clip.rig`, possibly resized): its image (by area), the
+    scene's depth and normals, and its dense instance map (None without dense ground truth). Depth and normals
+    come from the dense ground truth where the clip has it (exact in the procedural world), else from LiDAR
+    (`scene_depth`) with normals from that depth; maps are resized by nearest neighbour."""
+    frame, size = clip.frames[index], (camera.width, camera.height)
+    rgb = load_image(frame.images[camera.name])
+    if rgb.shape[:2] != size[::-1]:
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    if camera.name in frame.dense:
+        dense = unpack_dense(read_packed(frame.dense[camera.name], f"dense of {clip.name} {camera.name}"))
+        maps = [dense["depth"], dense["normal"], dense["instance"]]
+        if maps[0].shape != size[::-1]:
+            maps = [cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in maps]
+        return rgb, *maps
+    depth = scene_depth(clip, index, camera.name)
+    if depth.shape != size[::-1]:
+        depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+    return rgb, depth, normals_from_depth(depth, camera.intrinsic), None
+
+
 def edit_guidance(
     clip: Clip, placements: list[Placement], chooser: AssetChooser, indices: list[int], size: tuple[int, int]
 ) -> EditGuidance:
     """Guidance maps of `clip` with `placements` inserted, on frames `indices`, at `size` (height, width).
 
-    The scene's depth and normals come from the frame's dense ground truth where the clip has it (exact in the
-    procedural world), else from LiDAR (`scene_depth`) with normals from that depth. Images are resized by area,
-    depth and normals by nearest neighbour; the assets are rendered at `size` with the scene's occlusion.
+    The scene's maps are `scene_maps`'; the assets are rendered at `size` with the scene's occlusion.
     """
     height, width = size
     rig = clip.rig.resized(width, height)
@@ -434,20 +453,7 @@ def edit_guidance(
                 poses = {channel: pose for channel, (_, pose) in frame.camera_poses.items()}
                 views = render_frame(renderer, rig, frame.global_T_ego, objects, Environment(), camera_poses=poses)
             for v, camera in enumerate(rig):
-                rgb = load_image(frame.images[camera.name])
-                if rgb.shape[:2] != (height, width):
-                    rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-                if camera.name in frame.dense:
-                    dense = unpack_dense(read_packed(frame.dense[camera.name], f"dense of {clip.name} {camera.name}"))
-                    depth, normal = dense["depth"], dense["normal"]
-                    if depth.shape != (height, width):
-                        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
-                        normal = cv2.resize(normal, (width, height), interpolation=cv2.INTER_NEAREST)
-                else:
-                    depth = scene_depth(clip, i, camera.name)
-                    if depth.shape != (height, width):
-                        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
-                    normal = normals_from_depth(depth, camera.intrinsic)
+                rgb, depth, normal, _ = scene_maps(clip, i, camera)
                 if camera.name in views:
                     rendered = views[camera.name]
                     visible = visible_over(rendered, depth)

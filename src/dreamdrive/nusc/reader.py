@@ -10,6 +10,7 @@ are interpolated between key frames exactly as the devkit's
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 from functools import cached_property
@@ -471,3 +472,14 @@ def _box_from_sidecar(item: dict, path: Path) -> Box3D:
         raise DreamdriveError(f"{path}: malformed box entry ({error!r}).") from error
     except DreamdriveError as error:
         raise DreamdriveError(f"{path}: {error}") from error
+
+
+def dataset_fingerprint(dataroot: Path, version: str) -> str:
+    """A finished dataset's own fingerprint, else a digest of its tables' sizes and times."""
+    index = dataroot / SIDECAR_DIR / "index.json"
+    if index.is_file():
+        value = json.loads(index.read_text()).get("fingerprint")
+        if value:
+            return value
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted((dataroot / version).glob("*.json"))]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()

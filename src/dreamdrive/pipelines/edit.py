@@ -45,8 +45,9 @@ from dreamdrive.diffusion.samplers import euler, guided
 from dreamdrive.files import load_image
 from dreamdrive.models.adapter import AdapterConfig, FusionAdapter, check_pair, preset, with_base
 from dreamdrive.models.dit import UniMVM
+from dreamdrive.nusc.reader import NuscDataset, dataset_fingerprint
 from dreamdrive.nusc.writer import encode_jpeg
-from dreamdrive.pipelines.pairs import cache_scenes, npz_bytes, render_pair
+from dreamdrive.pipelines.pairs import cache_scenes, dataset_pair, npz_bytes, render_pair
 from dreamdrive.pipelines.vae import load_vae
 from dreamdrive.pipelines.video import check_rig, decode_latents, encode_frames, load_video_model, scene_layouts
 from dreamdrive.scenario.retrieval import embed_texts
@@ -108,24 +109,47 @@ def prepare_pair(pair, autoencoder, config, object_weight: float = 4.0, shadow_w
 
 
 def prepare_pairs(
-    out: Path, world: WorldConfig, autoencoder, config, progress: Callable | None = None
+    out: Path,
+    world: WorldConfig | None,
+    autoencoder,
+    config,
+    progress: Callable | None = None,
+    data: str | Path | None = None,
+    split: str | None = None,
 ) -> list[PairTensors]:
-    """Every scene's paired edit of the build `world`, cached in `out/pairs/` (written atomically; a rerun reads
-    them; scenes without a near, visible vehicle are marked and skipped)."""
+    """The paired edits, cached in `out/pairs/` (written atomically; a rerun reads them; scenes without a near,
+    visible vehicle are marked and skipped): of every scene of the procedural build `world` (`render_pair`),
+    or, given `data`, of every scene of that dataset (of its `split`) by Dream4Drive's recipe for recorded
+    clips (`dataset_pair`)."""
+    if data is not None:
+        dataset = NuscDataset(data)
+        if split is not None and split not in dataset.splits:
+            raise DreamdriveError(f"{data} has no split {split!r}; it has {sorted(dataset.splits)}.")
+        names = dataset.splits[split] if split is not None else dataset.scene_names
+        size = config.image_size
 
-    def make(k: int) -> bytes | None:
-        pair = render_pair(world, k, config.frames, config.frame_stride)
-        if pair is None:
-            return None
-        return npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder, config).__dict__)
+        def make(k: int) -> bytes | None:
+            pair = dataset_pair(dataset.clip(names[k]), config.frames, config.frame_stride, size)
+            return None if pair is None else npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder,
+                                                                                          config).__dict__)  # fmt: skip
 
+        count = len(names)
+    else:
+
+        def make(k: int) -> bytes | None:
+            pair = render_pair(world, k, config.frames, config.frame_stride)
+            if pair is None:
+                return None
+            return npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder, config).__dict__)
+
+        count = world.scenes
     pairs = []
-    for path in cache_scenes(out / CACHE_DIR, world.scenes, make, progress=progress):
+    for path in cache_scenes(out / CACHE_DIR, count, make, progress=progress):
         with np.load(path) as cached:
             pairs.append(PairTensors(**{key: cached[key] for key in PairTensors.__dataclass_fields__}))
     if not pairs:
-        raise DreamdriveError("no scene of the build gave a paired edit (a vehicle near the ego and in view); "
-                              "build more scenes.")  # fmt: skip
+        raise DreamdriveError("no scene gave a paired edit (a vehicle near the ego and in view on every model "
+                              "frame); give more scenes.")  # fmt: skip
     return pairs
 
 
@@ -187,25 +211,32 @@ def train_insertion(
     loop: LoopConfig = LoopConfig(),
     progress: Callable | None = None,
     pairs_progress: Callable | None = None,
+    data: str | Path | None = None,
+    split: str | None = None,
 ) -> Path:
     """Train (or resume, or keep) a fusion adapter in `out` on the paired edits of the procedural build `world`,
-    over the video model `model` (default: shipped) and its autoencoder `vae`; returns the model folder."""
+    or, given `data`, of that recorded dataset's scenes (of `split`; `prepare_pairs`), over the video model
+    `model` (default: shipped) and its autoencoder `vae`; returns the model folder."""
     # 1. The world model, its autoencoder and the cached paired edits.
     dit = load_video_model(model)
     autoencoder = load_vae(vae)
     config = dit.config
-    if world.width != config.image_size[1] or world.height != config.image_size[0]:
+    if data is None and (world.width != config.image_size[1] or world.height != config.image_size[0]):
         raise DreamdriveError(f"paired edits must be rendered at the video model's {config.image_size[1]}x"
                               f"{config.image_size[0]}, not {world.width}x{world.height}.")  # fmt: skip
     out = Path(out)
-    pairs = prepare_pairs(out, world, autoencoder, config, pairs_progress)
+    pairs = prepare_pairs(out, world, autoencoder, config, pairs_progress, data, split)
     # 2. The adapter, seeded, over the frozen (or fine-tuned) DiT, and the loop.
     fingerprint = weights_fingerprint(dit)
     adapter_config = with_base(preset(adapter, config) if isinstance(adapter, str) else adapter, fingerprint)
     torch.manual_seed(loop.seed)
     network = FusionAdapter(adapter_config)
     check_pair(network, dit, fingerprint)
-    description = {"adapter": adapter_config.to_json(), "world": world.fingerprint(), "finetune": finetune,
+    if data is not None:
+        source = {"data": [dataset_fingerprint(Path(data), NuscDataset(data).version), split]}
+    else:
+        source = {"world": world.fingerprint()}
+    description = {"adapter": adapter_config.to_json(), **source, "finetune": finetune,
                    "vae": weights_fingerprint(autoencoder), "batch_size": batch_size}  # fmt: skip
 
     def loss(net, generator, shard):

@@ -40,7 +40,7 @@ from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.files import atomic_write, dumps
 from dreamdrive.nusc.dense import read_packed
-from dreamdrive.nusc.reader import NuscDataset
+from dreamdrive.nusc.reader import NuscDataset, dataset_fingerprint
 from dreamdrive.nusc.schema import PREDEFINED_SPLITS, SIDECAR_DIR
 from dreamdrive.nusc.writer import DatasetWriter
 from dreamdrive.pipelines.edit import GenerativeInserter, GenerativeOptions
@@ -52,17 +52,6 @@ INSERT_FORMAT = 1
 MODES = ("naive", "generative", "oracle")
 
 Progress = Callable[[Iterable, int, str], Iterable]
-
-
-def source_fingerprint(dataroot: Path, version: str) -> str:
-    """The finished source dataset's own fingerprint, else a digest of its tables' sizes and times."""
-    index = dataroot / SIDECAR_DIR / "index.json"
-    if index.is_file():
-        value = json.loads(index.read_text()).get("fingerprint")
-        if value:
-            return value
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted((dataroot / version).glob("*.json"))]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
 
 
 def insert_dataset(
@@ -108,7 +97,7 @@ def insert_dataset(
     library.ensure_builtin()
     chooser = AssetChooser(library, request)
     inserter = GenerativeInserter(generative or GenerativeOptions()) if request.mode == "generative" else None
-    parts = [INSERT_FORMAT, source_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
+    parts = [INSERT_FORMAT, dataset_fingerprint(data, source.version), asdict(request), chooser.fingerprint(), scenes]
     if inserter is not None:
         parts.append(inserter.fingerprint())
     fingerprint = hashlib.sha256(json.dumps(parts).encode()).hexdigest()

@@ -12,18 +12,26 @@ can both be scored against the truth.
 
 `render_pair` makes one pair; `build_pairs` caches a build's pairs as
 `pair-KKKK.npz` files, written atomically; a rerun skips finished ones.
+
+Datasets without a renderer (real nuScenes) get Dream4Drive's own recipe
+(`dataset_pair`): one vehicle already in the clip plays the asset, its pixels
+cut from the frames are the object image, and the clip itself is the target.
+The source is the clip too, since training never shows the model the source
+inside the edit region; there is no naive edit to compare with.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from dreamdrive.conditions.guidance import asset_renderer, guidance_maps, visible_over
+from dreamdrive.conditions.insert import scene_maps
 from dreamdrive.core.camera import CameraRig
 from dreamdrive.core.categories import detection_class
 from dreamdrive.core.clip import Agent, Clip, Frame
@@ -145,6 +153,70 @@ def render_pair(config: WorldConfig, k: int, frames: int = 8, stride: int = 3) -
     clip = Clip(name, clip_frames, agents, rig, town.name, town.hdmap, description, f"dreamdrive-{name}")
     return EditPair(clip, instance, arrays["source"], arrays["target"], arrays["naive"],
                     arrays["guidance"].astype(np.float16), arrays["mask"])  # fmt: skip
+
+
+def dataset_pair(
+    clip: Clip, frames: int, stride: int, size: tuple[int, int], max_distance: float = 30.0
+) -> EditPair | None:
+    """The paired edit of a recorded clip (no renderer): the vehicle annotated on every one of `frames` model
+    frames (one every `stride` camera frames) that stays nearest the ego within `max_distance` m plays the
+    asset; at `size` (height, width). Its mask is its dense instance map where the clip has dense ground truth,
+    else its box's image outline less the pixels that something nearer than the box covers (LiDAR depth);
+    its object image is the frame's pixels there. None when no vehicle qualifies or it shows under
+    `MIN_PIXELS` pixels."""
+    height, width = size
+    indices = list(range(0, len(clip.frames), stride))[:frames]
+    if len(indices) < frames:
+        return None
+    best, best_distance = None, np.inf
+    for agent in clip.agents:
+        if detection_class(agent.category) not in VEHICLES or any(agent.boxes[i] is None for i in indices):
+            continue
+        distances = [np.linalg.norm(agent.boxes[i].center[:2] - clip.frames[i].global_T_ego.translation[:2])
+                     for i in indices]  # fmt: skip
+        if max(distances) <= max_distance and np.mean(distances) < best_distance:
+            best, best_distance = agent, float(np.mean(distances))
+    if best is None:
+        return None
+    rig = clip.rig.resized(width, height)
+    index_of = {instance: key for key, instance in clip.dense_instances.items()}
+    views = {key: [] for key in ("image", "guidance", "mask")}
+    for i in indices:
+        row = {key: [] for key in views}
+        for camera in rig:
+            rgb, depth, normal, instance = scene_maps(clip, i, camera)
+            if instance is not None and best.instance_id in index_of:
+                mask = instance == index_of[best.instance_id]
+            else:
+                mask = _box_pixels(best.boxes[i], camera, clip.frames[i].camera_pose(camera.name)[1], depth)
+            row["image"].append(rgb)
+            row["guidance"].append(guidance_maps(rgb, depth, normal, np.where(mask[..., None], rgb, 0), mask))
+            row["mask"].append(mask)
+        for key in views:
+            views[key].append(np.stack(row[key]))
+    arrays = {key: np.stack(value) for key, value in views.items()}
+    if arrays["mask"].sum() < MIN_PIXELS:
+        return None
+    frames_at = [replace(clip.frames[i], is_key=True) for i in indices]
+    agents = [Agent(a.instance_id, a.category, [a.boxes[i] for i in indices]) for a in clip.agents
+              if any(a.boxes[i] is not None for i in indices)]  # fmt: skip
+    chosen = replace(clip, frames=frames_at, agents=agents)
+    image = arrays["image"]
+    return EditPair(chosen, best.instance_id, image, image, image, arrays["guidance"].astype(np.float16),
+                    arrays["mask"])  # fmt: skip
+
+
+def _box_pixels(box, camera, global_T_ego: Transform, depth: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the box's image outline in `camera`, less the pixels whose scene depth is nearer than the
+    box's nearest corner by over half a metre (an occluder)."""
+    cam_T_global = camera.cam_T_ego @ global_T_ego.inverse()
+    outline = box.project(camera, cam_T_global)
+    mask = np.zeros((camera.height, camera.width), np.uint8)
+    if outline is None:
+        return mask.astype(bool)
+    cv2.fillPoly(mask, [np.round(outline).astype(np.int32)], 1)
+    nearest = cam_T_global.apply(box.corners())[:, 2].min()
+    return (mask > 0) & ~((depth > 0) & (depth < nearest - 0.5))
 
 
 def npz_bytes(**arrays) -> bytes:
