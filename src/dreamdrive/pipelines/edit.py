@@ -51,7 +51,7 @@ from dreamdrive.pipelines.pairs import cache_scenes, dataset_pair, npz_bytes, re
 from dreamdrive.pipelines.vae import load_vae
 from dreamdrive.pipelines.video import check_rig, decode_latents, encode_frames, load_video_model, scene_layouts
 from dreamdrive.scenario.retrieval import embed_texts
-from dreamdrive.train.checkpoint import weights_fingerprint
+from dreamdrive.train.checkpoint import model_folder, weights_fingerprint
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.world.builder import WorldConfig
 
@@ -248,9 +248,7 @@ def train_insertion(
 def load_insertion(folder: str | Path, model: str | Path | None = None) -> InsertionModel:
     """The adapter in `folder` over its DiT: the fine-tuned one saved beside it, else the video model `model`
     (default: shipped), which must be the one the adapter was trained with."""
-    folder = Path(folder)
-    if (folder / "model" / "config.json").is_file():
-        folder = folder / "model"
+    folder = model_folder(folder, WEIGHTS, "insertion adapter", "dreamdrive insert train")
     network = FusionAdapter.load(folder)
     finetuned = (folder / "dit" / "config.json").is_file()
     dit = UniMVM.load(folder / "dit") if finetuned else load_video_model(model)
@@ -417,10 +415,7 @@ class GenerativeInserter:
 
     def __init__(self, options: GenerativeOptions = GenerativeOptions()):
         self.options = options
-        folder = Path(options.adapter) if options.adapter is not None else WEIGHTS
-        if options.adapter is None and not (folder / "config.json").is_file():
-            raise DreamdriveError("this dreamdrive ships no insertion adapter yet; train one with "
-                                  "`dreamdrive insert train` and pass --model RUN.")  # fmt: skip
+        folder = model_folder(options.adapter, WEIGHTS, "insertion adapter", "dreamdrive insert train")
         self.model = load_insertion(folder, options.model)
         self.autoencoder = load_vae(options.vae)
         config = self.model.config

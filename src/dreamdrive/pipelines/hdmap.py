@@ -43,6 +43,7 @@ from dreamdrive.diffusion.samplers import euler, guided
 from dreamdrive.files import atomic_write
 from dreamdrive.models.hdmap import PRESETS, HDMapConfig, HDMapNet
 from dreamdrive.scenario.types import ScriptResult
+from dreamdrive.train.checkpoint import model_folder
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png
 from dreamdrive.world.assets import builtin_assets
@@ -311,15 +312,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "hdmap-tiny"
 def load_generator(model: str | Path | None = None) -> HDMapNet:
     """The HD-map generator in `model` (a model folder or a run folder), else the checkpoint shipped in the
     package."""
-    folder = Path(model) if model is not None else WEIGHTS
-    if (folder / "model" / "config.json").is_file():
-        folder = folder / "model"
-    if model is None and not (folder / "config.json").is_file():
-        raise DreamdriveError(
-            "this dreamdrive ships no HD-map generator yet; train one with `dreamdrive hdmap train --out RUN` "
-            "and pass --model RUN."
-        )
-    return HDMapNet.load(folder)
+    return HDMapNet.load(model_folder(model, WEIGHTS, "HD-map generator", "dreamdrive hdmap train --out RUN"))
 
 
 def scenario_trajectories(result: ScriptResult, config: HDMapConfig) -> tuple[np.ndarray, Transform, list[np.ndarray]]:

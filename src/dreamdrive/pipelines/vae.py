@@ -23,6 +23,7 @@ from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.files import atomic_write, load_image
 from dreamdrive.models.vae import PRESETS, Autoencoder, VAEConfig, load_autoencoder
 from dreamdrive.nusc.reader import NuscDataset
+from dreamdrive.train.checkpoint import model_folder
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png
 
@@ -154,13 +155,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "vae-tiny"
 def load_vae(model: str | Path | None = None):
     """The autoencoder in `model` (a model or run folder, or a diffusers AutoencoderKL folder), else the one
     shipped in the package."""
-    folder = Path(model) if model is not None else WEIGHTS
-    if (folder / "model" / "config.json").is_file():
-        folder = folder / "model"
-    if model is None and not (folder / "config.json").is_file():
-        raise DreamdriveError("this dreamdrive ships no autoencoder yet; train one with `dreamdrive vae train` "
-                              "and pass --model RUN.")  # fmt: skip
-    return load_autoencoder(folder)
+    return load_autoencoder(model_folder(model, WEIGHTS, "autoencoder", "dreamdrive vae train"))
 
 
 @torch.no_grad()

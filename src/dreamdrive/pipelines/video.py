@@ -37,7 +37,7 @@ from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.pipelines.vae import dataset_scenes, load_vae, to_images, to_tensor
 from dreamdrive.scenario.retrieval import embed_texts
-from dreamdrive.train.checkpoint import weights_fingerprint
+from dreamdrive.train.checkpoint import model_folder, weights_fingerprint
 from dreamdrive.train.loop import LoopConfig, Shard, train_loop
 from dreamdrive.viz.pictures import save_png, write_video
 
@@ -317,13 +317,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "unimvm-tiny"
 
 def load_video_model(model: str | Path | None = None) -> UniMVM:
     """The video model in `model` (a model or run folder), else the one shipped in the package."""
-    folder = Path(model) if model is not None else WEIGHTS
-    if (folder / "model" / "config.json").is_file():
-        folder = folder / "model"
-    if model is None and not (folder / "config.json").is_file():
-        raise DreamdriveError("this dreamdrive ships no video model yet; train one with `dreamdrive video train` "
-                              "and pass --model RUN.")  # fmt: skip
-    return UniMVM.load(folder)
+    return UniMVM.load(model_folder(model, WEIGHTS, "video model", "dreamdrive video train"))
 
 
 @dataclass

@@ -39,6 +39,7 @@ CHECKPOINT_FORMAT = 1
 STATE_DIR = "state"
 TRAINER_STATE = "trainer.json"
 LEGACY_FILES = ("checkpoint.pt", "model.pt")
+MODEL_DIR = "model"  # a run folder's finished model
 
 
 class UnsafeCheckpointError(DreamdriveError):
@@ -248,3 +249,14 @@ def load_training_state(accelerator, run: str | Path) -> dict | None:
         return json.loads((target / TRAINER_STATE).read_text())
     except json.JSONDecodeError as error:
         raise DreamdriveError(f"{target / TRAINER_STATE} is not valid JSON ({error}); delete {target}.") from error
+
+
+def model_folder(model: str | Path | None, shipped: Path, what: str, train: str) -> Path:
+    """The model folder that `model` names (a model folder, or a run folder holding one in `model/`), else
+    the `shipped` one; `what` and the `train` command name the model when the package ships none."""
+    folder = Path(model) if model is not None else shipped
+    if (folder / MODEL_DIR / CONFIG_NAME).is_file():
+        folder = folder / MODEL_DIR
+    if model is None and not (folder / CONFIG_NAME).is_file():
+        raise DreamdriveError(f"this dreamdrive ships no {what} yet; train one with `{train}` and pass --model RUN.")
+    return folder

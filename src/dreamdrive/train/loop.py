@@ -40,9 +40,8 @@ from torch import nn
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.files import atomic_write, clear_scratch
-from dreamdrive.train.checkpoint import CONFIG_NAME, load_training_state, save_training_state
+from dreamdrive.train.checkpoint import CONFIG_NAME, MODEL_DIR, load_training_state, save_training_state
 
-MODEL_DIR = "model"
 TRAINING_RECORD = "training.json"
 
 
