@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 from accelerate import Accelerator
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write, clear_scratch
+from dreamdrive.files import atomic_write
 from dreamdrive.perception.data import (
     Augment,
     DetectionDataset,
@@ -43,6 +42,7 @@ from dreamdrive.perception.data import (
 from dreamdrive.perception.model import Detector, check_finite_loss, detection_loss
 from dreamdrive.train.checkpoint import (
     CONFIG_NAME,
+    clear_run_scratch,
     load_training_state,
     refuse_legacy,
     save_training_state,
@@ -141,8 +141,7 @@ def train(
         "detector": detector.to_json(),
     }
     run_file = out / "run.json"
-    if os.environ.get("RANK", "0") == "0":  # one process clears what a killed run left half-written
-        clear_scratch(out)
+    clear_run_scratch(out)  # what a killed run left half-written (multi-process runs: below)
     if run_file.is_file():
         existing = json.loads(run_file.read_text())
         if existing != json.loads(json.dumps(description)):
@@ -154,6 +153,7 @@ def train(
 
     # 2. Data, model, optimiser and schedule, prepared by accelerate; the saved state restored into them.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    clear_run_scratch(out, accelerator)
     torch.manual_seed(config.seed)
     refs: list[SampleRef] = [ref for group in refs_by_source for ref in group]
     dataset = DetectionDataset(refs, detector, Augment(), seed=config.seed)

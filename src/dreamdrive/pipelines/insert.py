@@ -84,8 +84,9 @@ def insert_dataset(
     if request.mode == "oracle":
         if world is None:
             raise DreamdriveError(f"the oracle mode renders with the world that built the dataset, and {data} was "
-                                  "not built by `dreamdrive world build` (its index records no world); use "
-                                  "--mode naive or generative.")  # fmt: skip
+                                  "not built by `dreamdrive world build` (its index records no world; builds "
+                                  "older than the oracle mode did not record it: rebuild them); use --mode naive "
+                                  "or generative.")  # fmt: skip
         built = {world.scene_name(k): k for k in range(world.scenes)}
         foreign = [s for s in scenes if s not in built]
         if foreign:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write
+from dreamdrive.files import atomic_write, clear_scratch
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -260,3 +261,17 @@ def model_folder(model: str | Path | None, shipped: Path, what: str, train: str)
     if model is None and not (folder / CONFIG_NAME).is_file():
         raise DreamdriveError(f"this dreamdrive ships no {what} yet; train one with `{train}` and pass --model RUN.")
     return folder
+
+
+def clear_run_scratch(run: Path, accelerator=None) -> None:
+    """Remove the scratch files a killed run left in its folder (`files.clear_scratch`), while no process
+    writes there. Called without `accelerator` (before it exists) it clears only in a single-process run;
+    with it, in a multi-process run, every process waits until the main one has cleared."""
+    if accelerator is None:
+        if os.environ.get("WORLD_SIZE", "1") == "1":
+            clear_scratch(run)
+    elif accelerator.num_processes > 1:
+        accelerator.wait_for_everyone()  # every process is past its own writes (run.json)
+        if accelerator.is_main_process:
+            clear_scratch(run)
+        accelerator.wait_for_everyone()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -39,8 +38,14 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write, clear_scratch
-from dreamdrive.train.checkpoint import CONFIG_NAME, MODEL_DIR, load_training_state, save_training_state
+from dreamdrive.files import atomic_write
+from dreamdrive.train.checkpoint import (
+    CONFIG_NAME,
+    MODEL_DIR,
+    clear_run_scratch,
+    load_training_state,
+    save_training_state,
+)
 
 TRAINING_RECORD = "training.json"
 
@@ -116,8 +121,7 @@ def train_loop(
     final = out / MODEL_DIR
     record = json.loads(json.dumps({"loop": asdict(config), **description}))
     run_file = out / "run.json"
-    if os.environ.get("RANK", "0") == "0":  # one process clears what a killed run left half-written
-        clear_scratch(out)
+    clear_run_scratch(out)  # what a killed run left half-written (multi-process runs: below)
     if run_file.is_file():
         existing = json.loads(run_file.read_text())
         if _without_steps(existing) != _without_steps(record):
@@ -135,6 +139,7 @@ def train_loop(
 
     # 2. Model, EMA copy, optimiser and schedule, prepared by accelerate; the saved state restored into them.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    clear_run_scratch(out, accelerator)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup, 1)))
