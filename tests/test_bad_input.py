@@ -157,6 +157,8 @@ CASES = [
     Case("insert at a malformed pose", lambda t, r: ["insert", "--data", r, "--out", t / "out", "--class", "car", "--at", "1,2"], "--at"),
     Case("insert with two placements at once", lambda t, r: ["insert", "--data", r, "--out", t / "out", "--class", "car", "--at", "5,0,0", "--auto", "1"], "--at"),
     Case("insert an unknown mode", lambda t, r: ["insert", "--data", r, "--out", t / "out", "--class", "car", "--auto", "1", "--mode", "magic"], "magic"),
+    Case("insert in oracle mode into a dataset the world did not build", lambda t, r: ["insert", "--data", r, "--out", t / "out", "--class", "car", "--auto", "1", "--mode", "oracle"], "world build"),
+    Case("insert train with a split but no dataset", lambda t, r: ["insert", "train", "--out", t / "out", "--split", "proc_train"], "--data"),
     Case("detect eval of a run that does not exist", lambda t, r: ["detect", "eval", "--run", t / "nowhere", "--data", r, "--out", t / "out"], "nowhere"),
     Case("detect train with a malformed ratio", lambda t, r: ["detect", "train", "--data", f"{r},{r}", "--out", t / "out", "--ratio", "1,x"], "--ratio"),
     Case("metrics fid without its weights", lambda t, r: ["metrics", "fid", "--real", r, "--generated", r], "--weights"),
