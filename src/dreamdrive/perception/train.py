@@ -42,6 +42,7 @@ from dreamdrive.perception.data import (
 from dreamdrive.perception.model import Detector, check_finite_loss, detection_loss
 from dreamdrive.train.checkpoint import (
     CONFIG_NAME,
+    MODEL_DIR,
     clear_run_scratch,
     load_training_state,
     refuse_legacy,
@@ -49,7 +50,6 @@ from dreamdrive.train.checkpoint import (
 )
 
 RUN_FORMAT = 2  # 2: safetensors model folder and accelerate state (1: pickled checkpoint.pt / model.pt)
-MODEL_DIR = "model"
 TRAINING_RECORD = "training.json"
 
 

@@ -126,23 +126,22 @@ def prepare_pairs(
         if split is not None and split not in dataset.splits:
             raise DreamdriveError(f"{data} has no split {split!r}; it has {sorted(dataset.splits)}.")
         names = dataset.splits[split] if split is not None else dataset.scene_names
-        size = config.image_size
-
-        def make(k: int) -> bytes | None:
-            pair = dataset_pair(dataset.clip(names[k]), config.frames, config.frame_stride, size)
-            return None if pair is None else npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder,
-                                                                                          config).__dict__)  # fmt: skip
-
         count = len(names)
+
+        def pair_of(k: int):
+            return dataset_pair(dataset.clip(names[k]), config.frames, config.frame_stride, config.image_size)
     else:
-
-        def make(k: int) -> bytes | None:
-            pair = render_pair(world, k, config.frames, config.frame_stride)
-            if pair is None:
-                return None
-            return npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder, config).__dict__)
-
         count = world.scenes
+
+        def pair_of(k: int):
+            return render_pair(world, k, config.frames, config.frame_stride)
+
+    def make(k: int) -> bytes | None:
+        pair = pair_of(k)
+        if pair is None:
+            return None
+        return npz_bytes(format=CACHE_FORMAT, **prepare_pair(pair, autoencoder, config).__dict__)
+
     pairs = []
     for path in cache_scenes(out / CACHE_DIR, count, make, progress=progress):
         with np.load(path) as cached:
@@ -245,9 +244,10 @@ def train_insertion(
     return train_loop(out, InsertionModel(dit.train(), network, finetune), loss, loop, description, progress)
 
 
-def load_insertion(folder: str | Path, model: str | Path | None = None) -> InsertionModel:
-    """The adapter in `folder` over its DiT: the fine-tuned one saved beside it, else the video model `model`
-    (default: shipped), which must be the one the adapter was trained with."""
+def load_insertion(folder: str | Path | None, model: str | Path | None = None) -> InsertionModel:
+    """The adapter in `folder` (a model or run folder; None: the shipped one) over its DiT: the fine-tuned one
+    saved beside it, else the video model `model` (default: shipped), which must be the one the adapter was
+    trained with."""
     folder = model_folder(folder, WEIGHTS, "insertion adapter", "dreamdrive insert train")
     network = FusionAdapter.load(folder)
     finetuned = (folder / "dit" / "config.json").is_file()
@@ -415,8 +415,7 @@ class GenerativeInserter:
 
     def __init__(self, options: GenerativeOptions = GenerativeOptions()):
         self.options = options
-        folder = model_folder(options.adapter, WEIGHTS, "insertion adapter", "dreamdrive insert train")
-        self.model = load_insertion(folder, options.model)
+        self.model = load_insertion(options.adapter, options.model)
         self.autoencoder = load_vae(options.vae)
         config = self.model.config
         if (self.autoencoder.latent_channels, self.autoencoder.factor) != (config.latent_channels, config.vae_factor):
