@@ -5,7 +5,9 @@ files, no worker process outliving the killed job, and a rerun of the finished j
 Each job runs once uninterrupted (the reference). Then, `KILLS` times, it runs in a fresh folder, is killed at
 a random moment between its first output and 90% of the reference's time (one moment in each of `KILLS`
 equal parts of that span, so every phase is hit), is started again and killed again as far into the rerun, and
-is then run to the end. The moments come from `random.Random(job name)`, so a failure repeats.
+is then run to the end. A run that ends before its moment (a warm or idle machine runs the job faster than it
+ran the reference) rescales the timeline to itself and is drawn again at the same share of it.
+The moments come from `random.Random(job name)`, so a failure repeats.
 `DREAMDRIVE_KILLS=20` runs a longer check (docs/errors.md).
 """
 
@@ -81,12 +83,14 @@ def reference_run(args: list, out: Path, log: Path) -> tuple[float, float]:
     return first if first is not None else end, end
 
 
-def kill_at(args: list, moment: float, log: Path) -> bool:
-    """Start the job and SIGKILL it `moment` seconds later; whether it was still running then."""
+def kill_at(args: list, moment: float, log: Path) -> float | None:
+    """Start the job and SIGKILL it `moment` seconds later; None if it was still running then, else the seconds
+    it took to end by itself."""
     process = launch(args, log)
     start = time.perf_counter()
     while process.poll() is None and time.perf_counter() - start < moment:
         time.sleep(0.005)
+    took = time.perf_counter() - start
     running = process.poll() is None
     children = descendants(process.pid)
     if running:
@@ -97,7 +101,7 @@ def kill_at(args: list, moment: float, log: Path) -> bool:
         time.sleep(0.05)
     orphans = [pid for pid in children if alive(pid)]
     assert not orphans, f"worker processes {orphans} outlived the killed job"
-    return running
+    return None if running else took
 
 
 def descendants(pid: int) -> list[int]:
@@ -207,13 +211,17 @@ def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs
     for k in range(KILLS):
         out = tmp_path / f"killed{k}"
         args = job.args(inputs, out)
-        moment = first + 0.9 * (end - first) * (k + rng.random()) / KILLS  # clear of the end
-        for _ in range(3):  # on a busy machine the job may end sooner than the reference did: try earlier
-            if kill_at(args, moment, log):
+        share = 0.9 * (k + rng.random()) / KILLS  # of the span from the first output to the end, clear of the end
+        for _ in range(4):
+            took = kill_at(args, first + share * (end - first), log)
+            if took is None:
                 hits += 1
                 break
+            # the job ended before the moment: the machine runs it faster than it ran the reference (warm caches,
+            # less load). Rescale the timeline to the run just seen and draw the same share of it again.
             shutil.rmtree(out)
-            moment = first + (moment - first) / 2
+            first, end = first * took / end * 0.9, took * 0.9
+        moment = first + share * (end - first)
         kill_at(args, moment, log)  # killed again as far into the rerun, which skips what the first run did
         finish(args, log)
         assert not stray(out), stray(out)
