@@ -931,6 +931,102 @@ def video_generate(
                   f"{out / 'real_vs_generated.png'}")  # fmt: skip
 
 
+MAP_HELP = (
+    "generated (an HD map generated from the trajectories), road (the scenario's own road or junction), "
+    "town, town:SEED, or nuscenes:DATAROOT:LOCATION"
+)
+
+
+def _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator):
+    from dreamdrive.pipelines.generate import GenerateOptions
+
+    paths = [str(p) if p is not None else None for p in (model, vae, hdmap_model)]
+    return GenerateOptions(map_spec, mask, *paths, seconds, frames, seed, steps, cfg, translator)
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help='what should happen, e.g. "a truck cuts in on a rainy night"'),
+    out: Path = typer.Option(..., help="output folder: dataset/, video.mp4, bev.png, frames.png, script.py"),
+    map_spec: str = typer.Option("generated", "--map", help=MAP_HELP),
+    mask: str = typer.Option("none", help="none (layouts and text only) or first-frame (the renderer's first frame)"),
+    model: Path | None = typer.Option(None, help="a video model or run folder (default: shipped)"),
+    vae: Path | None = typer.Option(None, help="the autoencoder (default: shipped)"),
+    hdmap_model: Path | None = typer.Option(None, help="for --map generated: an HD-map model (default: shipped)"),
+    seconds: float | None = typer.Option(None, help="how long the scenario lasts (default: as its script says)"),
+    frames: int | None = typer.Option(None, min=1, help="at most this many model frames (default: all)"),
+    seed: int = typer.Option(0, help="seed of the scenario (scenery, map) and of the video's noise"),
+    steps: int = typer.Option(30, min=1, help="Euler steps of the video model"),
+    cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
+    translator: str = typer.Option("offline", help="offline, openai or llama"),
+    overwrite: bool = typer.Option(False, help="replace a different dataset in OUT/dataset"),
+) -> None:
+    """Text to multi-view video with exact 3D boxes: prompt -> script -> trajectories -> HD map -> layouts ->
+    UniMVM video, written as a nuScenes-format dataset (DriveDreamer-2, end to end)."""
+    from dreamdrive.pipelines.generate import generate_from_prompt
+
+    options = _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator)
+    windows = lambda items: track(items, description="windows", console=console)  # noqa: E731
+    record = generate_from_prompt(prompt, out, options, overwrite, progress=windows)
+    console.print(f"[bold]{record['description']}[/bold]  ({record['scene']}, {record['frames']} frames x 6 views)")
+    for line in record["report"]:
+        console.print(f"validation: {line}")
+    timings = ", ".join(f"{name} {value:.1f} s" for name, value in record["seconds"].items())
+    console.print(f"stages: {timings}")
+    for name in ("dataset", "video.mp4", "bev.png", "frames.png", "script.py", "scenario.json"):
+        console.print(f"wrote {out / name}")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., help="output folder: items/, dataset/ (all items merged), report.json"),
+    prompts: Path | None = typer.Option(None, help="a UTF-8 text file of prompts, one a line ('#': a comment)"),
+    insert: Path | None = typer.Option(
+        None, help='a file of insertion jobs, one JSON object a line: {"data": DATAROOT, "class": "car", "auto": 1, '
+        '"mode": "naive"} (keys as `dreamdrive insert` options: data, scenes, asset, class, at, auto, distance, side, '
+        "mode, seed, steps, cfg)",
+    ),  # fmt: skip
+    workers: int = typer.Option(2, min=1, help="items run at once (CPUs of the local Ray cluster)"),
+    ray_address: str | None = typer.Option(None, "--ray", help="a Ray cluster's address (default: start a local one)"),
+    map_spec: str = typer.Option("generated", "--map", help=MAP_HELP),
+    mask: str = typer.Option("none", help="none or first-frame"),
+    model: Path | None = typer.Option(None, help="a video model or run folder (default: shipped)"),
+    vae: Path | None = typer.Option(None, help="the autoencoder (default: shipped)"),
+    hdmap_model: Path | None = typer.Option(None, help="for --map generated: an HD-map model (default: shipped)"),
+    seconds: float | None = typer.Option(None, help="how long each scenario lasts (default: as its script says)"),
+    frames: int | None = typer.Option(None, min=1, help="at most this many model frames per item"),
+    seed: int = typer.Option(0, help="seed of every item (insertion jobs: unless the job names its own)"),
+    steps: int = typer.Option(30, min=1, help="Euler steps of the video model"),
+    cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
+    translator: str = typer.Option("offline", help="offline, openai or llama"),
+) -> None:
+    """Synthesise many prompts (or insertion jobs) as Ray tasks and merge them into one nuScenes-format dataset
+    with the split `synthetic`. Items are named by their content, so a rerun skips what is done; a killed worker's
+    item is retried; an item with bad input fails alone, listed in OUT/report.json. Needs dreamdrive[scale]."""
+    from rich.progress import Progress
+
+    from dreamdrive.pipelines.synth import read_items
+    from dreamdrive.pipelines.synth import synth as run_synth
+
+    items = read_items(prompts, insert)
+    options = _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator)
+    with Progress(console=console) as bar:
+        task = bar.add_task("items", total=len(items))
+        report = run_synth(items, out, options, workers, ray_address,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))  # fmt: skip
+        bar.update(task, completed=len(items))
+    failed = [row for row in report["items"] if "error" in row]
+    if failed:
+        table = Table("line", "item", "error", title=f"{len(failed)} of {len(items)} items failed")
+        for row in failed:
+            table.add_row(str(row["line"]), row["item"][:60], row["error"])
+        console.print(table)
+    console.print(f"{report['done']} of {len(items)} items done; dataset: {report.get('dataset', 'none')}; "
+                  f"report: {out / 'report.json'}")  # fmt: skip
+    if not report["done"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: user errors (bad options included) are printed as one line without a traceback and exit with
     status 2."""

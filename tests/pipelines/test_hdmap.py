@@ -29,7 +29,7 @@ def model_folder(tmp_path_factory):
 
 def test_a_scenario_on_a_generated_map_writes_a_dataset_with_that_map(model_folder, tmp_path):
     scenario, town = from_prompt(PROMPT, seed=1, map_spec="generated", hdmap_model=model_folder)
-    assert town.name == "generated-1" and town.hdmap.road_boundaries and not town.roads
+    assert town.name == f"generated-{scenario.name}" and town.hdmap.road_boundaries and not town.roads
     write_outputs(scenario, tmp_path / "out", town=town)
     from nuscenes.nuscenes import NuScenes
 

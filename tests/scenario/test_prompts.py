@@ -20,7 +20,9 @@ def _tracks(data, kind=None):
 
 
 def holds(check: str, data: dict) -> bool:
+    """Whether the trajectories (road frame, rows x, y, yaw, speed at data["hz"]) show `check`."""
     ego = np.asarray(data["ego"])
+    hz = data["hz"]
     vehicles = [(a, t) for a, t in _tracks(data) if a["class"] not in ("pedestrian", "traffic_cone", "barrier")]
     people = _tracks(data, "pedestrian")
     if check == "cut_in":  # starts in a neighbouring lane, ends in the ego's lane ahead of it
@@ -29,12 +31,12 @@ def holds(check: str, data: dict) -> bool:
             for _, t in vehicles
         )
     if check == "hard_brake":
-        return any(t[0, 3] > 1 and t[-1, 3] == 0 and (-np.diff(t[:, 3]) * 12).max() > 4 for _, t in vehicles)
+        return any(t[0, 3] > 1 and t[-1, 3] == 0 and (-np.diff(t[:, 3]) * hz).max() > 4 for _, t in vehicles)
     if check in ("dash_out", "cross"):
         for _, t in people:
             inside = np.flatnonzero(np.abs(t[:, 1] - ego[:, 1]) < LANE / 2)
             if len(inside) and (check == "cross" or t[inside[0], 0] > ego[inside[0], 0]):
-                if check == "cross" or np.abs(np.diff(t[:, 1])).max() * 12 > 2.5:
+                if check == "cross" or np.abs(np.diff(t[:, 1])).max() * hz > 2.5:
                     return True
         return False
     if check == "overtake":

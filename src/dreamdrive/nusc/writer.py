@@ -543,7 +543,12 @@ class DatasetWriter:
             sidecars[scene] = fragment["sidecars"]
             maps.setdefault(location, None)
             if fragment["hdmap"] is not None:
-                maps[location] = HDMap.from_json(fragment["hdmap"])
+                hdmap = HDMap.from_json(fragment["hdmap"])
+                if maps[location] is not None and maps[location].to_json() != hdmap.to_json():
+                    raise DreamdriveError(f"scene {scene!r} has a different map of location {location!r} than an "
+                                          "earlier scene; scenes of one location share one map, so give each map "
+                                          "its own location name.")  # fmt: skip
+                maps[location] = hdmap
 
         # Maps: the semantic-prior PNG the devkit expects, and our vector map sidecar.
         map_sidecars = {}

@@ -332,15 +332,18 @@ def _in_frame(frame_T_road: Transform, paths: list[np.ndarray]) -> list[np.ndarr
 
 
 def generated_map(
-    result: ScriptResult, global_T_road: Transform, model: HDMapNet, seed: int = 0, steps: int = 30
-) -> tuple[HDMap, np.ndarray, np.ndarray]:
+    result: ScriptResult, global_T_road: Transform, model: HDMapNet, seed: int = 0, steps: int = 30,
+    name: str | None = None,
+) -> tuple[HDMap, np.ndarray, np.ndarray]:  # fmt: skip
     """An HD map that fits a scenario's trajectories, in the global frame (the road frame laid by
-    `global_T_road`), with the trajectory map and the raster it was made from."""
+    `global_T_road`), with the trajectory map and the raster it was made from; named `name` (default:
+    generated-SEED)."""
     trajectories, road_T_ego, driven = scenario_trajectories(result, model.config)
     clear = driven_mask(_in_frame(road_T_ego.inverse(), driven), model.config)
     raster = sample_maps(model, trajectories[None], seed, steps, keep_clear=clear[None])[0]
     points = np.vstack(_in_frame(global_T_road, driven))
-    hdmap = vectorize(raster, model.config.resolution, global_T_road @ road_T_ego, points, name=f"generated-{seed}")
+    frame = global_T_road @ road_T_ego
+    hdmap = vectorize(raster, model.config.resolution, frame, points, name=name or f"generated-{seed}")
     return hdmap, trajectories, raster
 
 

@@ -9,6 +9,7 @@ scenario's files and its nuScenes-format dataset.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,11 @@ from dreamdrive.core.camera import CameraRig
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.core.geometry import Transform
 from dreamdrive.files import atomic_write
+from dreamdrive.models.hdmap import HDMapNet
 from dreamdrive.nusc.mapexp import hdmap_from_expansion
 from dreamdrive.nusc.writer import encode_jpeg, write_dataset
 from dreamdrive.pipelines.hdmap import generated_map, load_generator
+from dreamdrive.scenario.library import MAX_DURATION
 from dreamdrive.scenario.llm import LlamaTranslator, OpenAITranslator
 from dreamdrive.scenario.offline import translate_offline
 from dreamdrive.scenario.placement import place_on_map
@@ -79,31 +82,71 @@ def translate(prompt: str, translator: str = "offline") -> str:
 
 
 def from_prompt(
-    prompt: str, translator: str = "offline", seed: int = 0, map_spec: str = "road", hdmap_model: Path | None = None
+    prompt: str,
+    translator: str = "offline",
+    seed: int = 0,
+    map_spec: str = "road",
+    hdmap_model: Path | None = None,
+    seconds: float | None = None,
 ) -> tuple[Scenario, Town]:
     """Translate `prompt`, run its script in the sandbox, place it on a road (or on the map `map_spec` names, see
     `load_map`; "generated": an HD map generated from its trajectories, by `hdmap_model` or the shipped one) and
-    validate it."""
+    validate it. `seconds`: how long it lasts, whatever the script says."""
     # 1. The map first: a bad --map is refused before any translation work.
-    generator = load_generator(hdmap_model) if map_spec == "generated" else None
-    town = load_map(map_spec, seed) if generator is None else None
+    where = resolve_map(map_spec, seed, hdmap_model)
     # 2. Prompt -> script -> trajectories.
-    script = translate(prompt, translator)
-    scenario = Scenario(prompt, script, translator, seed, run_scenario_script(script))
+    scenario = scenario_from_prompt(prompt, translator, seed, seconds)
     # 3. Placed on a generated map, the named map, or a road built around it; validated and repaired there.
-    if generator is not None:
+    return scenario, place_scenario(scenario, where)
+
+
+def resolve_map(map_spec: str, seed: int, hdmap_model: Path | None = None) -> HDMapNet | Town | None:
+    """What `map_spec` names, ready to place scenarios on: the HD-map generator ("generated"), a town or a map
+    (`load_map`), or None for each scenario's own road."""
+    if map_spec == "generated":
+        return load_generator(hdmap_model)
+    return load_map(map_spec, seed)
+
+
+def scenario_from_prompt(
+    prompt: str, translator: str = "offline", seed: int = 0, seconds: float | None = None
+) -> Scenario:
+    """The prompt's script from the translator (lasting `seconds` if given), run in the sandbox."""
+    script = translate(prompt, translator)
+    if seconds is not None:
+        script = with_duration(script, seconds)
+    return Scenario(prompt, script, translator, seed, run_scenario_script(script))
+
+
+def with_duration(script: str, seconds: float) -> str:
+    """The script with a `set_duration(seconds)` call just before its closing `save()`."""
+    if not 1 <= seconds <= MAX_DURATION:
+        raise DreamdriveError(f"--seconds must be between 1 and {MAX_DURATION:g}, got {seconds:g}.")
+    lines = script.rstrip().splitlines()
+    if not lines or lines[-1].strip() != "save()":
+        raise DreamdriveError("the scenario script does not end with save(), so its duration cannot be set; "
+                              "drop --seconds or fix the script.")  # fmt: skip
+    return "\n".join([*lines[:-1], f"set_duration({float(seconds)!r})", "save()"]) + "\n"
+
+
+def place_scenario(scenario: Scenario, where: HDMapNet | Town | None) -> Town:
+    """Place the scenario (`resolve_map`'s result: on an HD map generated from its trajectories, on the town or
+    map, or on a road built around it), validate and repair it there; the town it is on."""
+    seed = scenario.seed
+    if isinstance(where, HDMapNet):  # a map of its own, named after it (maps of one name are one map)
         global_T_road = scenario.road_frame().global_T_road
-        hdmap, _, _ = generated_map(scenario.result, global_T_road, generator, seed)
+        hdmap, _, _ = generated_map(scenario.result, global_T_road, where, seed, name=f"generated-{scenario.name}")
         town = Town(hdmap.name, hdmap, {}, {}, {}, [], {}, {}, {})
         scenario.frame = RigidFrame(global_T_road)
-        validate_and_repair(scenario, town)
-        return scenario, town
-    if town is not None:
+    elif where is not None:
+        town = where
         scenario.frame = place_on_map(scenario.result, town, seed)
-        validate_and_repair(scenario, town)
-        return scenario, town
-    validate_and_repair(scenario, scenario_road(scenario.result, seed))
-    return scenario, scenario_road(scenario.result, seed)
+    else:
+        town = scenario_road(scenario.result, seed)
+        name = f"road-{scenario.name}"
+        town = replace(town, name=name, hdmap=replace(town.hdmap, name=name))
+    validate_and_repair(scenario, town)
+    return town
 
 
 def write_outputs(
@@ -130,8 +173,9 @@ def write_outputs(
     return out
 
 
-def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict]:
-    """Six-camera JPEG frames of the scenario with the procedural renderer (the builder's assets and lights)."""
+def render_scenario(scenario: Scenario, town: Town, rig: CameraRig, frames: list[int] | None = None) -> list[dict]:
+    """Six-camera JPEG frames of the scenario (or of its `frames`) with the procedural renderer (the builder's
+    assets and lights)."""
     result = scenario.result
     assets = {a.info.asset_id: a for a in builtin_assets(scenario.seed)}
     chosen = {actor.actor_id: pick_asset(actor, assets) for actor in result.actors}
@@ -145,9 +189,9 @@ def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict
     frame = scenario.road_frame()
     ego_poses = frame.poses(result.ego.array())
     actor_poses = [frame.poses(actor.trajectory.array()) for actor in result.actors]
-    frames = []
+    rendered = []
     try:
-        for i in range(result.frames):
+        for i in range(result.frames) if frames is None else frames:
             global_T_ego = Transform.from_pose2d(*ego_poses[i])
             objects = []
             for k, actor in enumerate(result.actors):
@@ -155,10 +199,10 @@ def render_scenario(scenario: Scenario, town: Town, rig: CameraRig) -> list[dict
                 pose = Transform.from_pose2d(*actor_poses[k][i], height / 2)
                 objects.append(RenderObject(chosen[actor.actor_id], pose, k + 1, lights=True))
             views = render_frame(renderer, rig, global_T_ego, objects, environment)
-            frames.append({channel: encode_jpeg(images.rgb, 92) for channel, images in views.items()})
+            rendered.append({channel: encode_jpeg(images.rgb, 92) for channel, images in views.items()})
     finally:
         renderer.release()
-    return frames
+    return rendered
 
 
 def pick_asset(actor: Actor, assets: dict[str, Asset]) -> str:

@@ -351,52 +351,76 @@ def generate_clip(
         raise DreamdriveError(f"--mask {mode!r} must be one of {list(MODES)}.")
     if steps < 1 or guidance <= 0 or (frames is not None and frames < 1):
         raise DreamdriveError("--steps and --frames must be at least 1 and --cfg positive.")
+    check_pair(network, autoencoder)
+    source = dataset.clip(scene)
+    check_rig(source, f"scene {scene} of {dataset.dataroot}")
+    # 2. The model frames, each annotated.
+    clip, indices = model_frames(source, network.config, frames)
+    # 3. Conditions (layouts, text, the real frames the mode gives), sampling and decoding.
+    real_images = scene_images(clip, network.config.image_size)
+    layouts = scene_layouts(clip, network.config)
+    text = embed_texts([clip.description])[0]
+    images = generate_images(network, autoencoder, layouts, text, mode, real_images, seed, steps, guidance, progress)
+    # 4. The generated clip: the real clip's poses, boxes and map, the generated images.
+    record = {"scene": scene, "mask": mode, "frames": len(indices), "steps": steps, "cfg": guidance, "seed": seed,
+              "frame_stride": network.config.frame_stride, "source_frames": indices}  # fmt: skip
+    return GeneratedClip(with_images(clip, real_images), with_images(clip, images), real_images, images, record)
+
+
+def check_pair(network: UniMVM, autoencoder) -> None:
+    """The autoencoder must be the one the video model's latents come from."""
     config = network.config
     if (autoencoder.latent_channels, autoencoder.factor) != (config.latent_channels, config.vae_factor):
         raise DreamdriveError("the autoencoder does not match the video model (latent channels or scale); "
                               "pass the --vae the model was trained with.")  # fmt: skip
-    source = dataset.clip(scene)
-    check_rig(source, f"scene {scene} of {dataset.dataroot}")
-    # 2. The model frames, each annotated.
+
+
+def model_frames(source: Clip, config: DiTConfig, frames: int | None = None) -> tuple[Clip, list[int]]:
+    """The clip on the model's frames, each a key frame: one every `frame_stride` camera frames from the first
+    key frame (the first `frames` of them), and their indices in `source`."""
     first = source.key_indices[0]
     indices = list(range(first, len(source.frames), config.frame_stride))[: frames or None]
-    clip = source.subset(indices, every_key=True)
-    # 3. Conditions: layouts, text, and the real latents the mode gives.
-    layouts = scene_layouts(clip, config)
-    text = embed_texts([clip.description])[0]
-    real_images = scene_images(clip, config.image_size)
-    real = encode_frames(autoencoder, real_images) if mode != "none" else None
-    # 4. Sampling, window by window, and decoding.
+    return source.subset(indices, every_key=True), indices
+
+
+def generate_images(
+    network: UniMVM,
+    autoencoder,
+    layouts: np.ndarray,
+    text: np.ndarray,
+    mode: str,
+    real_images: np.ndarray | None,
+    seed: int = 0,
+    steps: int = 30,
+    guidance: float = 2.0,
+    progress: Callable | None = None,
+) -> np.ndarray:
+    """(F, V, H, W, 3) uint8 generated frames for (F, V, 13, H, W) layouts and a text embedding; `real_images`
+    (F, V, H, W, 3) gives what the mode reads (its first frame for "first-frame"; None for "none")."""
+    real = None
+    if mode == "first-frame":
+        real = encode_frames(autoencoder, real_images[:1])
+    elif mode == "front-view":
+        real = encode_frames(autoencoder, real_images)
     latents = generate_latents(network, layouts, text, mode, real, seed, steps, guidance, progress)
-    images = decode_latents(autoencoder, latents)  # (F, V, H, W, 3)
-    # 5. The generated clip: the real clip's poses, boxes and map, the generated images.
-    height, width = config.image_size
-    rig = clip.rig.resized(width, height)
+    return decode_latents(autoencoder, latents)
 
-    def with_images(pictures: np.ndarray) -> Clip:
-        return Clip(
-            clip.name,
-            [
-                Frame(
-                    f.timestamp,
-                    f.global_T_ego,
-                    {name: pictures[t, v] for v, name in enumerate(clip.rig.names)},
-                    is_key=f.is_key,
-                    camera_poses=f.camera_poses,
-                )
-                for t, f in enumerate(clip.frames)
-            ],
-            clip.agents,
-            rig,
-            clip.location,
-            clip.hdmap,
-            clip.description,
-            clip.log_name,
-        )
 
-    record = {"scene": scene, "mask": mode, "frames": len(indices), "steps": steps, "cfg": guidance, "seed": seed,
-              "frame_stride": config.frame_stride, "source_frames": indices}  # fmt: skip
-    return GeneratedClip(with_images(real_images), with_images(images), real_images, images, record)
+def with_images(clip: Clip, pictures: np.ndarray) -> Clip:
+    """The clip with (F, V, H, W, 3) images in place of its frames' images, its rig resized to theirs."""
+    height, width = pictures.shape[2:4]
+    frames = [
+        Frame(
+            f.timestamp,
+            f.global_T_ego,
+            {name: pictures[t, v] for v, name in enumerate(clip.rig.names)},
+            is_key=f.is_key,
+            camera_poses=f.camera_poses,
+        )  # fmt: skip
+        for t, f in enumerate(clip.frames)
+    ]
+    return Clip(clip.name, frames, clip.agents, clip.rig.resized(width, height), clip.location, clip.hdmap,
+                clip.description, clip.log_name)  # fmt: skip
 
 
 def generate_video(
