@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile | system
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c constraints.txt --no-deps nuscenes-devkit==1.2.0
 	$(PIP) install -q -c constraints.txt $(DEVKIT_NEEDS)
-	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,scale]"
 	touch $(STAMP)
 
 # The local LLM stack the openai/llama translator tests run against: llama-cpp-python builds from source

@@ -982,7 +982,8 @@ def synth(
     out: Path = typer.Option(..., help="output folder: items/, dataset/ (all items merged), report.json"),
     prompts: Path | None = typer.Option(None, help="a UTF-8 text file of prompts, one a line ('#': a comment)"),
     insert: Path | None = typer.Option(
-        None, help='a file of insertion jobs, one JSON object a line: {"data": DATAROOT, "class": "car", "auto": 1, '
+        None,
+        help='a file of insertion jobs, one JSON object a line: {"data": DATAROOT, "class": "car", "auto": 1, '
         '"mode": "naive"} (keys as `dreamdrive insert` options: data, scenes, asset, class, at, auto, distance, side, '
         "mode, seed, steps, cfg)",
     ),  # fmt: skip

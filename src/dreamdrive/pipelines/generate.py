@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dreamdrive.core.camera import CameraRig
 from dreamdrive.core.errors import DreamdriveError
@@ -98,6 +99,18 @@ class GenerateOptions:
 
 
 @contextmanager
+def one_thread():
+    """torch on one intra-op thread: its CPU kernels then sum in one order, so the bytes written do not depend
+    on how many cores the machine has (or on Ray's one CPU a task); `synth` is how generation uses many cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
 def stage(timings: dict[str, float], name: str):
     """Add the seconds the block takes to `timings[name]`."""
     start = time.perf_counter()
@@ -112,8 +125,13 @@ def generate_from_prompt(
     progress: Callable | None = None,
 ) -> dict:  # fmt: skip
     """Turn `prompt` into a multi-view clip with exact boxes under `out` (see the module's docstring); returns
-    the record written to `out`/generation.json, with the dataset's path under "dataset"."""
-    out = Path(out)
+    the record written to `out`/generation.json, with the dataset's path under "dataset". torch runs on one thread
+    (`one_thread`), so the same prompt and options give the same bytes on any machine of the same CPU kind."""
+    with one_thread():
+        return _generate(prompt, Path(out), options, overwrite, progress)
+
+
+def _generate(prompt: str, out: Path, options: GenerateOptions, overwrite: bool, progress: Callable | None) -> dict:
     if not prompt.strip():
         raise DreamdriveError("the prompt is empty; describe what should happen, e.g. 'a truck cuts in at night'.")
     timings: dict[str, float] = {}

@@ -133,7 +133,7 @@ def place_scenario(scenario: Scenario, where: HDMapNet | Town | None) -> Town:
     """Place the scenario (`resolve_map`'s result: on an HD map generated from its trajectories, on the town or
     map, or on a road built around it), validate and repair it there; the town it is on."""
     seed = scenario.seed
-    if isinstance(where, HDMapNet):  # a map of its own, named after it (maps of one name are one map)
+    if isinstance(where, HDMapNet):  # a map of its own, named after the scenario (maps of one name are one map)
         global_T_road = scenario.road_frame().global_T_road
         hdmap, _, _ = generated_map(scenario.result, global_T_road, where, seed, name=f"generated-{scenario.name}")
         town = Town(hdmap.name, hdmap, {}, {}, {}, [], {}, {}, {})
@@ -143,7 +143,7 @@ def place_scenario(scenario: Scenario, where: HDMapNet | Town | None) -> Town:
         scenario.frame = place_on_map(scenario.result, town, seed)
     else:
         town = scenario_road(scenario.result, seed)
-        name = f"road-{scenario.name}"
+        name = f"{town.name}-{scenario.name.removeprefix('scenario-')}"
         town = replace(town, name=name, hdmap=replace(town.hdmap, name=name))
     validate_and_repair(scenario, town)
     return town
