@@ -7,7 +7,7 @@ from dreamdrive.pipelines.demo import run_demo
 
 
 @pytest.mark.slow
-def test_the_demo_writes_its_dataset_pictures_insertion_and_scenario(tmp_path):
+def test_the_demo_writes_its_dataset_pictures_insertion_scenario_and_videos(tmp_path):
     lines, summaries = [], []
     out = run_demo(tmp_path / "demo", scenes=1, seconds=2.0, seed=0, log=lines.append, on_dataset=summaries.append,
                    video_steps=3)  # fmt: skip
@@ -24,3 +24,8 @@ def test_the_demo_writes_its_dataset_pictures_insertion_and_scenario(tmp_path):
     assert generated.scene_names == [scene] and len(generated.clip(scene).frames) == 8
     assert (out / "generated" / "video.mp4").stat().st_size > 1000
     assert (out / "generated" / "real_vs_generated.png").stat().st_size > 1000
+    text_to_video = NuscDataset(out / "text-to-video" / "dataset")
+    [name] = text_to_video.scene_names
+    assert len(text_to_video.clip(name).frames) == 17  # 4 s at 4 Hz, both ends
+    assert (out / "text-to-video" / "video.mp4").stat().st_size > 1000
+    assert any("from the prompt" in line for line in lines)

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -187,12 +190,57 @@ def probe(address: str, timeout: float = 5.0) -> None:
                               "cluster.") from error  # fmt: skip
 
 
+WATCHDOG = """
+import os, signal, sys, time
+from pathlib import Path
+
+def state(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+def tree(pid):
+    found, queue = set(), [pid]
+    while queue:
+        for path in Path(f"/proc/{queue.pop()}/task").glob("*/children"):
+            try:
+                children = [int(c) for c in path.read_text().split()]
+            except OSError:
+                continue
+            found.update(children)
+            queue += children
+    return found
+
+parent, seen = int(sys.argv[1]), set()
+while state(parent) not in (None, "Z"):
+    seen |= tree(parent) - {os.getpid()}
+    time.sleep(0.2)
+for pid in seen:
+    try:
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith((b"ray::", b"/")):
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def guard_cluster() -> subprocess.Popen | None:
+    """A watchdog for the local cluster this process started (Linux): should this process die without shutting
+    Ray down (killed), it kills the cluster's processes, whose agents would otherwise linger for minutes."""
+    if not Path("/proc/self/task").is_dir():
+        return None
+    return subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid())], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
 def run_items(
     items: list[Item], folders: list[Path], options: GenerateOptions, workers: int, address: str | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:  # fmt: skip
     """Run the items as Ray tasks; each one's result (`run_item`), in order."""
     ray = start_ray(workers, address)
+    watchdog = guard_cluster() if not address else None
     try:
         task = ray.remote(num_cpus=1, max_retries=RETRIES)(run_item)
         futures = [task.remote(item, str(folder), options) for item, folder in zip(items, folders)]
@@ -210,6 +258,9 @@ def run_items(
         return [results[future] for future in futures]
     finally:
         ray.shutdown()
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
 
 
 def synth(
