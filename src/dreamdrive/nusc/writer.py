@@ -51,6 +51,10 @@ from dreamdrive.nusc.schema import (
 )
 
 STAGING_DIR = ".dreamdrive-staging"
+REPLACING_DIR = ".dreamdrive-new"  # a dataset built beside the one it replaces (`--overwrite`), swapped in whole
+REPLACED_DIR = ".dreamdrive-replaced"  # the replaced dataset's folders on their way out
+SWAP_JOURNAL = ".dreamdrive-swap.json"  # a swap begun: the new dataset's folders
+REPLACING_MARK = "fingerprint"  # in REPLACING_DIR: the dataset being built there
 DATE_CAPTURED = "2026-01-01"  # nuScenes logs carry a date; ours is fixed so that bytes are reproducible
 
 
@@ -223,10 +227,14 @@ class DatasetWriter:
     def __init__(self, dataroot: str | Path, version: str = DEFAULT_VERSION, options: WriteOptions = WriteOptions()):
         if not version or "/" in version:
             raise DreamdriveError(f"version {version!r} must be a folder name such as {DEFAULT_VERSION!r}.")
-        self.dataroot = Path(dataroot)
+        self.target = Path(dataroot)  # where the finished dataset lies
+        self.dataroot = self.target  # where this run writes: the target, or beside it while replacing it
         self.version = version
         self.options = options
-        self.staging = self.dataroot / STAGING_DIR
+
+    @property
+    def staging(self) -> Path:
+        return self.dataroot / STAGING_DIR
 
     def _write(self, path: Path, data: bytes, durable: bool = True) -> None:
         atomic_write(path, data, scratch=self.staging / "tmp", durable=durable)
@@ -253,19 +261,30 @@ class DatasetWriter:
     def begin(self, fingerprint: str, overwrite: bool) -> bool:
         """Start (or resume) writing the dataset `fingerprint`; True when it is already finished here.
 
-        A different finished dataset in the folder is removed with `overwrite`, else refused.
+        A different finished dataset in the folder is replaced with `overwrite`, else refused. It stays whole
+        until the new one is finished: the new one is written beside it (`REPLACING_DIR`, resumed there after a
+        kill) and `finalize` swaps it in.
         """
+        finish_swap(self.target)  # a swap a killed run began
         existing = self.existing_fingerprint()
+        replacing = self.target / REPLACING_DIR
         if existing == fingerprint:
             shutil.rmtree(self.staging, ignore_errors=True)  # a run killed while cleaning up
+            shutil.rmtree(replacing, ignore_errors=True)  # a replacement given up for the dataset that is there
             return True
-        if existing is not None or (self.dataroot / self.version).exists():
-            if not overwrite:
-                raise DreamdriveError(
-                    f"{self.dataroot / self.version} already holds a different dataset; choose another output "
-                    "folder or pass --overwrite."
-                )
-            self.remove_existing()
+        if existing is None and not (self.target / self.version).exists():
+            shutil.rmtree(replacing, ignore_errors=True)
+            return False
+        if not overwrite:
+            raise DreamdriveError(
+                f"{self.target / self.version} already holds a different dataset; choose another output "
+                "folder or pass --overwrite."
+            )
+        mark = replacing / REPLACING_MARK
+        if not (mark.is_file() and mark.read_text() == fingerprint):  # another replacement was under way: restart
+            shutil.rmtree(replacing, ignore_errors=True)
+            atomic_write(mark, fingerprint.encode())
+        self.dataroot = replacing
         return False
 
     def fragment_path(self, scene: str) -> Path:
@@ -276,13 +295,6 @@ class DatasetWriter:
         if not path.is_file():
             return False
         return json.loads(path.read_text()).get("fingerprint") == fingerprint
-
-    def remove_existing(self) -> None:
-        """Delete a finished dataset's tables and sidecar index, so it reads as absent, then the rest."""
-        shutil.rmtree(self.dataroot / self.version, ignore_errors=True)
-        self.index_path.unlink(missing_ok=True)
-        for folder in ("samples", "sweeps", "maps", SIDECAR_DIR, STAGING_DIR):
-            shutil.rmtree(self.dataroot / folder, ignore_errors=True)
 
     # -- one clip ----------------------------------------------------------------------------
 
@@ -586,7 +598,38 @@ class DatasetWriter:
         shutil.rmtree(target, ignore_errors=True)
         staged.rename(target)
         shutil.rmtree(self.staging, ignore_errors=True)
-        return target
+        if self.dataroot != self.target:  # the replacement is finished: swap it in
+            entries = sorted(p.name for p in self.dataroot.iterdir() if p.name in {self.version, *DATASET_FOLDERS})
+            atomic_write(self.target / SWAP_JOURNAL, json.dumps({"entries": entries, "version": self.version}).encode())
+            finish_swap(self.target)
+            self.dataroot = self.target
+        return self.target / self.version
+
+
+DATASET_FOLDERS = ("samples", "sweeps", "maps", SIDECAR_DIR)  # with the version folder: what a dataset is
+
+
+def finish_swap(target: Path) -> None:
+    """Complete the swap of a replacement dataset into `target` that `SWAP_JOURNAL` records: each of the old
+    dataset's folders out of the way, the new one's in its place, then the old ones deleted. Every step checks
+    what is already done, so a run killed anywhere in it completes it here."""
+    journal = target / SWAP_JOURNAL
+    if not journal.is_file():
+        return
+    record = json.loads(journal.read_text())
+    new, old = target / REPLACING_DIR, target / REPLACED_DIR
+    old.mkdir(exist_ok=True)
+    for name in (record["version"], *DATASET_FOLDERS, STAGING_DIR):
+        if name in record["entries"] and not (new / name).exists():
+            continue  # already in place
+        if (target / name).exists():
+            shutil.rmtree(old / name, ignore_errors=True)
+            (target / name).rename(old / name)
+        if name in record["entries"]:
+            (new / name).rename(target / name)
+    shutil.rmtree(old)
+    shutil.rmtree(new, ignore_errors=True)
+    journal.unlink()
 
 
 class _SortedPoints:

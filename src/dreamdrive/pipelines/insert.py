@@ -107,6 +107,7 @@ def insert_dataset(
     report_path = {s: out / SIDECAR_DIR / "insertions" / f"{edited_name[s]}.json" for s in scenes}
     if writer.begin(fingerprint, overwrite):
         return out / source.version, [_read_report(report_path[s]) for s in scenes]
+    writing = writer.dataroot  # `out`, or beside it while replacing another dataset there
 
     # 3. Each scene not written yet: plan, insert, write its report and clip.
     items: Iterable[str] = scenes if progress is None else progress(scenes, len(scenes), "inserting")
@@ -120,7 +121,7 @@ def insert_dataset(
             if not placements:
                 raise DreamdriveError(f"nothing could be inserted into {scene!r}: {'; '.join(notes)}.")
             if world is not None:
-                edited, report = oracle_insert(clip, placements, chooser, name, world, out)
+                edited, report = oracle_insert(clip, placements, chooser, name, world, writing)
             elif inserter is None:
                 edited, report = naive_insert(clip, placements, chooser, name, writer.options.jpeg_quality)
             else:
@@ -132,7 +133,8 @@ def insert_dataset(
                 insertion_video([("source", clip), *pictures, ("generative", edited)], channel,
                                 out / "previews" / f"{name}.mp4")  # fmt: skip
             report.notes = notes
-            atomic_write(report_path[scene], dumps(report.to_json()), scratch=writer.staging / "tmp")
+            atomic_write(writing / report_path[scene].relative_to(out), dumps(report.to_json()),
+                         scratch=writer.staging / "tmp")  # fmt: skip
             writer.write_clip(edited, scene_fingerprint, {"insertions": f"insertions/{name}.json"})
         if request.with_originals and not writer.has_clip(scene, scene_fingerprint):
             writer.write_clip(clip or source.clip(scene), scene_fingerprint)

@@ -189,7 +189,8 @@ class WorldBuilder:
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_die_with_parent) as pool:
-            futures = [pool.submit(_write_scene_in_worker, str(self.dataroot), self.config, k) for k in pending]
+            writing = str(self.writer.dataroot)  # the dataroot, or beside it while replacing another dataset there
+            futures = [pool.submit(_write_scene_in_worker, writing, self.config, k) for k in pending]
             done = as_completed(futures)
             for future in progress(done, len(futures), "scenes") if progress else done:
                 future.result()
@@ -243,7 +244,7 @@ class WorldBuilder:
                 jpegs, dense = {}, {}
                 for channel, image in images.items():
                     jpegs[channel] = pool.submit(encode_jpeg, image.rgb, config.jpeg_quality)
-                    dense[channel] = dense_path(self.dataroot, name, channel, int(timestamps[i]))
+                    dense[channel] = dense_path(self.writer.dataroot, name, channel, int(timestamps[i]))
                     pending.append(pool.submit(_write_dense, dense[channel], image, scratch))
                 lidar = None
                 if i % step == 0:
