@@ -1003,7 +1003,8 @@ def synth(
 ) -> None:
     """Synthesise many prompts (or insertion jobs) as Ray tasks and merge them into one nuScenes-format dataset
     with the split `synthetic`. Items are named by their content, so a rerun skips what is done; a killed worker's
-    item is retried; an item with bad input fails alone, listed in OUT/report.json. Needs dreamdrive[scale]."""
+    item is retried; an item with bad input fails alone, listed in OUT/report.json. Needs Ray: the package's
+    `scale` extra."""
     from rich.progress import Progress
 
     from dreamdrive.pipelines.synth import read_items
