@@ -541,6 +541,7 @@ class DatasetWriter:
         (JSON) is kept in the sidecar index beside the fingerprint, e.g. the world build's configuration."""
         tables = static_tables() | {table: [] for table in (*CLIP_TABLES, "map")}
         maps: dict[str, HDMap | None] = {}
+        map_records: dict[str, dict] = {}  # each location's map as its first scene's fragment holds it
         logs_at: dict[str, list[str]] = {}
         sidecars: dict[str, dict[str, str]] = {}
         for scene in scenes:
@@ -555,12 +556,13 @@ class DatasetWriter:
             sidecars[scene] = fragment["sidecars"]
             maps.setdefault(location, None)
             if fragment["hdmap"] is not None:
-                hdmap = HDMap.from_json(fragment["hdmap"])
-                if maps[location] is not None and maps[location].to_json() != hdmap.to_json():
+                if location in map_records and map_records[location] != fragment["hdmap"]:
                     raise DreamdriveError(f"scene {scene!r} has a different map of location {location!r} than an "
                                           "earlier scene; scenes of one location share one map, so give each map "
                                           "its own location name.")  # fmt: skip
-                maps[location] = hdmap
+                if location not in map_records:  # parsed once per location
+                    map_records[location] = fragment["hdmap"]
+                    maps[location] = HDMap.from_json(fragment["hdmap"])
 
         # Maps: the semantic-prior PNG the devkit expects, and our vector map sidecar.
         map_sidecars = {}

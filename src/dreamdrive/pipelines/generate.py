@@ -25,7 +25,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +161,9 @@ def _generate(prompt: str, out: Path, options: GenerateOptions, overwrite: bool,
         town = place_scenario(scenario, where)
     height, width = config.image_size
     rig = CameraRig.default(width, height)
+    source = to_clip(scenario, town, rig)  # grey frames: the video model draws them
     # 3. First-frame mode: the procedural renderer's view of the first frame (the model frames start there).
-    images = None
+    given = None
     if options.mask == "first-frame":
         if not town.roads:
             raise DreamdriveError(f"--mask first-frame renders the first frame with the procedural renderer, which "
@@ -170,16 +171,15 @@ def _generate(prompt: str, out: Path, options: GenerateOptions, overwrite: bool,
                                   f"or town[:SEED], or --mask none.")  # fmt: skip
         with stage(timings, "render"):
             [first] = render_scenario(scenario, town, rig, [0])
-            blank = np.full((height, width, 3), 110, np.uint8)
-            images = [first] + [dict.fromkeys(rig.names, blank)] * (scenario.result.frames - 1)
+            source.frames[0] = replace(source.frames[0], images=first)
+            given = scene_images(source.subset([0]), config.image_size)
     # 4. Per-view layouts on the model frames.
     with stage(timings, "layouts"):
-        clip, indices = model_frames(to_clip(scenario, town, rig, images), config, options.frames)
+        clip, indices = model_frames(source, config, options.frames)
         layouts = scene_layouts(clip, config)
         text = embed_texts([clip.description])[0]
     # 5. The video, window by window.
     with stage(timings, "video"):
-        given = scene_images(clip.subset([0]), config.image_size) if images is not None else None
         frames = generate_images(network, autoencoder, layouts, text, options.mask, given, options.seed,
                                  options.steps, options.guidance, progress)  # fmt: skip
     # 6. The dataset, its pictures, the script; the record last.

@@ -3,7 +3,7 @@
 An item is a prompt (`generate_from_prompt` with the run's `GenerateOptions`) or an
 insertion job (a JSON object of `dreamdrive insert`'s options, `insert_request`).
 Each runs in its own folder `OUT/items/KEY`, KEY a hash of what it is and the
-options it runs with, and is finished when its record is there (`item_done`), so
+options it runs with, and is finished when its record is there (`item_result`), so
 a rerun skips it. Items run as Ray tasks on a local cluster the run starts (one
 CPU a task, `workers` tasks at once) or on a cluster at `address`; a worker that
 dies mid-item (killed, out of memory) costs a retry, not the item. An item whose
@@ -274,14 +274,13 @@ def synth(
     out = Path(out)
     # 1. Each item's folder, named by its content; the same item twice is run once.
     keys = [item.key(options) for item in items]
-    folders = [out / "items" / key for key in keys]
-    unique = {key: (item, folder) for key, item, folder in zip(keys, items, folders)}
+    unique = dict(zip(keys, items))
+    folder = {key: out / "items" / key for key in unique}
     # 2. The items not yet done, on Ray.
-    done = {key: item_result(folder) for key, (_, folder) in unique.items()}
+    done = {key: item_result(folder[key]) for key in unique}
     todo = [key for key, result in done.items() if result is None]
     if todo:
-        results = run_items([unique[k][0] for k in todo], [unique[k][1] for k in todo], options, workers, address,
-                            progress)  # fmt: skip
+        results = run_items([unique[k] for k in todo], [folder[k] for k in todo], options, workers, address, progress)
         done.update(zip(todo, results))
     # 3. The report, and the finished items merged.
     rows = [{"line": item.line, "kind": item.kind, "item": item.text, "key": key, **done[key]}
@@ -289,7 +288,7 @@ def synth(
     finished = [key for key in unique if "scenes" in done[key]]
     report = {"items": rows, "done": sum("scenes" in r for r in rows), "failed": sum("error" in r for r in rows)}
     if finished:
-        report["dataset"] = str(merge([out / "items" / key for key in finished], out / "dataset"))
+        report["dataset"] = str(merge([folder[key] for key in finished], out / "dataset"))
     text = json.dumps(report, indent=1).encode()
     if not (out / REPORT).is_file() or (out / REPORT).read_bytes() != text:  # a rerun that did nothing writes nothing
         atomic_write(out / REPORT, text)
