@@ -535,8 +535,13 @@ def experiment_iso_epoch(
     image_size: str = typer.Option("224x128"),
     bev_cells: int = typer.Option(80),
     width: int = typer.Option(32),
+    val: list[str] = typer.Option(
+        [], help="NAME=DATAROOT[:SPLIT] of a held-out set every run is scored on too (repeat for several)"
+    ),
+    tracking: bool = typer.Option(False, help="also track on the detections and score AMOTA"),
 ) -> None:
-    """Train real-only and real+synthetic detectors for the same epochs over seeds; write results.json/.md/.png."""
+    """Train real-only and real+synthetic detectors for the same epochs over seeds; score each on the real
+    validation split and on held-out sets; write results.json/.md/.png."""
     from dreamdrive.perception.experiment import iso_epoch
     from dreamdrive.perception.train import TrainConfig
 
@@ -546,15 +551,21 @@ def experiment_iso_epoch(
         if not name or not root:
             raise DreamdriveError(f"--synthetic takes NAME=DATAROOT, got {item!r}.")
         named[name] = root
+    held_out = {}
+    for item in val:
+        name, _, where = item.partition("=")
+        root, _, split = where.partition(":")
+        if not name or not root:
+            raise DreamdriveError(f"--val takes NAME=DATAROOT or NAME=DATAROOT:SPLIT, got {item!r}.")
+        held_out[name] = (root, split or None)
     try:
         schedules = [int(v) for v in epochs.split(",")]
     except ValueError as error:
         raise DreamdriveError(f"--epochs takes comma-separated integers such as 1,2,3, got {epochs!r}.") from error
     config = TrainConfig(batch_size=batch_size, learning_rate=learning_rate)
     detector = _detector_config(image_size, bev_cells, width)
-    iso_epoch(
-        real, named, out, schedules, seeds, epoch_unit, config, detector, progress=lambda n: console.print(f"run {n}")
-    )
+    iso_epoch(real, named, out, schedules, seeds, epoch_unit, config, detector,
+              progress=lambda n: console.print(f"run {n}"), held_out=held_out, tracking=tracking)  # fmt: skip
     console.print((out / "results.md").read_text())
     console.print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
 
@@ -937,11 +948,14 @@ MAP_HELP = (
 )
 
 
-def _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator):
+VIDEO_HELP = "model (UniMVM draws the frames) or world (the procedural renderer draws them: the oracle)"
+
+
+def _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator, video):
     from dreamdrive.pipelines.generate import GenerateOptions
 
     paths = [str(p) if p is not None else None for p in (model, vae, hdmap_model)]
-    return GenerateOptions(map_spec, mask, *paths, seconds, frames, seed, steps, cfg, translator)
+    return GenerateOptions(map_spec, mask, *paths, seconds, frames, seed, steps, cfg, translator, video)
 
 
 @app.command()
@@ -959,13 +973,15 @@ def generate(
     steps: int = typer.Option(30, min=1, help="Euler steps of the video model"),
     cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
     translator: str = typer.Option("offline", help="offline, openai or llama"),
+    video: str = typer.Option("model", help=VIDEO_HELP),
     overwrite: bool = typer.Option(False, help="replace a different dataset in OUT/dataset"),
 ) -> None:
     """Text to multi-view video with exact 3D boxes: prompt -> script -> trajectories -> HD map -> layouts ->
     UniMVM video, written as a nuScenes-format dataset (DriveDreamer-2, end to end)."""
     from dreamdrive.pipelines.generate import generate_from_prompt
 
-    options = _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator)
+    options = _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator,
+                                video)  # fmt: skip
     windows = lambda items: track(items, description="windows", console=console)  # noqa: E731
     record = generate_from_prompt(prompt, out, options, overwrite, progress=windows)
     console.print(f"[bold]{record['description']}[/bold]  ({record['scene']}, {record['frames']} frames x 6 views)")
@@ -1000,6 +1016,7 @@ def synth(
     steps: int = typer.Option(30, min=1, help="Euler steps of the video model"),
     cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
     translator: str = typer.Option("offline", help="offline, openai or llama"),
+    video: str = typer.Option("model", help=VIDEO_HELP),
 ) -> None:
     """Synthesise many prompts (or insertion jobs) as Ray tasks and merge them into one nuScenes-format dataset
     with the split `synthetic`. Items are named by their content, so a rerun skips what is done; a killed worker's
@@ -1011,7 +1028,8 @@ def synth(
     from dreamdrive.pipelines.synth import synth as run_synth
 
     items = read_items(prompts, insert)
-    options = _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator)
+    options = _generate_options(map_spec, mask, model, vae, hdmap_model, seconds, frames, seed, steps, cfg, translator,
+                                video)  # fmt: skip
     with Progress(console=console) as bar:
         task = bar.add_task("items", total=len(items))
         report = run_synth(items, out, options, workers, ray_address,

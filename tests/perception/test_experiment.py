@@ -1,4 +1,5 @@
-"""A tiny iso-epoch experiment: two seeds, a baseline and two synthetic mixes at 1x and 2x, killed and resumed."""
+"""A tiny iso-epoch experiment: two seeds, a baseline and two synthetic mixes at 1x and 2x, killed and resumed;
+and a held-out set with tracking added to a finished experiment."""
 
 import json
 import os
@@ -67,5 +68,42 @@ def test_tiny_iso_epoch_resumes_without_retraining_finished_runs(tiny_world, syn
     table = (out / "results.md").read_text()
     assert table.count("| 1x |") == 3 and table.count("| 2x |") == 3 and "naiveB" in table
     assert "±" in table and (out / "results.png").stat().st_size > 5000
-    summary = results["summary"]["2"]["naiveA"]
+    summary = results["summary"]["val"]["2"]["naiveA"]
     assert summary["seeds"] == 2 and summary["NDS_vs_real"]["pairs"] == 2
+
+
+def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training_them_again(
+    tiny_world, synthetic, tmp_path
+):
+    out = tmp_path / "iso"
+    base = [sys.executable, "-m", "dreamdrive.cli", "experiment", "iso-epoch", "--real", str(tiny_world),
+            "--synthetic", f"naiveA={synthetic['naiveA']}", "--epochs", "1", "--seeds", "2", "--out", str(out), *TINY]  # fmt: skip
+    result = subprocess.run(base, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    models = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model/model.safetensors")}
+    assert len(models) == 4
+    # the corner set: another dataset's validation split, named; the tracker scored on both sets
+    held_out = ["--val", f"corner={synthetic['naiveB']}", "--tracking"]
+    result = subprocess.run(base + held_out, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model/model.safetensors")} == models
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["summary"]) == {"val", "corner"} and results["sets"]["corner"][0] == str(synthetic["naiveB"])
+    for run in results["runs"]:
+        for key in ("val", "corner"):
+            scores = run["scores"][key]
+            assert 0 <= scores["AMOTA"] <= 1 and 0 <= scores["mAP"] <= 1
+        tracked = json.loads((out / "runs" / f"{run['mix']}-1x-seed{run['seed']}" / "eval-corner" / "tracking" /
+                              "report.json").read_text())  # fmt: skip
+        assert tracked["official"]["amota"] == run["scores"]["corner"]["AMOTA"]
+    entry = results["summary"]["corner"]["1"]["naiveA"]
+    assert entry["seeds"] == 2 and entry["AMOTA_vs_real"]["pairs"] == 2
+    table = (out / "results.md").read_text()
+    assert "## corner: held-out set" in table and "| AMOTA |" in table and "ΔAMOTA (p)" in table
+    # the same command again rewrites nothing
+    times = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    result = subprocess.run(base + held_out, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == times
+    bad = subprocess.run(base + ["--val", "corner"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--val takes NAME=DATAROOT" in bad.stderr + bad.stdout

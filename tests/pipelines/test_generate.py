@@ -3,6 +3,7 @@ prompt says, the frames are not flat, neighbouring views agree at their seams ab
 the same prompt gives the same bytes, and bad input is refused."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,6 +151,26 @@ def test_first_frame_mode_starts_from_the_renderers_view(tmp_path):
     assert np.abs(frame(fake, -1)[0].astype(float) - expected).mean() > 4
 
 
+def test_the_oracle_renders_the_same_scenario_on_the_same_frames(tmp_path):
+    options = GenerateOptions(map_spec="road", video="world", seconds=1.75, seed=2)
+    prompt = "A white van brakes hard in front of us at dusk"
+    record = generate_from_prompt(prompt, tmp_path / "oracle", options)
+    model = generate_from_prompt(prompt, tmp_path / "model", replace(options, video="model", steps=1))
+    assert record["source_frames"] == model["source_frames"] and set(record["seconds"]) >= {"video", "write"}
+    scenario, town = from_prompt(prompt, map_spec="road", seconds=1.75, seed=2)
+    write_outputs(scenario, tmp_path / "real", width=112, height=64, town=town)
+    real = NuscDataset(tmp_path / "real" / "dataset").clip(scenario.name)
+    oracle = NuscDataset(tmp_path / "oracle" / "dataset").clip(record["scene"])
+    generated = NuscDataset(tmp_path / "model" / "dataset").clip(model["scene"])
+    assert [f.timestamp for f in oracle.frames] == [f.timestamp for f in generated.frames]
+    for t, k in enumerate(record["source_frames"]):  # every model frame is the renderer's frame
+        for channel in real.rig.names:
+            rendered, drawn = load_image(real.frames[k].images[channel]), load_image(oracle.frames[t].images[channel])
+            assert np.abs(rendered.astype(float) - drawn).mean() < 1.0
+    boxes = lambda clip: [[b.center.round(3).tolist() for b in a.boxes] for a in clip.agents]  # noqa: E731
+    assert boxes(oracle) == boxes(generated)  # the same boxes as the generated clip
+
+
 def test_the_duration_is_set_before_save_and_out_of_range_is_refused():
     script = "ego(speed=10)\nset_duration(12.0)\nsave()\n"
     assert with_duration(script, 2.5).splitlines()[-2:] == ["set_duration(2.5)", "save()"]
@@ -165,6 +186,8 @@ def test_the_duration_is_set_before_save_and_out_of_range_is_refused():
         (dict(mask="front-view"), "a car cuts in", "--mask"),
         (dict(map_spec="moon"), "a car cuts in", "--map"),
         (dict(mask="first-frame"), "a car cuts in", "procedural roads only"),
+        (dict(video="world"), "a car cuts in", "procedural roads only"),
+        (dict(video="film"), "a car cuts in", "--video"),
         (dict(map_spec="road"), "xyzzy plugh", "could not place"),
         (dict(map_spec="road"), "  ", "empty"),
     ],

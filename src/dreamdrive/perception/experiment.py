@@ -3,15 +3,18 @@
 For every schedule k in `epochs` (k x `epoch_unit` epochs), every seed, and every
 mix (the real-only baseline and real + each synthetic dataset), a detector is
 trained in its own resumable run folder and evaluated on the real dataset's
-validation split. An epoch is one pass over the mix's samples: the real
-training split once, plus the synthetic dataset's training split once (or its
-`ratio`), so a mix has the same number of epochs as the baseline and
+validation split, and on any held-out sets given (DriveDreamer-2's corner-case
+split, say); with `tracking`, the tracker runs on the detections and AMOTA is
+scored too. An epoch is one pass over the mix's samples: the real training
+split once, plus the synthetic dataset's training split once (or its `ratio`),
+so a mix has the same number of epochs as the baseline and
 ceil((real + synthetic) / batch) steps in each (`train.py`). `results.json`
-lists every run with its steps; `results.md` is the table in Dream4Drive's form
-(mean ± standard deviation over seeds, and each mix's paired t-test against the
-baseline over seeds, on NDS and mAP); `results.png` plots NDS and mAP against
-the schedule. A finished run is never retrained: killed and rerun, the
-experiment picks up where it stopped.
+lists every run with its steps and scores; `results.md` has one table a
+evaluation set in Dream4Drive's form (mean ± standard deviation over seeds, and
+each mix's paired t-test against the baseline over seeds, on NDS, mAP and
+AMOTA); `results.png` plots them against the schedule. A finished run is never
+retrained, a finished evaluation never redone: killed and rerun, the experiment
+picks up where it stopped, and a set added later is scored on the runs there.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.files import atomic_write
-from dreamdrive.metrics.detection import evaluate_detection
-from dreamdrive.nusc.reader import NuscDataset
+from dreamdrive.metrics.detection import evaluate_detection, evaluate_tracking
+from dreamdrive.nusc.reader import NuscDataset, load_devkit
 from dreamdrive.perception.data import DetectorConfig, Mix
 from dreamdrive.perception.predict import predict, split_refs, write_results
-from dreamdrive.perception.train import TrainConfig, epoch_size, load_model, run_steps, train
+from dreamdrive.perception.track import track_results
+from dreamdrive.perception.train import TRAINING_RECORD, TrainConfig, epoch_size, load_model, run_steps, train
 
 COLUMNS = ("mAP", "mATE", "mAOE", "mAVE", "NDS")
+TESTED = ("NDS", "mAP", "AMOTA")  # the figures each mix is tested on against the baseline
 
 
 def default_split(dataroot: str | Path, role: str) -> str | None:
@@ -64,35 +69,41 @@ def iso_epoch(
     detector: DetectorConfig = DetectorConfig(),
     val_split: str | None = None,
     progress: Callable[[str], None] | None = None,
+    held_out: dict[str, tuple[str | Path, str | None]] | None = None,
+    tracking: bool = False,
 ) -> dict:
-    """Train and evaluate every (mix, schedule, seed); write results.json, results.md and results.png."""
+    """Train and evaluate every (mix, schedule, seed); write results.json, results.md and results.png.
+
+    Every run is scored on the real dataset's validation split ("val") and on each `held_out` set, NAME ->
+    (dataroot, split or None for its validation split), e.g. a held-out split of corner cases; with `tracking`,
+    also the tracker's AMOTA on each (`perception.track`, the devkit's tracking metrics)."""
 
     out = Path(out)
     if "real" in synthetic:
         raise DreamdriveError("'real' names the baseline; give the synthetic datasets other names.")
     if seeds < 1 or not epochs:
         raise DreamdriveError("give at least one seed and one schedule.")
-    val_split = val_split or default_split(real, "val")
+    if "val" in (held_out or {}):
+        raise DreamdriveError("'val' names the real dataset's validation split; give the held-out sets other names.")
+    sets = {"val": (Path(real), val_split or default_split(real, "val"))}
+    for name, (root, split) in (held_out or {}).items():
+        sets[name] = (Path(root), split or default_split(root, "val"))
     mixes = {"real": Mix([(str(real), default_split(real, "train"))])}
     for name, root in synthetic.items():
         mixes[name] = Mix([(str(real), default_split(real, "train")), (str(root), default_split(root, "train"))])
-    refs = None
+    scorer = Scorer(sets, tracking)
     rows = []
     for schedule in epochs:
         for seed in range(seeds):
             for mix_name, mix in mixes.items():
                 name = run_name(mix_name, schedule, seed)
                 folder = out / "runs" / name
-                report_path = folder / "eval" / "report.json"
-                if not report_path.is_file():
+                if not scorer.done(folder):
                     if progress is not None:
                         progress(name)
-                    config = replace(train_config, epochs=schedule * epoch_unit, seed=seed)
-                    train(mix, folder, config, detector)
-                    refs = refs or split_refs(real, val_split)
-                    results = write_results(predict(load_model(folder), refs), folder / "eval" / "results_nusc.json")
-                    evaluate_detection(real, val_split, results, folder / "eval", plots=False)
-                report = json.loads(report_path.read_text())
+                    if not (folder / TRAINING_RECORD).is_file():
+                        config = replace(train_config, epochs=schedule * epoch_unit, seed=seed)
+                        train(mix, folder, config, detector)
                 run = json.loads((folder / "run.json").read_text())
                 rows.append(
                     {
@@ -102,43 +113,95 @@ def iso_epoch(
                         "seed": seed,
                         "samples_per_epoch": epoch_size(run["samples"], run["ratios"]),
                         "steps": run_steps(run),
-                        "official": report["official"],
-                        "present": report["present"],
+                        **scorer.scores(folder),
                     }
                 )
-    summary = summarise(rows, list(mixes))
-    result = {"real": str(real), "synthetic": {k: str(v) for k, v in synthetic.items()}, "val_split": val_split,
+    names = list(mixes)
+    summary = {key: summarise(rows, names, key, scorer.columns) for key in sets}
+    result = {"real": str(real), "synthetic": {k: str(v) for k, v in synthetic.items()},
+              "sets": {k: [str(root), split] for k, (root, split) in sets.items()}, "val_split": sets["val"][1],
               "epoch_unit": epoch_unit, "runs": rows, "summary": summary}  # fmt: skip
     text = json.dumps(result, indent=1).encode()
     done = [out / name for name in ("results.json", "results.md", "results.png")]
     if all(path.is_file() for path in done) and done[0].read_bytes() == text:
         return result  # a finished experiment, rerun, rewrites nothing
-    atomic_write(out / "results.md", markdown(summary, list(mixes), epoch_unit).encode())
-    plot(summary, list(mixes), out / "results.png")
+    atomic_write(out / "results.md", markdown(summary, names, epoch_unit, sets, scorer.columns).encode())
+    plot(summary, names, out / "results.png", scorer.columns)
     atomic_write(out / "results.json", text)  # last: its presence marks the outputs complete
     return result
 
 
-def summarise(rows: list[dict], mixes: list[str], figures: str = "official") -> dict:
-    """Per schedule and mix: mean and standard deviation over seeds, and the paired t-test against the baseline."""
+class Scorer:
+    """A run's scores on each evaluation set, each written once into the run folder (`eval/` for "val",
+    `eval-NAME/` for a held-out set; the tracker's in their `tracking/`), so a killed experiment resumes."""
+
+    def __init__(self, sets: dict[str, tuple[Path, str]], tracking: bool):
+        self.sets = sets
+        self.tracking = tracking
+        self.columns = (*COLUMNS, "AMOTA") if tracking else COLUMNS
+        self._refs: dict[str, list] = {}
+        self._devkits: dict[str, object] = {}
+
+    def folder(self, run: Path, name: str) -> Path:
+        return run / ("eval" if name == "val" else f"eval-{name}")
+
+    def reports(self, run: Path, name: str) -> list[Path]:
+        folder = self.folder(run, name)
+        return [folder / "report.json", *([folder / "tracking" / "report.json"] if self.tracking else [])]
+
+    def done(self, run: Path) -> bool:
+        return all(path.is_file() for name in self.sets for path in self.reports(run, name))
+
+    def scores(self, run: Path) -> dict:
+        """{"official": ..., "present": ... (the devkit's figures on "val"), "scores": {set: {column: value}}},
+        evaluating what is not yet evaluated."""
+        scores = {}
+        model = None
+        for name, (root, split) in self.sets.items():
+            folder = self.folder(run, name)
+            if not (folder / "report.json").is_file():
+                if name not in self._refs:
+                    self._refs[name] = split_refs(root, split)
+                model = model or load_model(run)
+                results = write_results(predict(model, self._refs[name]), folder / "results_nusc.json")
+                evaluate_detection(root, split, results, folder, plots=False)
+            report = json.loads((folder / "report.json").read_text())
+            scores[name] = {column: report["official"][column] for column in COLUMNS}
+            if self.tracking:
+                tracked = folder / "tracking"
+                if not (tracked / "report.json").is_file():
+                    if name not in self._devkits:
+                        self._devkits[name] = load_devkit(root)
+                    detections = json.loads((folder / "results_nusc.json").read_text())["results"]
+                    tracks = track_results(detections, self._devkits[name])
+                    evaluate_tracking(root, split, write_results(tracks, tracked / "results_tracking.json"), tracked)
+                scores[name]["AMOTA"] = json.loads((tracked / "report.json").read_text())["official"]["amota"]
+            if name == "val":
+                official, present = report["official"], report["present"]
+        return {"official": official, "present": present, "scores": scores}
+
+
+def summarise(rows: list[dict], mixes: list[str], key: str = "val", columns: tuple[str, ...] = COLUMNS) -> dict:
+    """Per schedule and mix, on evaluation set `key`: mean and standard deviation over seeds, and the paired
+    t-test against the baseline (on NDS, mAP and AMOTA when scored)."""
     from scipy import stats
 
     summary: dict = {}
     for schedule in sorted({r["schedule"] for r in rows}):
         summary[str(schedule)] = {}
-        base = {r["seed"]: r for r in rows if r["schedule"] == schedule and r["mix"] == "real"}
+        base = {r["seed"]: r["scores"][key] for r in rows if r["schedule"] == schedule and r["mix"] == "real"}
         for mix in mixes:
             runs = sorted((r for r in rows if r["schedule"] == schedule and r["mix"] == mix), key=lambda r: r["seed"])
             entry = {"seeds": len(runs), "steps": [r["steps"] for r in runs]}
-            for column in COLUMNS:
-                values = np.array([r[figures][column] for r in runs])
+            for column in columns:
+                values = np.array([r["scores"][key][column] for r in runs])
                 entry[column] = {
                     "mean": float(values.mean()),
                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                 }
             if mix != "real":
-                for column in ("NDS", "mAP"):
-                    paired = [(r[figures][column], base[r["seed"]][figures][column]) for r in runs if r["seed"] in base]
+                for column in [c for c in TESTED if c in columns]:
+                    paired = [(r["scores"][key][column], base[r["seed"]][column]) for r in runs if r["seed"] in base]
                     ours, theirs = np.array(paired).T if paired else (np.zeros(0), np.zeros(0))
                     difference = ours - theirs
                     p_value = None
@@ -150,17 +213,19 @@ def summarise(rows: list[dict], mixes: list[str], figures: str = "official") -> 
     return summary
 
 
-def markdown(summary: dict, mixes: list[str], epoch_unit: int) -> str:
+def markdown(
+    summary: dict, mixes: list[str], epoch_unit: int, sets: dict[str, tuple[Path, str]], columns: tuple[str, ...]
+) -> str:
+    """One table a evaluation set, in Dream4Drive's form."""
+    tested = [c for c in TESTED if c in columns]
     lines = [
         "# Iso-epoch: real only against real + synthetic",
         "",
         f"Each schedule kx trains k x {epoch_unit} epochs; an epoch passes once over the mix's samples (real "
         "training split plus the synthetic one), so every mix has the baseline's epochs and more steps.",
-        "Cells: mean ± standard deviation over seeds (devkit, 10 classes). Paired t-test against real only over "
-        "seeds (p; a dash where it cannot be computed).",
-        "",
-        "| epochs | data | steps | " + " | ".join(COLUMNS) + " | ΔNDS (p) | ΔmAP (p) |",
-        "|---|---|---:|" + "---:|" * len(COLUMNS) + "---:|---:|",
+        "Cells: mean ± standard deviation over seeds (devkit, 10 classes"
+        + ("; AMOTA: the tracker on the detections, 7 classes" if "AMOTA" in columns else "")
+        + "). Paired t-test against real only over seeds (p; a dash where it cannot be computed).",
     ]
 
     def cell(value: dict) -> str:
@@ -172,35 +237,49 @@ def markdown(summary: dict, mixes: list[str], epoch_unit: int) -> str:
         p = "—" if entry["p_value"] is None else f"{entry['p_value']:.3f}"
         return f"{100 * entry['mean_difference']:+.1f} ({p})"
 
-    for schedule, by_mix in summary.items():
-        for mix in mixes:
-            entry = by_mix[mix]
-            steps = "/".join(str(s) for s in sorted(set(entry["steps"])))
-            lines.append(
-                f"| {schedule}x | {mix} | {steps} | " + " | ".join(cell(entry[c]) for c in COLUMNS)
-                + f" | {test(entry.get('NDS_vs_real'))} | {test(entry.get('mAP_vs_real'))} |"
-            )  # fmt: skip
+    for key, (root, split) in sets.items():
+        what = "the real dataset's validation split" if key == "val" else "held-out set"
+        lines += [
+            "",
+            f"## {key}: {what} `{split}` of `{root}`",
+            "",
+            "| epochs | data | steps | " + " | ".join(columns) + " | " + " | ".join(f"Δ{c} (p)" for c in tested) + " |",
+            "|---|---|---:|" + "---:|" * (len(columns) + len(tested)),
+        ]
+        for schedule, by_mix in summary[key].items():
+            for mix in mixes:
+                entry = by_mix[mix]
+                steps = "/".join(str(s) for s in sorted(set(entry["steps"])))
+                lines.append(
+                    f"| {schedule}x | {mix} | {steps} | " + " | ".join(cell(entry[c]) for c in columns)
+                    + " | " + " | ".join(test(entry.get(f"{c}_vs_real")) for c in tested) + " |"
+                )  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: dict, mixes: list[str], path: Path) -> None:
+def plot(summary: dict, mixes: list[str], path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+    """NDS, mAP (and AMOTA) against the schedule, one row of panels a evaluation set."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    schedules = sorted(int(s) for s in summary)
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for axis, column in zip(axes, ("NDS", "mAP")):
-        for mix in mixes:
-            means = [100 * summary[str(s)][mix][column]["mean"] for s in schedules]
-            stds = [100 * summary[str(s)][mix][column]["std"] for s in schedules]
-            axis.errorbar(schedules, means, yerr=stds, marker="o", capsize=3, label=mix)
-        axis.set_xlabel("schedule (x epochs)")
-        axis.set_ylabel(column)
-        axis.set_xticks(schedules)
-        axis.grid(alpha=0.3)
-    axes[0].legend()
+    shown = [c for c in TESTED if c in columns]
+    figure, axes = plt.subplots(len(summary), len(shown), figsize=(4.5 * len(shown), 3.5 * len(summary)),
+                                squeeze=False)  # fmt: skip
+    for row, (key, by_schedule) in zip(axes, summary.items()):
+        schedules = sorted(int(s) for s in by_schedule)
+        for axis, column in zip(row, shown):
+            for mix in mixes:
+                means = [100 * by_schedule[str(s)][mix][column]["mean"] for s in schedules]
+                stds = [100 * by_schedule[str(s)][mix][column]["std"] for s in schedules]
+                axis.errorbar(schedules, means, yerr=stds, marker="o", capsize=3, label=mix)
+            axis.set_xlabel("schedule (x epochs)")
+            axis.set_ylabel(column)
+            axis.set_title(key)
+            axis.set_xticks(schedules)
+            axis.grid(alpha=0.3)
+    axes[0][0].legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")

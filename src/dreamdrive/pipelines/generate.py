@@ -9,7 +9,9 @@ The stages, each timed (`STAGES`):
 3. render (first-frame mode only): the procedural renderer's view of the first
    frame, so the clip starts from a real-looking frame;
 4. layouts: per-view map and box layouts on the video model's frames;
-5. video: UniMVM generates the whole scenario, window by window;
+5. video: UniMVM generates the whole scenario, window by window (`video="model"`);
+   or, with `video="world"`, the procedural renderer draws every model frame:
+   the oracle, the same scenario and frames as the model would give, rendered;
 6. write: `dataset/` (six cameras per frame, boxes on every frame from the
    trajectories, the map, the description), `video.mp4`, `bev.png` (map and
    trajectories), `frames.png` (six views at three moments), `script.py` and
@@ -53,6 +55,7 @@ from dreamdrive.train.checkpoint import weights_fingerprint
 from dreamdrive.viz.pictures import bev_plot, save_png, six_view_grid, write_video
 
 MASKS = ("none", "first-frame")
+VIDEOS = ("model", "world")
 STAGES = ("translate", "map", "render", "layouts", "video", "write")
 RECORD = "generation.json"
 SPLIT = "generated"
@@ -72,6 +75,8 @@ class GenerateOptions:
         seed: the scenario's seed (scenery, assets, map) and the video's noise.
         steps, guidance: Euler steps and classifier-free guidance scale of the video model.
         translator: "offline", "openai" or "llama".
+        video: "model" (UniMVM draws the frames) or "world" (the procedural renderer draws them: the oracle
+            of the same scenario, on the same frames, for the iso-epoch comparison).
     """
 
     map_spec: str = "generated"
@@ -85,17 +90,24 @@ class GenerateOptions:
     steps: int = 30
     guidance: float = 2.0
     translator: str = "offline"
+    video: str = "model"
 
     def __post_init__(self) -> None:
         if self.mask not in MASKS:
             raise DreamdriveError(f"--mask {self.mask!r} must be one of {', '.join(MASKS)}.")
+        if self.video not in VIDEOS:
+            raise DreamdriveError(f"--video {self.video!r} must be one of {', '.join(VIDEOS)}.")
         if self.steps < 1 or (self.frames is not None and self.frames < 1):
             raise DreamdriveError("--steps and --frames must be at least 1.")
         if not self.guidance > 0:
             raise DreamdriveError(f"the guidance scale must be positive, got {self.guidance}.")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The options as recorded; `video` only when not "model", so records from before it still match."""
+        record = asdict(self)
+        if record["video"] == "model":
+            del record["video"]
+        return record
 
 
 @contextmanager
@@ -164,11 +176,11 @@ def _generate(prompt: str, out: Path, options: GenerateOptions, overwrite: bool,
     source = to_clip(scenario, town, rig)  # grey frames: the video model draws them
     # 3. First-frame mode: the procedural renderer's view of the first frame (the model frames start there).
     given = None
-    if options.mask == "first-frame":
-        if not town.roads:
-            raise DreamdriveError(f"--mask first-frame renders the first frame with the procedural renderer, which "
-                                  f"draws procedural roads only; --map {options.map_spec} has none. Use --map road "
-                                  f"or town[:SEED], or --mask none.")  # fmt: skip
+    rendered = "--mask first-frame" if options.mask == "first-frame" else "--video world"
+    if (options.mask == "first-frame" or options.video == "world") and not town.roads:
+        raise DreamdriveError(f"{rendered} draws with the procedural renderer, which draws procedural roads only; "
+                              f"--map {options.map_spec} has none. Use --map road or town[:SEED].")  # fmt: skip
+    if options.mask == "first-frame" and options.video == "model":
         with stage(timings, "render"):
             [first] = render_scenario(scenario, town, rig, [0])
             source.frames[0] = replace(source.frames[0], images=first)
@@ -178,13 +190,17 @@ def _generate(prompt: str, out: Path, options: GenerateOptions, overwrite: bool,
         clip, indices = model_frames(source, config, options.frames)
         layouts = scene_layouts(clip, config)
         text = embed_texts([clip.description])[0]
-    # 5. The video, window by window.
+    # 5. The video, window by window; or the oracle, every model frame rendered.
     with stage(timings, "video"):
-        frames = generate_images(network, autoencoder, layouts, text, options.mask, given, options.seed,
-                                 options.steps, options.guidance, progress)  # fmt: skip
+        if options.video == "world":
+            views = render_scenario(scenario, town, rig, indices)
+            generated = replace(clip, frames=[replace(f, images=v) for f, v in zip(clip.frames, views)])
+        else:
+            frames = generate_images(network, autoencoder, layouts, text, options.mask, given, options.seed,
+                                     options.steps, options.guidance, progress)  # fmt: skip
+            generated = with_images(clip, frames)
     # 6. The dataset, its pictures, the script; the record last.
     with stage(timings, "write"):
-        generated = with_images(clip, frames)
         write_dataset([generated], out / "dataset", splits={SPLIT: [generated.name]}, overwrite=overwrite)
         atomic_write(out / "script.py", scenario.script.encode())
         atomic_write(out / "scenario.json", json.dumps(scenario.to_json(town), indent=1).encode())
