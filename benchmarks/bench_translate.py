@@ -138,8 +138,8 @@ def main() -> None:
         for o in outcomes:
             for check in o.get("failed", []):
                 failures[check.partition("=")[0].partition(":")[0]] += 1
-        print(f"\n{name}: failed checks among wrong results: " + ", ".join(f"{k} {v}" for k, v in
-                                                                        sorted(failures.items(), key=lambda x: -x[1])))  # fmt: skip
+        ranked = sorted(failures.items(), key=lambda x: -x[1])
+        print(f"\n{name}: failed checks among wrong results: " + ", ".join(f"{k} {v}" for k, v in ranked))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=1))
