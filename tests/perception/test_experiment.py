@@ -76,8 +76,9 @@ def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training
     tiny_world, synthetic, tmp_path
 ):
     out = tmp_path / "iso"
+    mix = f"naiveA={synthetic['naiveA']}"
     base = [sys.executable, "-m", "dreamdrive.cli", "experiment", "iso-epoch", "--real", str(tiny_world), "--out",
-            str(out), "--synthetic", f"naiveA={synthetic['naiveA']}", "--epochs", "1", "--seeds", "2", *TINY]  # fmt: skip
+            str(out), "--synthetic", mix, "--epochs", "1", "--seeds", "2", *TINY]  # fmt: skip
     result = subprocess.run(base, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     models = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model/model.safetensors")}
