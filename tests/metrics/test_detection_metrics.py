@@ -120,3 +120,19 @@ def test_camera_only_keeps_ground_truth_no_lidar_point_hit(tiny_world, tmp_path)
     assert all(kept["per_class"][c]["AP"] == pytest.approx(1.0) for c in kept["present"]["classes"])
     dropped = evaluate_detection(tiny_world, "proc_all", path, tmp_path / "dropped", nusc=nusc, plots=False)
     assert dropped["present"]["mAP"] < kept["present"]["mAP"]
+
+
+def test_camera_only_tracking_keeps_ground_truth_no_lidar_point_hit(tiny_world, tmp_path):
+    """Tracking the ground truth: with camera_only the boxes no LiDAR point hit are tracked ground truth too, so
+    recall is higher than with the devkit's own filter (which drops them); the filter is restored afterwards."""
+    import nuscenes.eval.tracking.evaluate as devkit_tracking
+
+    original = devkit_tracking.filter_eval_boxes
+    nusc = load_devkit(tiny_world)
+    assert any(ann["num_lidar_pts"] == 0 for ann in nusc.sample_annotation)
+    path = write_results(track_results(noisy_ground_truth(nusc, "proc_all", seed=1), nusc), tmp_path / "tracks.json")
+    kept = evaluate_tracking(tiny_world, "proc_all", path, tmp_path / "kept", camera_only=True)
+    assert devkit_tracking.filter_eval_boxes is original
+    dropped = evaluate_tracking(tiny_world, "proc_all", path, tmp_path / "dropped")
+    assert kept["official"]["tp"] > dropped["official"]["tp"]
+    assert kept["official"]["fp"] < dropped["official"]["fp"]  # tracked unscanned boxes are no longer false

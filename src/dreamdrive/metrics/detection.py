@@ -58,24 +58,12 @@ def evaluate_detection(dataroot: str | Path, split: str, results: str | Path, ou
     out.mkdir(parents=True, exist_ok=True)
     nusc = nusc or load_devkit(dataroot)
     _check_split(nusc, split)
-    original = devkit_evaluate.filter_eval_boxes
-
-    def keep_unscanned(nusc_, boxes, max_dist, verbose=False):
-        for sample in boxes.sample_tokens:
-            for box in boxes[sample]:
-                if getattr(box, "num_pts", -1) == 0:  # ground truth without points; predictions carry -1
-                    box.num_pts = 1
-        return original(nusc_, boxes, max_dist, verbose)
-
     try:
-        if camera_only:
-            devkit_evaluate.filter_eval_boxes = keep_unscanned
-        evaluator = devkit_evaluate.DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(results), split,
-                                                  str(out), False)  # fmt: skip
+        with keeping_unscanned(devkit_evaluate, camera_only):
+            evaluator = devkit_evaluate.DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(results),
+                                                      split, str(out), False)  # fmt: skip
     except AssertionError as error:
         raise DreamdriveError(f"the devkit refused {results}: {error}") from error
-    finally:
-        devkit_evaluate.filter_eval_boxes = original
     with contextlib.redirect_stdout(io.StringIO()):  # the devkit prints its tables; the report holds them
         summary = evaluator.main(plot_examples=0, render_curves=plots)
     present = sorted({box.detection_name for box in evaluator.gt_boxes.all})
@@ -84,6 +72,27 @@ def evaluate_detection(dataroot: str | Path, split: str, results: str | Path, ou
     atomic_write(out / "report.json", json.dumps(report, indent=1).encode())
     atomic_write(out / "report.md", detection_markdown(report).encode())
     return report
+
+
+@contextlib.contextmanager
+def keeping_unscanned(module, active: bool = True):
+    """While active, the devkit evaluation `module`'s filter keeps ground-truth boxes that no LiDAR point hit
+    (it counts them as hit once); the distance filter and the rest are the devkit's."""
+    original = module.filter_eval_boxes
+
+    def keep_unscanned(nusc_, boxes, max_dist, verbose=False):
+        for sample in boxes.sample_tokens:
+            for box in boxes[sample]:
+                if getattr(box, "num_pts", -1) == 0:  # ground truth without points; predictions carry -1
+                    box.num_pts = 1
+        return original(nusc_, boxes, max_dist, verbose)
+
+    if active:
+        module.filter_eval_boxes = keep_unscanned
+    try:
+        yield
+    finally:
+        module.filter_eval_boxes = original
 
 
 def detection_report(summary: dict, present: list[str]) -> dict:
@@ -123,10 +132,13 @@ def detection_markdown(report: dict) -> str:
     return f"# Detection on split {report['split']}\n\n{head}" + "\n".join(rows) + f"\n\n{classes}\n"
 
 
-def evaluate_tracking(dataroot: str | Path, split: str, results: str | Path, out: str | Path) -> dict:
-    """Run the devkit's TrackingEval on a tracking results file; write its outputs and our report to `out`."""
+def evaluate_tracking(
+    dataroot: str | Path, split: str, results: str | Path, out: str | Path, camera_only: bool = False
+) -> dict:
+    """Run the devkit's TrackingEval on a tracking results file; write its outputs and our report to `out`.
+    `camera_only`: as in `evaluate_detection`."""
+    import nuscenes.eval.tracking.evaluate as devkit_tracking
     from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.tracking.evaluate import TrackingEval
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,9 +146,10 @@ def evaluate_tracking(dataroot: str | Path, split: str, results: str | Path, out
     version = find_version(dataroot)
     _check_split(load_devkit(dataroot), split)
     try:
-        evaluator = TrackingEval(
-            config_factory("tracking_nips_2019"), str(results), split, str(out), version, str(dataroot), False
-        )
+        with keeping_unscanned(devkit_tracking, camera_only):
+            evaluator = devkit_tracking.TrackingEval(
+                config_factory("tracking_nips_2019"), str(results), split, str(out), version, str(dataroot), False
+            )
     except AssertionError as error:
         raise DreamdriveError(f"the devkit refused {results}: {error}") from error
     with contextlib.redirect_stdout(io.StringIO()):
