@@ -14,9 +14,10 @@ wrong: accepted, with a check that fails, the defect users cannot see.
 
 Translators: `parser` (the compositional parser alone), `retrieval` (the nearest
 curated pair, the prompt's weather and time put in, refused under the
-similarity threshold), `offline` (the default: parser, then retrieval where it
-cannot place a word), `openai` (with --endpoint), `llama` (the packaged GGUF
-under the script grammar; slow on CPU).
+similarity threshold), `unverified` (parser, then retrieval where it cannot
+place a word), `offline` (the default: the same behind the verifier, which
+tries retrieved pairs in turn and refuses when none agrees), `openai` (with
+--endpoint), `llama` (the packaged GGUF under the script grammar; slow on CPU).
 
 Prints, per translator, as asked / refused / wrong overall and per kind, and the
 seconds per prompt; writes `OUT/results.json` with every prompt's outcome.
@@ -59,8 +60,9 @@ def retrieval_only(prompt: str) -> str:
 
 def translators(names: list[str], endpoint: str | None, api_model: str | None) -> dict:
     known = {
-        "parser": lambda p: translate_offline(p, retrieve=False),
+        "parser": lambda p: translate_offline(p, retrieve=False, verify=False),
         "retrieval": retrieval_only,
+        "unverified": lambda p: translate_offline(p, verify=False),
         "offline": translate_offline,
     }
     if "openai" in names:
@@ -71,7 +73,7 @@ def translators(names: list[str], endpoint: str | None, api_model: str | None) -
         known["llama"] = LlamaTranslator().translate
     unknown = set(names) - set(known)
     if unknown:
-        raise SystemExit(f"unknown translators {sorted(unknown)}; known: parser, retrieval, offline, openai, llama")
+        raise SystemExit(f"unknown translators {sorted(unknown)}; known: {', '.join(known)}, openai, llama")
     return {name: known[name] for name in names}
 
 
@@ -100,7 +102,7 @@ def outcome(row: dict, translate, on: str, scratch: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--translators", default="parser,retrieval,offline")
+    parser.add_argument("--translators", default="parser,retrieval,unverified,offline")
     parser.add_argument("--endpoint", default=None, help="an OpenAI-compatible endpoint for --translators openai")
     parser.add_argument("--api-model", default=None)
     parser.add_argument("--on", choices=("dataset", "trajectories"), default="dataset")

@@ -1,9 +1,11 @@
-"""The offline translator: the compositional parser, with paraphrase retrieval where it cannot place a word.
+"""The offline translator: the compositional parser, with paraphrase retrieval, behind the verifier.
 
-`translate.parse_script` answers every prompt whose words it can place; otherwise
-the nearest curated pair (`retrieval`) answers if it is close enough and agrees
+`translate.parse_script` answers every prompt whose words it can place, if the
+verifier (`verify`) finds its scenario agrees with the prompt; otherwise the
+nearest curated pairs (`retrieval`) are tried in turn: close enough, agreeing
 with every class and behaviour the parser did recognise, with the prompt's own
-weather and time of day.
+weather and time of day, and passing the verifier. Else the prompt is refused,
+naming what could not be placed or the slot that disagrees.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 
 from dreamdrive.scenario.retrieval import THRESHOLD, nearest
+from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.scenario.translate import (
     BEHAVIOURS,
     CLASS_WORDS,
@@ -19,30 +22,58 @@ from dreamdrive.scenario.translate import (
     TranslationError,
     parse_script,
 )
+from dreamdrive.scenario.verify import disagreements
+
+CANDIDATES = 5  # retrieved pairs the verifier tries, nearest first
 
 
-def translate_offline(prompt: str, retrieve: bool = True) -> str:
-    """The scenario script for `prompt`, or TranslationError naming what could not be placed.
+def translate_offline(prompt: str, retrieve: bool = True, verify: bool = True) -> str:
+    """The scenario script for `prompt`, or TranslationError naming what could not be placed or what disagrees.
 
-    When the parser cannot place a word, the nearest curated pair (all-MiniLM-L6-v2
-    retrieval) answers instead if it is close enough; its weather and time of day are
-    replaced by the prompt's own when the prompt names them.
+    The parser answers first. When it cannot place a word, or (with `verify`) its scenario contradicts the prompt
+    on a slot (`verify.disagreements`: weather, time, the ego's manoeuvre, a behaviour or its side, a class,
+    colour or count), the nearest curated pairs (all-MiniLM-L6-v2 retrieval) are tried in turn, each with the
+    prompt's own weather and time of day; the first that is close enough and agrees answers. If none does, the
+    prompt is refused with the slot that disagrees: a scenario that is not what was asked is never returned.
     """
+    problems: list[str] = []
     try:
-        return parse_script(prompt)
-    except TranslationError as error:
-        if not retrieve or "could not place" not in str(error):
+        script = parse_script(prompt)
+        problems = _disagreements(prompt, script) if verify else []
+        if not problems:
+            return script
+        error = TranslationError(f"the scenario the parser wrote disagrees with the prompt ({'; '.join(problems)}).")
+    except TranslationError as parse_error:
+        if "could not place" not in str(parse_error):
             raise
-        # the words the parser did recognise must agree with the pair it retrieves
-        needed = _recognised_markers(prompt)
-        candidates = [c for c in nearest(prompt) if all(any(m in c[1] for m in group) for group in needed)]
-        if not candidates or candidates[0][2] < THRESHOLD:
-            best = candidates[0] if candidates else nearest(prompt, 1)[0]
-            raise TranslationError(
-                f"{error} The nearest known scenario, {best[0]!r}, is too far off "
-                f"(similarity {best[2]:.2f} < {THRESHOLD}, or it disagrees with the prompt)."
-            ) from error
-        return _with_settings(candidates[0][1], prompt)
+        error = parse_error
+    if not retrieve:
+        raise error
+    # the words the parser did recognise must agree with the pair it retrieves
+    needed = _recognised_markers(prompt)
+    candidates = [c for c in nearest(prompt) if all(any(m in c[1] for m in group) for group in needed)]
+    close = [c for c in candidates if c[2] >= THRESHOLD][:CANDIDATES]
+    for _text, script, _ in close:
+        script = _with_settings(script, prompt)
+        found = _disagreements(prompt, script) if verify else []
+        if not found:
+            return script
+        problems = problems or found
+    if not close:
+        best = candidates[0] if candidates else nearest(prompt, 1)[0]
+        raise TranslationError(
+            f"{error} The nearest known scenario, {best[0]!r}, is too far off "
+            f"(similarity {best[2]:.2f} < {THRESHOLD}, or it disagrees with the prompt)."
+        ) from error
+    raise TranslationError(
+        f"no scenario agrees with the prompt: {'; '.join(problems)}. Rephrase, or ask for what the scenario "
+        "vocabulary has (docs/scenario.md)."
+    ) from error
+
+
+def _disagreements(prompt: str, script: str) -> list[str]:
+    """How the scenario the script produces contradicts the prompt (`verify.disagreements`)."""
+    return disagreements(prompt, run_scenario_script(script))
 
 
 # What a script must contain for each behaviour the parser recognises (any one of the markers).

@@ -119,6 +119,12 @@ TIME_WORDS = {
     "afternoon": "day",
     "daylight": "day",
 }
+# The ego as the subject of a lane change: "we move over to the left lane", "the ego vehicle changes to the right".
+EGO_LANE_CHANGE = (
+    r"^(?:\w+\s+){0,2}?(we|i|our car|our vehicle|my car|the ego car|the ego vehicle|the ego|ego)\s+(?:\w+\s+){0,1}?"
+    r"(changes?|changing|switch(?:es)?|moves?|pulls?|shifts?|slides?|goes|go|merges?)\b(?:(?!\bturn).)*?\b(left|right)\b"
+    r"|^ego (lane change)() to the (left|right)\b"
+)
 # Words that carry no scenario meaning of their own.
 FILLER = set(
     """
@@ -200,6 +206,22 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             and not any(re.search(rf"\b{word}\b", part) for word in CLASS_WORDS if word not in ("car", "vehicle"))
         ):
             settings["ego_turn"] = turn  # "we turn left at the junction"
+            speed, _ = _speed(part)
+            if speed is not None:
+                settings["ego_speed"] = speed
+            for words, key in ((WEATHER_WORDS, "weather"), (TIME_WORDS, "time_of_day")):  # "... on a rainy night"
+                value = next((v for w, v in words.items() if re.search(rf"\b{w}\b", part)), None)
+                if value is not None:
+                    settings[key] = value
+            continue
+        lane_change = re.search(EGO_LANE_CHANGE, part)
+        before = part[: lane_change.start(1)] if lane_change and lane_change.group(1) else ""
+        if lane_change and not any(re.search(rf"\b{word}\b", before) for word in CLASS_WORDS):
+            settings["ego_lane"] = lane_change.group(3) or lane_change.group(6)  # "we move over to the left lane"
+            for words, key in ((WEATHER_WORDS, "weather"), (TIME_WORDS, "time_of_day")):
+                value = next((v for w, v in words.items() if re.search(rf"\b{w}\b", part)), None)
+                if value is not None:
+                    settings[key] = value
             speed, _ = _speed(part)
             if speed is not None:
                 settings["ego_speed"] = speed
@@ -310,8 +332,11 @@ def _behaviour_words(clause: str) -> set[str]:
 def to_script(clauses: list[Clause], settings: dict) -> str:
     """The scenario script for parsed clauses (deterministic: same clauses, same text)."""
     reactive = ", reactive=False" if settings.get("crash") else ""
-    ego_turn = settings.get("ego_turn")
-    lines = [f"{'me = ' if ego_turn else ''}ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
+    ego_turn, ego_lane = settings.get("ego_turn"), settings.get("ego_lane")
+    named = "me = " if ego_turn or ego_lane else ""
+    lines = [f"{named}ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
+    if ego_lane:
+        lines.append(f"me.change_lane({ego_lane!r}, at=1.0)")
     turners = [c for c in clauses if c.behaviour in TURNS or c.behaviour == "merge"]
     if ego_turn or turners:  # the junction lies beyond every turning actor's start
         furthest = max([12.0 * (c.count - 1) + (c.ahead or 12.0) for c in turners if c.behaviour != "merge"] + [0.0])
@@ -350,6 +375,10 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
         if b == "dash_out" and clause.ahead is None:
             # timed so the person reaches the ego's lane about 14 m ahead of it (the dash takes about 2 s)
             ahead = ego_speed * (1.0 + k + 2.0) + 14.0
+        if b == "cross" and clause.ahead is None:
+            # a crossing the cameras see: the person reaches the ego's lane (6.75 m from the curb at 1.4 m/s,
+            # about 4.8 s) about 14 m ahead of the ego, not after it has passed
+            ahead = ego_speed * (0.5 + k + 4.8) + 14.0
         if b == "dash_out":
             return [
                 f"cover{name} = parked_vehicle('car', side={side!r}, ahead={ahead - 3:.1f})",

@@ -1,0 +1,240 @@
+"""The verifier between a prompt and its script: what the prompt states, slot by slot, against what the script did.
+
+`stated` reads the slots a prompt states plainly: weather, time of day, the ego's
+own manoeuvre ("we move over to the left lane"), each actor behaviour with the
+side it names ("cuts in from the right", "overtakes us on the left"), the
+classes, colours and counts it names. `account` derives the same slots from the
+trajectories the script produced (not from the script's words). `disagreements`
+compares them, each slot on its own, and names what differs. A slot the prompt
+leaves open is not checked, except weather and time of day: a scene that is not
+clear and by day when the prompt asked for neither got its weather from
+somewhere else (a retrieved neighbour), and that is a defect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dreamdrive.scenario.translate import (
+    BEHAVIOURS,
+    CLASS_WORDS,
+    COLORS,
+    PHRASE_CLASSES,
+    TIME_WORDS,
+    WEATHER_WORDS,
+    split_clauses,
+)
+from dreamdrive.scenario.types import ScriptResult
+
+LANE = 3.5
+SUBJECT = r"(?:\bwe\b|\bi\b|\bour (?:car|vehicle)\b|\bmy (?:car|vehicle)\b|\bthe ego(?: car| vehicle)?\b|\bego\b)"
+EGO_LANE = re.compile(
+    SUBJECT + r"(?:\W+\w+){0,3}?\W+(?:change|changes|changing|switch|switches|move|moves|pull|pulls|shift|shifts"
+    r"|slide|slides|go|goes|merge|merges)\b[^.]*?\b(left|right)\b|\bego lane change to the (left|right)\b"
+)
+EGO_TURN = re.compile(
+    SUBJECT + r"(?:\W+\w+){0,2}?\W+(?:turns?|swings?|veers?|go|goes|heads?|take a|takes a|make a|makes a|hang a"
+    r"|hangs a)\s+(left|right)\b"
+)
+EGO_STOP = re.compile(SUBJECT + r"\W+(?:\w+\W+){0,2}?(?:stop|stops|halt|halts|wait|waits|come to a|comes to a)\b")
+# Beyond the parser's words: what people also say of weather, time of day and riders.
+MORE_WEATHER = {"downpour": "rain", "stormy": "rain", "showers": "rain", "thunderstorm": "rain", "pouring": "rain"}
+MORE_TIMES = {"sundown": "dusk", "nightfall": "dusk", "sunrise": "dusk"}
+MORE_CLASSES = {"bicyclist": "bicycle", "bicyclists": "bicycle", "lorries": "truck", "coaches": "bus"}
+NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+# The behaviours the verifier checks, by the parser vocabulary's names; sides as the prompt says them.
+CHECKED = {"cut_in", "dash_out", "cross", "u_turn", "turn_left", "turn_right", "overtake", "hard_brake", "change_lane",
+           "parked", "oncoming", "follow", "merge"}  # fmt: skip
+SIDE_WORDS = {
+    "cut_in": r"\bfrom (?:the|our) (left|right)\b|\b(left|right)(?:-hand)? lane\b|\bon the (left|right)\b",
+    "merge": r"\bfrom (?:the|a) (left|right)\b|\bon the (left|right)\b|\b(left|right) side\b",
+    "cross": r"\bfrom the (left|right)\b",
+    "dash_out": r"\bfrom the (left|right)\b",
+    "overtake": r"\bon (?:the|our) (left|right)\b",
+    "change_lane": r"\bto the (left|right)\b|\binto the (left|right) lane\b|\bto (left|right)\b",
+    "parked": r"\bon the (left|right)\b",
+}
+
+
+@dataclass
+class Slots:
+    """What a prompt states, or what a scenario shows."""
+
+    weather: str | None = None
+    time_of_day: str | None = None
+    ego: set[str] = field(default_factory=set)  # "lane:left", "turn:right", "stop"
+    behaviours: list[tuple[str, str | None]] = field(default_factory=list)  # (behaviour, side or None)
+    classes: set[str] = field(default_factory=set)
+    colors: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _ego_clause(clause: str) -> bool:
+    """Whether the clause's subject is the ego: it starts with the ego's words before any other actor's."""
+    subject = re.search(SUBJECT, clause)
+    if not subject:
+        return False
+    others = [m.start() for w in CLASS_WORDS if w not in ("car", "vehicle") for m in re.finditer(rf"\b{w}\b", clause)]
+    generic = r"\b(?:a|an|the|another|one|two|three) (?:\w+ )?(?:car|vehicle)\b"
+    others += [m.start() for m in re.finditer(generic, clause) if not clause[m.start() :].startswith("the ego")]
+    return subject.start() < min(others, default=len(clause))
+
+
+def stated(prompt: str) -> Slots:
+    """The slots a prompt states plainly (see the module's docstring)."""
+    text = prompt.lower()
+    slots = Slots()
+    weathers, times = {**WEATHER_WORDS, **MORE_WEATHER}, {**TIME_WORDS, **MORE_TIMES}
+    slots.weather = next((v for w, v in weathers.items() if re.search(rf"\b{w}\b", text)), None)
+    slots.time_of_day = next((v for w, v in times.items() if re.search(rf"\b{w}\b", text)), None)
+    for clause in split_clauses(prompt):
+        if _ego_clause(clause):
+            if m := EGO_TURN.search(clause):
+                slots.ego.add(f"turn:{m.group(1)}")
+            elif m := EGO_LANE.search(clause):
+                slots.ego.add(f"lane:{m.group(1) or m.group(2)}")
+            elif EGO_STOP.search(clause):
+                slots.ego.add("stop")
+            continue
+        behaviour = next((name for pattern, name in BEHAVIOURS if re.search(pattern, clause)), None)
+        if behaviour in CHECKED:
+            side = None
+            if behaviour in SIDE_WORDS and (m := re.search(SIDE_WORDS[behaviour], clause)):
+                side = next(g for g in m.groups() if g)
+            slots.behaviours.append((behaviour, side))
+    for phrase, value in PHRASE_CLASSES.items():
+        if phrase in text and value != "work_zone":
+            slots.classes.add(value)
+    for word, value in {**CLASS_WORDS, **MORE_CLASSES}.items():
+        if value != "car" and re.search(rf"\b{word}\b", text):
+            slots.classes.add(value)
+    slots.colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
+    for m in re.finditer(r"\b(two|three|four|five|[2-5])\s+([a-z]+)(?:\s+([a-z]+))?", text):
+        for word in m.groups()[1:]:  # "two pedestrians", "three white cars"
+            kind = {**CLASS_WORDS, **MORE_CLASSES}.get(word or "")
+            if kind and (kind != "car" or word in ("cars", "vehicles")):
+                slots.counts[kind] = NUMBERS[m.group(1)]
+                break
+    return slots
+
+
+def _side(y: float) -> str:
+    return "left" if y > 0 else "right"
+
+
+def _lane_changes(y: np.ndarray) -> list[str]:
+    """The sides of the lane changes along a path's lateral positions (lane centres LANE apart)."""
+    lanes = np.round(np.asarray(y) / LANE)
+    steps = np.diff(lanes)
+    return [_side(step) for step in steps[steps != 0]]
+
+
+def _turned(rows: np.ndarray) -> float:
+    """Degrees the heading turns from the first row to the last (positive: left)."""
+    return float(np.degrees(np.unwrap(rows[:, 2])[-1] - rows[0, 2]))
+
+
+def account(result: ScriptResult) -> Slots:
+    """The slots the trajectories show: each actor's behaviours (with the side they happen on), the ego's own
+    manoeuvres, classes, colours, counts, weather and time of day."""
+    ego = np.asarray(result.ego.rows, dtype=float)
+    hz = result.hz
+    slots = Slots(weather=result.weather, time_of_day=result.time_of_day)
+    if abs(_turned(ego)) < 45:
+        slots.ego.update(f"lane:{side}" for side in _lane_changes(ego[:, 1]))
+    elif abs(_turned(ego)) < 135:
+        slots.ego.add(f"turn:{_side(_turned(ego))}")
+    if ego[:, 3].min() < 0.3:
+        slots.ego.add("stop")
+    for actor in result.actors:
+        kind = actor.kind
+        if kind in ("traffic_cone", "barrier"):
+            continue
+        rows = np.asarray(actor.trajectory.rows, dtype=float)
+        slots.classes.add(kind)
+        slots.counts[kind] = slots.counts.get(kind, 0) + 1
+        if actor.color:
+            slots.colors.add(actor.color)
+        gap, lateral = rows[:, 0] - ego[:, 0], rows[:, 1] - ego[:, 1]
+        inside = np.flatnonzero(np.abs(lateral) < LANE / 2)
+        shows = []
+        if kind == "pedestrian":
+            if len(inside) and gap[inside[0]] > 2:  # into the ego's lane, ahead of it
+                shows.append(("cross", _side(lateral[0])))
+                if np.abs(np.diff(rows[:, 1])).max() * hz > 2.5:
+                    shows.append(("dash_out", _side(lateral[0])))
+            slots.behaviours += shows
+            continue
+        lanes = np.round(lateral / LANE)
+        entered = np.flatnonzero((lanes[1:] == 0) & (np.abs(lanes[:-1]) == 1)) + 1
+        for k in entered:  # from a neighbouring lane into the ego's, ahead of it and close
+            if 0 < gap[k] < 30 and (lanes[k : k + hz] == 0).all():
+                shows.append(("cut_in", _side(lateral[k - 1])))
+        if rows[0, 3] > 1 and rows[-1, 3] < 0.1 and (-np.diff(rows[:, 3]) * hz).max() > 4:
+            shows.append(("hard_brake", None))
+        if actor.state == "parked":
+            shows.append(("parked", _side(rows[0, 1])))
+        if gap[0] < 0 < gap[-1] and np.cos(rows[-1, 2]) > 0.5:
+            shows.append(("overtake", _side(lateral[int(np.flatnonzero(gap >= 0)[0])])))
+        if rows[-1, 0] < rows[0, 0] - 5 and np.cos(rows[0, 2]) < -0.5:
+            shows.append(("oncoming", None))
+        if gap[0] < 0 and (np.abs(lateral) < LANE / 2).all():  # behind in the ego's lane (one that closes in
+            shows.append(("follow", None))  # too fast is slowed to the ego's speed by the validators afterwards)
+        turned = _turned(rows)
+        if abs(turned) < 45:
+            shows += [("change_lane", side) for side in _lane_changes(rows[:, 1])]
+        if abs(np.sin(rows[0, 2])) > 0.7 and abs(np.sin(rows[-1, 2])) < 0.3:
+            shows.append(("merge", _side(rows[0, 1])))
+        elif 60 < abs(turned) < 135:
+            shows.append((f"turn_{_side(turned)}", None))
+        if abs(turned) > 150:
+            shows.append(("u_turn", None))
+        slots.behaviours += shows
+    return slots
+
+
+def disagreements(prompt: str, result: ScriptResult) -> list[str]:
+    """Each slot on which the scenario contradicts the prompt, said plainly; empty when they agree."""
+    want, got = stated(prompt), account(result)
+    problems = []
+    for slot, default in (("weather", "clear"), ("time_of_day", "day")):
+        asked, shown = getattr(want, slot) or default, getattr(got, slot)
+        if asked != shown:
+            problems.append(f"{slot.replace('_', ' ')}: the prompt asks for {asked}, the scenario has {shown}")
+    for manoeuvre in sorted(want.ego - got.ego):
+        problems.append(f"ego: the prompt has the ego {_ego_words(manoeuvre)}, the scenario does not")
+    for manoeuvre in sorted((got.ego - want.ego) - {"stop"}):
+        problems.append(f"ego: the scenario has the ego {_ego_words(manoeuvre)}, which the prompt does not ask for")
+    for behaviour, side in want.behaviours:
+        sides = [s for b, s in got.behaviours if b == behaviour or (behaviour == "cross" and b == "dash_out")]
+        if not sides:
+            problems.append(f"behaviour: the prompt asks for {_words(behaviour)}, no actor in the scenario does it")
+        elif side and side not in sides:
+            problems.append(f"side: the prompt asks for {_words(behaviour)} on the {side}, the scenario has it on "
+                            f"the {sides[0]}")  # fmt: skip
+    for kind in sorted(want.classes - got.classes):
+        problems.append(f"class: the prompt names a {kind.replace('_', ' ')}, the scenario has none")
+    moving = {k for k in got.classes if k not in ("car", "pedestrian")} - want.classes  # "someone", "a jogger"
+    for kind in sorted(moving):
+        problems.append(f"class: the scenario has a {kind.replace('_', ' ')}, which the prompt does not name")
+    for color in sorted(want.colors - got.colors):
+        problems.append(f"colour: the prompt asks for {color}, no actor in the scenario is {color}")
+    for color in sorted(got.colors - want.colors):
+        problems.append(f"colour: the scenario has a {color} actor, which the prompt does not ask for")
+    for kind, number in sorted(want.counts.items()):
+        if got.counts.get(kind, 0) != number:
+            problems.append(f"count: the prompt asks for {number} {kind.replace('_', ' ')}s, the scenario has "
+                            f"{got.counts.get(kind, 0)}")  # fmt: skip
+    return problems
+
+
+def _words(behaviour: str) -> str:
+    return behaviour.replace("_", " ").replace("turn left", "a left turn").replace("turn right", "a right turn")
+
+
+def _ego_words(manoeuvre: str) -> str:
+    kind, _, side = manoeuvre.partition(":")
+    return {"lane": f"change lanes to the {side}", "turn": f"turn {side}", "stop": "stop"}[kind]

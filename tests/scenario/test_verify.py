@@ -1,0 +1,68 @@
+"""The verifier between prompt and script: known slots stated, known accounts derived, contradictions named, and
+the offline translator refusing rather than returning a scenario that is not what was asked."""
+
+import numpy as np
+import pytest
+
+from dreamdrive.scenario.offline import translate_offline
+from dreamdrive.scenario.sandbox import run_scenario_script
+from dreamdrive.scenario.translate import TranslationError
+from dreamdrive.scenario.verify import account, disagreements, stated
+
+CUT_IN_LEFT = "ego(speed=10)\ncar = vehicle('truck', lane='left', ahead=6, speed=12)\ncar.cut_in(at=1.0)\nsave()\n"
+
+
+def test_what_a_prompt_states():
+    slots = stated("Two pedestrians cross while a red truck cuts in from the right on a rainy night")
+    assert slots.weather == "rain" and slots.time_of_day == "night"
+    assert ("cut_in", "right") in slots.behaviours and ("cross", None) in slots.behaviours
+    assert slots.classes == {"truck", "pedestrian"} and slots.colors == {"red"}
+    assert slots.counts == {"pedestrian": 2}
+    assert stated("we move over to the left lane").ego == {"lane:left"}
+    assert stated("The ego vehicle turns right at the crossroads").ego == {"turn:right"}
+    assert stated("a car overtakes us on the right").behaviours == [("overtake", "right")]
+    assert stated("A quiet drive").weather is None and not stated("A quiet drive").behaviours
+
+
+def test_the_account_comes_from_the_trajectories():
+    slots = account(run_scenario_script(CUT_IN_LEFT))
+    assert ("cut_in", "left") in slots.behaviours and slots.classes == {"truck"}
+    assert (slots.weather, slots.time_of_day) == ("clear", "day") and not slots.ego
+    ego = account(run_scenario_script("me = ego(speed=10)\nme.change_lane('right', at=1.0)\nsave()\n"))
+    assert ego.ego == {"lane:right"} and not ego.behaviours
+
+
+@pytest.mark.parametrize(
+    "prompt,script,slot",
+    [
+        ("A truck cuts in from the right", CUT_IN_LEFT, "side: the prompt asks for cut in on the right"),
+        ("A truck cuts in from the left", CUT_IN_LEFT.replace("save()", "set_weather('rain')\nsave()"), "weather"),
+        ("A bus cuts in from the left", CUT_IN_LEFT, "class: the prompt names a bus"),
+        ("we move over to the left lane", CUT_IN_LEFT, "ego: the prompt has the ego change lanes to the left"),
+        ("Three cars cut in from the left", CUT_IN_LEFT, "count: the prompt asks for 3 cars"),
+    ],
+)
+def test_a_contradiction_is_named_by_its_slot(prompt, script, slot):
+    problems = disagreements(prompt, run_scenario_script(script))
+    assert any(p.startswith(slot) for p in problems), problems
+
+
+def test_the_same_script_agrees_with_the_prompt_it_shows():
+    assert disagreements("A truck cuts in from the left", run_scenario_script(CUT_IN_LEFT)) == []
+
+
+def test_the_offline_translator_refuses_what_no_candidate_shows():
+    prompt = "In heavy rain, a silver car cuts across into our lane from the right"
+    with pytest.raises(TranslationError, match="colour: the prompt asks for silver"):
+        translate_offline(prompt)
+    # without the verifier, retrieval answers with a neighbour's white car: not what was asked
+    assert "color='white'" in translate_offline(prompt, verify=False)
+
+
+def test_the_ego_as_subject_and_a_crossing_the_cameras_see():
+    script = translate_offline("we move over to the left lane in the rain")
+    assert "me.change_lane('left'" in script and "set_weather('rain')" in script
+    result = run_scenario_script(translate_offline("A pedestrian crosses the road"))
+    ego, person = np.asarray(result.ego.rows), np.asarray(result.actors[0].trajectory.rows)
+    inside = np.flatnonzero(np.abs(person[:, 1] - ego[:, 1]) < 1.75)
+    assert len(inside) and person[inside[0], 0] - ego[inside[0], 0] > 5  # in the ego's lane, ahead of it
