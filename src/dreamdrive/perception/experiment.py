@@ -141,13 +141,20 @@ class Scorer:
         self.columns = (*COLUMNS, "AMOTA") if tracking else COLUMNS
         self._refs: dict[str, list] = {}
         self._devkits: dict[str, object] = {}
+        self._camera_only: dict[str, bool] = {}
+
+    def devkit(self, name: str):
+        """The set's devkit tables, loaded once for every run's evaluations."""
+        if name not in self._devkits:
+            self._devkits[name] = load_devkit(self.sets[name][0])
+        return self._devkits[name]
 
     def camera_only(self, name: str) -> bool:
         """Whether the set is camera-only (generated or scenario clips: no box has a LiDAR point counted), so that
         its boxes are scored rather than dropped by the devkit's filter on LiDAR points."""
-        if name not in self._devkits:
-            self._devkits[name] = load_devkit(self.sets[name][0])
-        return not any(box["num_lidar_pts"] > 0 for box in self._devkits[name].sample_annotation)
+        if name not in self._camera_only:
+            self._camera_only[name] = not any(box["num_lidar_pts"] > 0 for box in self.devkit(name).sample_annotation)
+        return self._camera_only[name]
 
     def folder(self, run: Path, name: str) -> Path:
         return run / ("eval" if name == "val" else f"eval-{name}")
@@ -171,16 +178,15 @@ class Scorer:
                     self._refs[name] = split_refs(root, split)
                 model = model or load_model(run)
                 results = write_results(predict(model, self._refs[name]), folder / "results_nusc.json")
-                evaluate_detection(root, split, results, folder, plots=False, camera_only=self.camera_only(name))
+                evaluate_detection(root, split, results, folder, plots=False, nusc=self.devkit(name),
+                                   camera_only=self.camera_only(name))  # fmt: skip
             report = json.loads((folder / "report.json").read_text())
             scores[name] = {column: report["official"][column] for column in COLUMNS}
             if self.tracking:
                 tracked = folder / "tracking"
                 if not (tracked / "report.json").is_file():
-                    if name not in self._devkits:
-                        self._devkits[name] = load_devkit(root)
                     detections = json.loads((folder / "results_nusc.json").read_text())["results"]
-                    tracks = track_results(detections, self._devkits[name])
+                    tracks = track_results(detections, self.devkit(name))
                     results = write_results(tracks, tracked / "results_tracking.json")
                     evaluate_tracking(root, split, results, tracked, camera_only=self.camera_only(name))
                 scores[name]["AMOTA"] = json.loads((tracked / "report.json").read_text())["official"]["amota"]

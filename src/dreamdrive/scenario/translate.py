@@ -121,9 +121,9 @@ TIME_WORDS = {
 }
 # The ego as the subject of a lane change: "we move over to the left lane", "the ego vehicle changes to the right".
 EGO_LANE_CHANGE = (
-    r"^(?:\w+\s+){0,2}?(we|i|our car|our vehicle|my car|the ego car|the ego vehicle|the ego|ego)\s+(?:\w+\s+){0,1}?"
-    r"(changes?|changing|switch(?:es)?|moves?|pulls?|shifts?|slides?|goes|go|merges?)\b(?:(?!\bturn).)*?\b(left|right)\b"
-    r"|^ego (lane change)() to the (left|right)\b"
+    r"^(?:\w+\s+){0,2}?(?P<subject>we|i|our car|our vehicle|my car|the ego car|the ego vehicle|the ego|ego)\s+"
+    r"(?:\w+\s+){0,1}?(?:changes?|changing|switch(?:es)?|moves?|pulls?|shifts?|slides?|goes|go|merges?)\b"
+    r"(?:(?!\bturn).)*?\b(?P<side>left|right)\b|^ego lane change to the (?P<to>left|right)\b"
 )
 # Words that carry no scenario meaning of their own.
 FILLER = set(
@@ -206,25 +206,13 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             and not any(re.search(rf"\b{word}\b", part) for word in CLASS_WORDS if word not in ("car", "vehicle"))
         ):
             settings["ego_turn"] = turn  # "we turn left at the junction"
-            speed, _ = _speed(part)
-            if speed is not None:
-                settings["ego_speed"] = speed
-            for words, key in ((WEATHER_WORDS, "weather"), (TIME_WORDS, "time_of_day")):  # "... on a rainy night"
-                value = next((v for w, v in words.items() if re.search(rf"\b{w}\b", part)), None)
-                if value is not None:
-                    settings[key] = value
+            _ego_settings(part, settings)
             continue
         lane_change = re.search(EGO_LANE_CHANGE, part)
-        before = part[: lane_change.start(1)] if lane_change and lane_change.group(1) else ""
+        before = part[: lane_change.start("subject")] if lane_change and lane_change.group("subject") else ""
         if lane_change and not any(re.search(rf"\b{word}\b", before) for word in CLASS_WORDS):
-            settings["ego_lane"] = lane_change.group(3) or lane_change.group(6)  # "we move over to the left lane"
-            for words, key in ((WEATHER_WORDS, "weather"), (TIME_WORDS, "time_of_day")):
-                value = next((v for w, v in words.items() if re.search(rf"\b{w}\b", part)), None)
-                if value is not None:
-                    settings[key] = value
-            speed, _ = _speed(part)
-            if speed is not None:
-                settings["ego_speed"] = speed
+            settings["ego_lane"] = lane_change.group("side") or lane_change.group("to")  # "we move over to the left"
+            _ego_settings(part, settings)
             continue
         ego_clause = re.search(r"\b(we|ego|i|our car|the ego car)\b.*\b(driv|going|travel|at)\b", part)
         speed, rest = _speed(part)
@@ -313,6 +301,17 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
     if not clauses and not settings:
         raise TranslationError(f"nothing in {prompt!r} describes actors, behaviours, weather or time of day.")
     return clauses, settings
+
+
+def _ego_settings(part: str, settings: dict) -> None:
+    """The speed, weather and time of day of a clause about the ego's own manoeuvre ("... on a rainy night")."""
+    speed, _ = _speed(part)
+    if speed is not None:
+        settings["ego_speed"] = speed
+    for words, key in ((WEATHER_WORDS, "weather"), (TIME_WORDS, "time_of_day")):
+        value = next((v for w, v in words.items() if re.search(rf"\b{w}\b", part)), None)
+        if value is not None:
+            settings[key] = value
 
 
 def _behaviour_words(clause: str) -> set[str]:
