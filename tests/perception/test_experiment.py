@@ -85,8 +85,16 @@ def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training
     assert len(models) == 4
     # the corner set: another dataset's validation split, named; the tracker scored on both sets
     held_out = ["--val", f"corner={synthetic['naiveB']}", "--tracking"]
+    # what a killed evaluation, tracking run or plot leaves: cleared where the resumed experiment writes
+    run = out / "runs" / "real-1x-seed0"
+    left = [run / "eval-corner" / ".results_nusc.json.k1.tmp", run / "eval" / "tracking" / ".report.json.k2.tmp",
+            out / ".results.tmp.png"]  # fmt: skip
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
     result = subprocess.run(base + held_out, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    assert not [path for path in left if path.exists()]
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/model/model.safetensors")} == models
     results = json.loads((out / "results.json").read_text())
     assert set(results["summary"]) == {"val", "corner"} and results["sets"]["corner"][0] == str(synthetic["naiveB"])

@@ -69,8 +69,8 @@ def evaluate_detection(dataroot: str | Path, split: str, results: str | Path, ou
     present = sorted({box.detection_name for box in evaluator.gt_boxes.all})
     report = detection_report(summary, present)
     report.update(split=split, dataroot=str(dataroot), results=str(results))
-    atomic_write(out / "report.json", json.dumps(report, indent=1).encode())
     atomic_write(out / "report.md", detection_markdown(report).encode())
+    atomic_write(out / "report.json", json.dumps(report, indent=1).encode())  # last: it marks the outputs complete
     return report
 
 
@@ -159,11 +159,11 @@ def evaluate_tracking(
     )
     report = tracking_report(summary, present)
     report.update(split=split, dataroot=str(dataroot), results=str(results))
-    atomic_write(out / "report.json", json.dumps(report, indent=1).encode())
     table = "| | " + " | ".join(TRACK_FIGURES) + " |\n|---|" + "---:|" * len(TRACK_FIGURES) + "\n"
     for key in ("official", "present"):
         table += f"| {key} | " + " | ".join(f"{report[key][f]:.4f}" for f in TRACK_FIGURES) + " |\n"
     atomic_write(out / "report.md", f"# Tracking on split {split}\n\n{table}".encode())
+    atomic_write(out / "report.json", json.dumps(report, indent=1).encode())  # last: it marks the outputs complete
     return report
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write
+from dreamdrive.files import atomic_write, clear_scratch
 from dreamdrive.metrics.detection import evaluate_detection, evaluate_tracking
 from dreamdrive.nusc.reader import NuscDataset, load_devkit
 from dreamdrive.perception.data import DetectorConfig, Mix
@@ -92,6 +92,7 @@ def iso_epoch(
     for name, root in synthetic.items():
         mixes[name] = Mix([(str(real), default_split(real, "train")), (str(root), default_split(root, "train"))])
     scorer = Scorer(sets, tracking)
+    clear_scratch(out)  # a killed run's partial results files; one experiment process writes here
     rows = []
     for schedule in epochs:
         for seed in range(seeds):
@@ -174,6 +175,7 @@ class Scorer:
         for name, (root, split) in self.sets.items():
             folder = self.folder(run, name)
             if not (folder / "report.json").is_file():
+                clear_scratch(folder)  # what a killed evaluation left; this process is the only writer
                 if name not in self._refs:
                     self._refs[name] = split_refs(root, split)
                 model = model or load_model(run)
@@ -185,6 +187,7 @@ class Scorer:
             if self.tracking:
                 tracked = folder / "tracking"
                 if not (tracked / "report.json").is_file():
+                    clear_scratch(tracked)
                     detections = json.loads((folder / "results_nusc.json").read_text())["results"]
                     tracks = track_results(detections, self.devkit(name))
                     results = write_results(tracks, tracked / "results_tracking.json")
@@ -296,7 +299,7 @@ def plot(summary: dict, mixes: list[str], path: Path, columns: tuple[str, ...] =
     axes[0][0].legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
+    tmp = path.with_name(f".{path.stem}.tmp.png")  # a scratch name files.clear_scratch removes
     figure.savefig(tmp, dpi=120)
     plt.close(figure)
     tmp.replace(path)
