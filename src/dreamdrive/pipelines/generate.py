@@ -35,7 +35,7 @@ import torch
 
 from dreamdrive.core.camera import CameraRig
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write
+from dreamdrive.files import atomic_write, clear_scratch
 from dreamdrive.models.hdmap import HDMapNet
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.pipelines.scenario import place_scenario, render_scenario, resolve_map, scenario_from_prompt
@@ -165,6 +165,7 @@ def _generate(prompt: str, out: Path, options: GenerateOptions, overwrite: bool,
         record = json.loads(done.read_text())
         if record.get("inputs") == inputs:
             return {**record, "dataset": str(out / "dataset")}
+    clear_scratch(out)  # what a killed generation left beside its outputs; one generation writes here
     # 1. Prompt -> script -> trajectories.
     with stage(timings, "translate"):
         scenario = scenario_from_prompt(prompt, options.translator, options.seed, options.seconds)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dreamdrive.conditions.insert import InsertRequest
 from dreamdrive.core.errors import DreamdriveError
-from dreamdrive.files import atomic_write
+from dreamdrive.files import atomic_write, clear_scratch
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
 from dreamdrive.pipelines.edit import GenerativeOptions
@@ -137,6 +137,7 @@ def run_item(item: Item, folder: str, options: GenerateOptions) -> dict:
     """Run one item into `folder`; {"scenes": [...]} when done, {"error": "..."} when its input is bad (or it
     fails otherwise: the error's type and message, so one item's failure does not stop the others)."""
     folder = Path(folder)
+    clear_scratch(folder)  # a killed try's scratch files; one task runs an item at a time
     try:
         if item.text == NOT_TEXT:
             raise DreamdriveError(f"line {item.line} is not UTF-8 text; save the file as UTF-8.")
@@ -272,6 +273,7 @@ def synth(
     if workers < 1:
         raise DreamdriveError(f"--workers must be at least 1, got {workers}.")
     out = Path(out)
+    clear_scratch(out)  # a killed run's partial report; the workers write in the items' folders only
     # 1. Each item's folder, named by its content; the same item twice is run once.
     keys = [item.key(options) for item in items]
     unique = dict(zip(keys, items))

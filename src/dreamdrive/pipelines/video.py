@@ -31,7 +31,7 @@ from dreamdrive.core.clip import Clip, Frame
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.diffusion.flow import flow_loss, interpolate, resolution_shift, sample_timesteps
 from dreamdrive.diffusion.samplers import euler, guided
-from dreamdrive.files import atomic_write, load_image
+from dreamdrive.files import atomic_write, clear_scratch, load_image
 from dreamdrive.models.dit import PRESETS, DiTConfig, UniMVM
 from dreamdrive.nusc.reader import NuscDataset
 from dreamdrive.nusc.writer import write_dataset
@@ -453,6 +453,7 @@ def generate_video(
         wanted = {"scene": scene, "mask": mode, "steps": steps, "cfg": guidance, "seed": seed, "inputs": inputs}
         if all(record.get(k) == v for k, v in wanted.items()):
             return {**record, "dataset": str(dataroot)}
+    clear_scratch(out)  # what a killed generation left beside its outputs
     result = generate_clip(dataset, scene, network, autoencoder, mode, frames, steps, guidance, seed, progress)
     write_dataset([result.generated], dataroot, dataset.version, {"generated": [scene]}, overwrite=overwrite)
     write_video(result.generated, out / "video.mp4", tile_width=network.config.image_size[1] * 2)
