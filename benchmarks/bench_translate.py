@@ -16,7 +16,10 @@ Translators: `parser` (the compositional parser alone), `retrieval` (the nearest
 curated pair, the prompt's weather and time put in, refused under the
 similarity threshold), `unverified` (parser, then retrieval where it cannot
 place a word), `offline` (the default: the same behind the verifier, which
-tries retrieved pairs in turn and refuses when none agrees), `openai` (with
+tries retrieved pairs in turn and refuses when none agrees), `tuned` (the
+fine-tuned SmolLM2 alone, `scenario.tuned`; `--model RUN` for another adapter),
+`parser+tuned` and `offline+tuned` (the tuned model between the parser and
+retrieval, behind the verifier), `openai` (with
 --endpoint), `llama` (the packaged GGUF under the script grammar; slow on CPU).
 
 Prints, per translator, as asked / refused / wrong overall and per kind, and the
@@ -44,6 +47,7 @@ from dreamdrive.scenario.retrieval import THRESHOLD, nearest
 from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.scenario.scene import Scenario
 from dreamdrive.scenario.translate import TranslationError
+from dreamdrive.scenario.tuned import TunedTranslator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from translate.checks import dataset_trajectories, failed_checks, read_set, scenario_trajectories  # noqa: E402
@@ -58,12 +62,16 @@ def retrieval_only(prompt: str) -> str:
     return _with_settings(script, prompt)
 
 
-def translators(names: list[str], endpoint: str | None, api_model: str | None) -> dict:
+def translators(names: list[str], endpoint: str | None, api_model: str | None, model: Path | None = None) -> dict:
+    tuned = TunedTranslator(model) if any("tuned" in name for name in names) else None
     known = {
         "parser": lambda p: translate_offline(p, retrieve=False, verify=False),
         "retrieval": retrieval_only,
         "unverified": lambda p: translate_offline(p, verify=False),
         "offline": translate_offline,
+        "tuned": lambda p: tuned.translate(p),
+        "parser+tuned": lambda p: translate_offline(p, retrieve=False, tuned=tuned),
+        "offline+tuned": lambda p: translate_offline(p, tuned=tuned),
     }
     if "openai" in names:
         if not endpoint:
@@ -108,9 +116,10 @@ def main() -> None:
     parser.add_argument("--on", choices=("dataset", "trajectories"), default="dataset")
     parser.add_argument("--limit", type=int, default=None, help="the first N prompts only")
     parser.add_argument("--out", type=Path, default=None, help="write results.json here")
+    parser.add_argument("--model", type=Path, default=None, help="the tuned translators' adapter (default: shipped)")
     args = parser.parse_args()
     rows = read_set(HELD_OUT)[: args.limit]
-    chosen = translators(args.translators.split(","), args.endpoint, args.api_model)
+    chosen = translators(args.translators.split(","), args.endpoint, args.api_model, args.model)
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, translate in chosen.items():

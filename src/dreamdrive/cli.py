@@ -192,18 +192,25 @@ def scenario_pairs(out: Path = typer.Option(..., help="JSONL file to write")) ->
 
 @scenario_app.command("finetune")
 def scenario_finetune(
-    model: Path = typer.Option(..., help="local Hugging Face causal LM folder (no download)"),
+    model: Path = typer.Option(..., help="local Hugging Face causal LM folder, or a GGUF file (no download)"),
     out: Path = typer.Option(..., help="run folder (resumes if it holds the same run)"),
     steps: int = typer.Option(200, min=1, help="optimizer steps"),
     batch_size: int = typer.Option(4, min=1),
     learning_rate: float = typer.Option(2e-4),
     rank: int = typer.Option(8, min=1, help="LoRA rank"),
+    alpha: int = typer.Option(16, min=1, help="LoRA alpha"),
+    corpus: int = typer.Option(0, min=0, help="train on this many composed pairs (0: the curated pairs)"),
+    targets: str = typer.Option("", help="comma-separated linear layers to adapt (default: the attention projections)"),
+    max_length: int = typer.Option(384, min=16, help="tokens per example"),
     seed: int = typer.Option(0),
 ) -> None:
-    """LoRA-fine-tune a local language model on the curated Text-to-Script pairs."""
+    """LoRA-fine-tune a local language model on the curated or composed Text-to-Script pairs."""
     from dreamdrive.scenario.finetune import FinetuneConfig, finetune
+    from dreamdrive.scenario.tuned import SYSTEM
 
-    config = FinetuneConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, rank=rank, seed=seed)
+    config = FinetuneConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, rank=rank, alpha=alpha,
+                            max_length=max_length, seed=seed, corpus=corpus, system=SYSTEM if corpus else None,
+                            targets=tuple(t for t in targets.split(",") if t) or None)  # fmt: skip
     run = finetune(model, out, config, progress=lambda items: track(items, description="fine-tuning", console=console))
     console.print(f"adapter in {run / 'checkpoint' / 'adapter'}")
 

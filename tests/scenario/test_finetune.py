@@ -100,4 +100,4 @@ def test_cli_refuses_a_folder_that_is_no_model(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2 and "not a local Hugging Face model folder" in result.stderr
+    assert result.returncode == 2 and "neither a GGUF file nor a local Hugging Face model folder" in result.stderr

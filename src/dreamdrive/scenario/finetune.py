@@ -1,11 +1,14 @@
-"""LoRA fine-tuning of a local causal language model on the curated Text-to-Script pairs.
+"""LoRA fine-tuning of a local causal language model on Text-to-Script pairs.
 
-    dreamdrive scenario finetune --model LOCAL_HF_FOLDER --out DIR [--steps 200]
+    dreamdrive scenario finetune --model LOCAL_HF_FOLDER|FILE.gguf --out DIR [--corpus 6000] [--steps 200]
 
-The model and tokenizer load from a local folder only (no hub). Each example is
-the chat (system, user prompt, assistant script) rendered with the tokenizer's
-chat template when it has one, else as plain "System:/User:/Assistant:" text;
-the loss covers the assistant's script only. The run folder holds the resolved
+The model and tokenizer load from a local folder, or a GGUF file dequantised by
+transformers (the packaged SmolLM2), never from a hub. The pairs are the
+curated ones, or with `corpus` that many composed pairs (`scenario.corpus`),
+built once into the run folder. Each example is the chat (system, user prompt,
+assistant script) rendered with the tokenizer's chat template when it has one,
+else as plain "System:/User:/Assistant:" text; the loss covers the assistant's
+script only. The run folder holds the resolved
 config, the LoRA adapter (peft's `adapter_config.json` + safetensors), the
 optimizer state and the step, written atomically every `save_every` steps, so
 a killed run resumes where it stopped; rerunning a finished run is a no-op.
@@ -37,6 +40,10 @@ class FinetuneConfig:
     max_length: int = 384
     save_every: int = 50
     seed: int = 0
+    corpus: int = 0  # composed pairs to train on (scenario.corpus); 0: the curated pairs
+    corpus_seed: int = 0
+    system: str | None = None  # the system prompt of every example; None: curated.SYSTEM_PROMPT
+    targets: tuple[str, ...] | None = None  # the linear layers LoRA adapts; None: the attention projections
 
 
 def _render(tokenizer, messages: list[dict]) -> tuple[str, str]:
@@ -49,13 +56,13 @@ def _render(tokenizer, messages: list[dict]) -> tuple[str, str]:
     return prompt, prompt + messages[2]["content"] + (tokenizer.eos_token or "")
 
 
-def _examples(tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels with the prompt masked to -100) for every curated pair."""
+def _examples(tokenizer, max_length: int, pairs, system: str) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels with the prompt masked to -100) for every pair."""
 
     out = []
-    for prompt, script in curated_pairs():
+    for prompt, script in pairs:
         messages = [
-            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": system},
             {"role": "user", "content": prompt},
             {"role": "assistant", "content": script},
         ]
@@ -79,6 +86,36 @@ def _lora_targets(model) -> list[str]:
     if not linear:
         raise DreamdriveError("the model has no linear layers to adapt with LoRA.")
     return linear
+
+
+def training_pairs(out: Path, config: FinetuneConfig) -> list[tuple[str, str]]:
+    """The run's pairs: the curated ones, or the composed corpus, written once to `out`/corpus.jsonl."""
+    if not config.corpus:
+        return list(curated_pairs())
+    path = out / "corpus.jsonl"
+    if not path.is_file():
+        from dreamdrive.files import atomic_write
+        from dreamdrive.scenario.corpus import corpus_pairs
+
+        rows = corpus_pairs(config.corpus, config.corpus_seed)
+        atomic_write(path, "".join(json.dumps({"prompt": p, "script": s}) + "\n" for p, s in rows).encode())
+    return [(row["prompt"], row["script"]) for row in map(json.loads, path.read_text().splitlines())]
+
+
+def load_base(model: Path):
+    """(tokenizer, causal LM) from a local Hugging Face folder or a GGUF file (dequantised to float32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model.suffix == ".gguf" and model.is_file():
+        where = {"pretrained_model_name_or_path": model.parent, "gguf_file": model.name}
+    elif (model / "config.json").is_file():
+        where = {"pretrained_model_name_or_path": model, "local_files_only": True}
+    else:
+        raise DreamdriveError(f"{model} is neither a GGUF file nor a local Hugging Face model folder (config.json).")
+    tokenizer = AutoTokenizer.from_pretrained(**where)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer, AutoModelForCausalLM.from_pretrained(**where)
 
 
 def _load_optimizer_state(path: Path) -> dict:
@@ -118,23 +155,21 @@ def finetune(
     """Fine-tune a LoRA adapter on the curated pairs; returns the run folder (adapter in `checkpoint/adapter`)."""
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir, out = Path(model_dir), Path(out)
-    if not (model_dir / "config.json").is_file():
-        raise DreamdriveError(f"{model_dir} is not a local Hugging Face model folder (no config.json).")
+    if not (model_dir / "config.json").is_file() and not (model_dir.suffix == ".gguf" and model_dir.is_file()):
+        raise DreamdriveError(
+            f"{model_dir} is neither a GGUF file nor a local Hugging Face model folder (config.json)."
+        )
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
-    resolved = {"model": str(model_dir.resolve()), **asdict(config)}
+    resolved = json.loads(json.dumps({"model": str(model_dir.resolve()), **asdict(config)}))  # tuples as lists
     if config_path.exists() and json.loads(config_path.read_text()) != resolved:
         raise DreamdriveError(f"{out} holds a run with another configuration; choose another --out.")
     config_path.write_text(json.dumps(resolved, indent=1))
 
     torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    base = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    tokenizer, base = load_base(model_dir)
     checkpoint = out / "checkpoint"
     step, losses = 0, []
     if (checkpoint / "state.json").is_file():
@@ -146,7 +181,7 @@ def finetune(
             r=config.rank,
             lora_alpha=config.alpha,
             lora_dropout=0.0,
-            target_modules=_lora_targets(base),
+            target_modules=list(config.targets) if config.targets else _lora_targets(base),
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(base, lora)
@@ -156,7 +191,7 @@ def finetune(
     if step >= config.steps:
         return out
 
-    examples = _examples(tokenizer, config.max_length)
+    examples = _examples(tokenizer, config.max_length, training_pairs(out, config), config.system or SYSTEM_PROMPT)
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(examples), generator=generator).tolist() * math.ceil(
         config.steps * config.batch_size / len(examples) + 1

@@ -89,21 +89,24 @@ class OpenAITranslator:
         raise TranslationError(f"the model's replies were no valid script after {self.tries} tries; last: {error}")
 
 
-# The script language as a GBNF grammar: ego first, then at most 12 lines of actors, manoeuvres and settings,
-# save last; at most about 30 tokens a line, so that every script the grammar allows fits in MAX_TOKENS. Actor names
-# carry a digit (car1_1), so that no name shadows a library function.
+# The script language as a GBNF grammar: ego first (named `me` when it manoeuvres), then at most 16 lines of
+# actors, manoeuvres and settings, save last; or the one refusal, refuse(). At most about 30 tokens a line, so that
+# every script the grammar allows fits in MAX_TOKENS. Actor names carry a digit (car1_1), so that no name shadows a
+# library function. The parser, the composed corpus and the tuned model all write in it (tests/scenario).
 MAX_TOKENS = 640
 SCRIPT_GRAMMAR = r"""
-root ::= "ego(speed=" num ")\n" junction? body{0,12} "save()\n"
+root ::= "refuse()\n" | egoline junction? body{0,16} "save()\n"
+egoline ::= "me = "? "ego(speed=" num ")\n"
 junction ::= "junction(ahead=" num ")\n"
 body ::= (actor | move | setting) "\n"
 actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=" num)? (", color=" color)? ")"
                     | "parked_vehicle(" kind ", side=" side ", ahead=" snum ")"
                     | "pedestrian(side=" side ", ahead=" snum ")"
-                    | "cyclist(ahead=" snum ", speed=" num ")"
-                    | "side_road_vehicle(" kind ", side=" side ", distance=" num (", speed=" num)? ")"
+                    | "cyclist(ahead=" snum ", speed=" num (", motor=" ("True" | "False"))? ")"
+                    | "side_road_vehicle(" kind ", side=" side ", distance=" num (", speed=" num)?
+                      (", color=" color)? ")"
                     | "work_zone(ahead=" snum ", lane=" lane ")" )
-move ::= name "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at=" num ")" | "keep_speed()"
+move ::= (name | "me") "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at=" num ")" | "keep_speed()"
                   | "brake(to=" num ", at=" num ")" | "accelerate(to=" num ", at=" num ")"
                   | "change_lane(" side ", at=" num ")" | "overtake(at=" num ")" | "cross(at=" num ")"
                   | "dash_out(at=" num ")" | "walk(speed=" num ")" | "stand()" | "turn_left()" | "turn_right()"
@@ -111,8 +114,8 @@ move ::= name "." ( "cut_in(at=" num ")" | "hard_brake(at=" num ")" | "stop(at="
 setting ::= ( "set_weather(" ("'clear'" | "'rain'" | "'fog'") ")"
             | "set_time_of_day(" ("'day'" | "'dusk'" | "'night'") ")"
             | "set_duration(" num ")" )
-name ::= [a-z]{1,12} [0-9] [a-z0-9_]{0,4}
-num ::= [0-9]{1,2} ("." [0-9]{1,2})?
+name ::= [a-z]{1,16} [0-9] [a-z0-9_]{0,4}
+num ::= [0-9]{1,3} ("." [0-9]{1,2})?
 snum ::= "-"? num
 kind ::= "'car'" | "'truck'" | "'bus'" | "'trailer'" | "'construction_vehicle'" | "'motorcycle'" | "'bicycle'"
 lane ::= "'ego'" | "'left'" | "'right'" | "'oncoming'"
@@ -120,6 +123,33 @@ side ::= "'left'" | "'right'"
 color ::= ( "'white'" | "'black'" | "'grey'" | "'silver'" | "'red'" | "'blue'" | "'green'" | "'yellow'"
           | "'orange'" | "'brown'" )
 """
+
+
+# The same language without the refusal: for the few-shot models, whose refusals are the sandbox's and retries'.
+SCRIPT_ONLY_GRAMMAR = SCRIPT_GRAMMAR.replace('root ::= "refuse()\\n" | ', "root ::= ")
+
+
+def grammar_pattern(grammar: str = SCRIPT_GRAMMAR) -> re.Pattern:
+    """The grammar as one Python regular expression (it has no recursion), to check a script against it."""
+    rules: dict[str, str] = {}
+    for block in re.split(r"\n(?=[a-z]+ ::=)", grammar.strip()):
+        name, _, body = block.partition("::=")
+        rules[name.strip()] = body
+    token = re.compile(r'\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[a-z]+|\{\d+,\d+\}|[()|?*+])')
+
+    def expand(name: str) -> str:
+        out, body, at = [], rules[name], 0
+        while (m := token.match(body, at)) and m.group(1):
+            piece, at = m.group(1), m.end()
+            if piece.startswith('"'):
+                out.append(f"(?:{re.escape(piece[1:-1].encode().decode('unicode_escape'))})")
+            elif piece.startswith("[") or piece in "()|?*+" or piece.startswith("{"):
+                out.append(piece if piece != "(" else "(?:")
+            else:
+                out.append(f"(?:{expand(piece)})")
+        return "".join(out)
+
+    return re.compile(expand("root"))
 
 
 def default_gguf() -> str:
@@ -151,7 +181,7 @@ class LlamaTranslator:
             ) from error
         self.model_path = self.model_path or default_gguf()
         self._llm = Llama(model_path=self.model_path, n_ctx=self.n_ctx, seed=0, verbose=False)
-        self._grammar = LlamaGrammar.from_string(SCRIPT_GRAMMAR, verbose=False)
+        self._grammar = LlamaGrammar.from_string(SCRIPT_ONLY_GRAMMAR, verbose=False)
 
     def translate(self, prompt: str) -> str:
         """A script that parses by construction and passes the sandbox, or TranslationError after `tries`."""

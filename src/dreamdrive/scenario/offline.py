@@ -10,10 +10,13 @@ naming what could not be placed or the slot that disagrees.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from functools import lru_cache
 
+from dreamdrive.scenario.corpus import REFUSAL
 from dreamdrive.scenario.retrieval import THRESHOLD, nearest
-from dreamdrive.scenario.sandbox import run_scenario_script
+from dreamdrive.scenario.sandbox import ScriptRejected, run_scenario_script
 from dreamdrive.scenario.translate import (
     BEHAVIOURS,
     CLASS_WORDS,
@@ -27,7 +30,17 @@ from dreamdrive.scenario.verify import disagreements
 CANDIDATES = 5  # retrieved pairs the verifier tries, nearest first
 
 
-def translate_offline(prompt: str, retrieve: bool = True, verify: bool = True) -> str:
+@lru_cache(maxsize=1)
+def tuned_translator():
+    """The shipped tuned translator (`scenario.tuned`), or None where llama-cpp-python or the adapter is missing."""
+    from dreamdrive.scenario.tuned import SHIPPED, TunedTranslator
+
+    if importlib.util.find_spec("llama_cpp") is None or not (SHIPPED / "adapter_model.safetensors").is_file():
+        return None
+    return TunedTranslator()
+
+
+def translate_offline(prompt: str, retrieve: bool = True, verify: bool = True, tuned=False) -> str:
     """The scenario script for `prompt`, or TranslationError naming what could not be placed or what disagrees.
 
     The parser answers first. When it cannot place a word, or (with `verify`) its scenario contradicts the prompt
@@ -47,6 +60,17 @@ def translate_offline(prompt: str, retrieve: bool = True, verify: bool = True) -
         if "could not place" not in str(parse_error):
             raise
         error = parse_error
+    model = tuned_translator() if tuned is True else (tuned or None)  # True: the shipped model; or a translator
+    if model is not None:
+        script = model.script(prompt)
+        if script != REFUSAL:
+            try:
+                found = _disagreements(prompt, script) if verify else []
+            except ScriptRejected as rejected:
+                found = [f"the tuned model's script failed: {rejected}"]
+            if not found:
+                return script
+            problems = problems or found
     if not retrieve:
         raise error
     # the words the parser did recognise must agree with the pair it retrieves
