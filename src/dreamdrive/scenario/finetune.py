@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.files import atomic_write
+from dreamdrive.scenario.corpus import corpus_pairs
 from dreamdrive.scenario.curated import SYSTEM_PROMPT, curated_pairs
 
 
@@ -94,9 +96,6 @@ def training_pairs(out: Path, config: FinetuneConfig) -> list[tuple[str, str]]:
         return list(curated_pairs())
     path = out / "corpus.jsonl"
     if not path.is_file():
-        from dreamdrive.files import atomic_write
-        from dreamdrive.scenario.corpus import corpus_pairs
-
         rows = corpus_pairs(config.corpus, config.corpus_seed)
         atomic_write(path, "".join(json.dumps({"prompt": p, "script": s}) + "\n" for p, s in rows).encode())
     return [(row["prompt"], row["script"]) for row in map(json.loads, path.read_text().splitlines())]

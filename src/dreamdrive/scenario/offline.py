@@ -25,6 +25,7 @@ from dreamdrive.scenario.translate import (
     TranslationError,
     parse_script,
 )
+from dreamdrive.scenario.tuned import SHIPPED, TunedTranslator
 from dreamdrive.scenario.verify import disagreements
 
 CANDIDATES = 5  # retrieved pairs the verifier tries, nearest first
@@ -33,8 +34,6 @@ CANDIDATES = 5  # retrieved pairs the verifier tries, nearest first
 @lru_cache(maxsize=1)
 def tuned_translator():
     """The shipped tuned translator (`scenario.tuned`), or None where llama-cpp-python or the adapter is missing."""
-    from dreamdrive.scenario.tuned import SHIPPED, TunedTranslator
-
     if importlib.util.find_spec("llama_cpp") is None or not (SHIPPED / "adapter_model.safetensors").is_file():
         return None
     return TunedTranslator()

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.scenario.llm import MAX_TOKENS, SCRIPT_GRAMMAR, default_gguf
+from dreamdrive.scenario.sandbox import ScriptRejected, run_scenario_script
 from dreamdrive.scenario.translate import TranslationError
 
 SYSTEM = "Write the dreamdrive scenario script for the prompt, or refuse() when the library cannot show it."
@@ -97,8 +99,6 @@ class TunedTranslator:
             raise TranslationError("the tuned translator needs llama-cpp-python (pip install dreamdrive[llm]).") from (
                 error
             )
-        from dreamdrive.scenario.llm import SCRIPT_GRAMMAR, default_gguf
-
         adapter = adapter_folder(self.model)
         card = adapter.parent.parent / "config.json" if adapter.name == "adapter" else adapter / "config.json"
         self.system = json.loads(card.read_text()).get("system") or SYSTEM if card.is_file() else SYSTEM
@@ -108,8 +108,6 @@ class TunedTranslator:
 
     def script(self, prompt: str) -> str:
         """The model's script for `prompt` (refuse() included), greedy and grammar-constrained."""
-        from dreamdrive.scenario.llm import MAX_TOKENS
-
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
         reply = self._llm.create_chat_completion(messages=messages, grammar=self._grammar, temperature=0.0,
                                                  top_k=1, max_tokens=MAX_TOKENS, seed=0)  # fmt: skip
@@ -117,8 +115,6 @@ class TunedTranslator:
 
     def translate(self, prompt: str) -> str:
         """A script that runs in the sandbox, or TranslationError when the model refuses or its script fails."""
-        from dreamdrive.scenario.sandbox import ScriptRejected, run_scenario_script
-
         text = self.script(prompt)
         if text.strip() == "refuse()":
             raise TranslationError("the tuned model finds nothing in the scenario library that shows this prompt.")
