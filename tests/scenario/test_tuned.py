@@ -60,5 +60,19 @@ def test_an_exported_adapter_moves_llama_cpp_as_it_moves_transformers(llama, tmp
 
 
 def test_an_adapter_of_other_layers_or_a_folder_without_one_is_refused(tmp_path):
+    import json
+
+    from safetensors.numpy import save_file
+
     with pytest.raises(DreamdriveError, match="holds no LoRA adapter"):
         adapter_folder(tmp_path)
+    adapter = tmp_path / "adapter"  # q_proj, whose rows llama.cpp permutes: not exported
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"lora_alpha": 8}))
+    name = "base_model.model.model.layers.0.self_attn.q_proj.lora_{}.weight"
+    save_file({name.format("A"): np.zeros((4, 8), np.float32), name.format("B"): np.zeros((8, 4), np.float32)},
+              str(adapter / "adapter_model.safetensors"))  # fmt: skip
+    assert adapter_folder(adapter) == adapter
+    with pytest.raises(DreamdriveError, match="self_attn.q_proj, which this export does not map"):
+        export_gguf_adapter(adapter, tmp_path / "out" / "lora.gguf")
+    assert not (tmp_path / "out").exists()

@@ -101,16 +101,20 @@ def training_pairs(out: Path, config: FinetuneConfig) -> list[tuple[str, str]]:
     return [(row["prompt"], row["script"]) for row in map(json.loads, path.read_text().splitlines())]
 
 
+def _model_source(model: Path) -> dict:
+    """transformers' arguments for a local Hugging Face folder or a GGUF file; a clear error for anything else."""
+    if model.suffix == ".gguf" and model.is_file():
+        return {"pretrained_model_name_or_path": model.parent, "gguf_file": model.name}
+    if (model / "config.json").is_file():
+        return {"pretrained_model_name_or_path": model, "local_files_only": True}
+    raise DreamdriveError(f"{model} is neither a GGUF file nor a local Hugging Face model folder (config.json).")
+
+
 def load_base(model: Path):
     """(tokenizer, causal LM) from a local Hugging Face folder or a GGUF file (dequantised to float32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if model.suffix == ".gguf" and model.is_file():
-        where = {"pretrained_model_name_or_path": model.parent, "gguf_file": model.name}
-    elif (model / "config.json").is_file():
-        where = {"pretrained_model_name_or_path": model, "local_files_only": True}
-    else:
-        raise DreamdriveError(f"{model} is neither a GGUF file nor a local Hugging Face model folder (config.json).")
+    where = _model_source(model)
     tokenizer = AutoTokenizer.from_pretrained(**where)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -156,10 +160,7 @@ def finetune(
     from peft import LoraConfig, PeftModel, get_peft_model
 
     model_dir, out = Path(model_dir), Path(out)
-    if not (model_dir / "config.json").is_file() and not (model_dir.suffix == ".gguf" and model_dir.is_file()):
-        raise DreamdriveError(
-            f"{model_dir} is neither a GGUF file nor a local Hugging Face model folder (config.json)."
-        )
+    _model_source(model_dir)  # refused before the run folder is made
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
     resolved = json.loads(json.dumps({"model": str(model_dir.resolve()), **asdict(config)}))  # tuples as lists

@@ -53,6 +53,11 @@ def export_gguf_adapter(adapter: Path, out: Path) -> Path:
 
     settings = json.loads((adapter / "adapter_config.json").read_text())
     tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    # base_model.model.model.layers.{i}.{module}.lora_{A|B}.weight
+    unmapped = sorted({".".join(name.split(".")[5:7]) for name in tensors} - set(GGUF_NAMES))
+    if unmapped:
+        raise DreamdriveError(f"the adapter adapts {', '.join(unmapped)}, which this export does not map to "
+                              f"llama.cpp; fine-tune with --targets {','.join(TARGETS)}.")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     writer = gguf.GGUFWriter(str(scratch), "llama")
@@ -60,12 +65,8 @@ def export_gguf_adapter(adapter: Path, out: Path) -> Path:
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(settings["lora_alpha"]))
     for name in sorted(tensors):
-        # base_model.model.model.layers.{i}.{module}.lora_{A|B}.weight
         parts = name.split(".")
         layer, module, which = int(parts[4]), ".".join(parts[5:7]), parts[7]
-        if module not in GGUF_NAMES:
-            raise DreamdriveError(f"the adapter adapts {module}, which this export does not map to llama.cpp; "
-                                  f"fine-tune with --targets {','.join(TARGETS)}.")  # fmt: skip
         suffix = "lora_a" if which == "lora_A" else "lora_b"
         writer.add_tensor(f"blk.{layer}.{GGUF_NAMES[module]}.weight.{suffix}", tensors[name].astype(np.float32))
     writer.write_header_to_file()
@@ -100,8 +101,10 @@ class TunedTranslator:
                 error
             )
         adapter = adapter_folder(self.model)
+        # the system prompt it was tuned with: in the run's config.json (RUN/checkpoint/adapter) or beside the adapter
         card = adapter.parent.parent / "config.json" if adapter.name == "adapter" else adapter / "config.json"
-        self.system = json.loads(card.read_text()).get("system") or SYSTEM if card.is_file() else SYSTEM
+        tuned_with = json.loads(card.read_text()).get("system") if card.is_file() else None
+        self.system = tuned_with or SYSTEM
         self._llm = Llama(model_path=self.base or default_gguf(), lora_path=str(cached_gguf(adapter)),
                           n_ctx=self.n_ctx, n_threads=2, seed=0, verbose=False)  # fmt: skip
         self._grammar = LlamaGrammar.from_string(SCRIPT_GRAMMAR, verbose=False)
