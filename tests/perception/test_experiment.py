@@ -3,6 +3,7 @@ and a held-out set with tracking added to a finished experiment."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,5 +115,12 @@ def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training
     result = subprocess.run(base + held_out, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == times
+    # a run killed after its training record was written and before its model was: trained on, not taken as done
+    run, before = out / "runs" / "naiveA-1x-seed1", (out / "results.json").read_bytes()
+    for folder in ("model", "eval", "eval-corner"):
+        shutil.rmtree(run / folder)
+    result = subprocess.run(base + held_out, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (run / "model" / "config.json").is_file() and (out / "results.json").read_bytes() == before
     bad = subprocess.run(base + ["--val", "corner"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--val takes NAME=DATAROOT" in bad.stderr + bad.stdout

@@ -33,7 +33,8 @@ from dreamdrive.nusc.reader import NuscDataset, load_devkit
 from dreamdrive.perception.data import DetectorConfig, Mix
 from dreamdrive.perception.predict import predict, split_refs, write_results
 from dreamdrive.perception.track import track_results
-from dreamdrive.perception.train import TRAINING_RECORD, TrainConfig, epoch_size, load_model, run_steps, train
+from dreamdrive.perception.train import TrainConfig, epoch_size, load_model, run_steps, train
+from dreamdrive.train.checkpoint import CONFIG_NAME, MODEL_DIR
 
 COLUMNS = ("mAP", "mATE", "mAOE", "mAVE", "NDS")
 TESTED = ("NDS", "mAP", "AMOTA")  # the figures each mix is tested on against the baseline
@@ -102,7 +103,7 @@ def iso_epoch(
                 if not scorer.done(folder):
                     if progress is not None:
                         progress(name)
-                    if not (folder / TRAINING_RECORD).is_file():
+                    if not (folder / MODEL_DIR / CONFIG_NAME).is_file():  # train()'s own mark of a finished run
                         config = replace(train_config, epochs=schedule * epoch_unit, seed=seed)
                         train(mix, folder, config, detector)
                 run = json.loads((folder / "run.json").read_text())
