@@ -1,7 +1,7 @@
 """Text to scenario on prompts no translator was made from: the held-out set, translator by translator.
 
     PYTHONPATH=. python benchmarks/bench_translate.py [--translators parser,retrieval,offline]
-        [--endpoint URL --api-model NAME] [--on dataset|trajectories] [--limit N] [--out DIR]
+        [--endpoint URL --api-model NAME] [--on dataset|trajectories] [--limit N] [--out DIR] [--set FILE]
 
 For every prompt of `benchmarks/translate/heldout.txt` (340 prompts in 20 kinds,
 written apart from the curated pairs and the test prompts) and every translator:
@@ -117,14 +117,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="the first N prompts only")
     parser.add_argument("--out", type=Path, default=None, help="write results.json here")
     parser.add_argument("--model", type=Path, default=None, help="the tuned translators' adapter (default: shipped)")
+    parser.add_argument(
+        "--set",
+        type=Path,
+        default=HELD_OUT,
+        help="the prompt set (default: the held-out set; translate/dev.txt is the one to develop on)",
+    )
     args = parser.parse_args()
-    rows = read_set(HELD_OUT)[: args.limit]
+    rows = read_set(args.set)[: args.limit]
     chosen = translators(args.translators.split(","), args.endpoint, args.api_model, args.model)
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, translate in chosen.items():
             results[name] = [{**row, **outcome(row, translate, args.on, Path(scratch) / "out")} for row in rows]
-    print(f"# Text to scenario on the held-out set ({len(rows)} prompts, checked on the {args.on})")
+    print(f"# Text to scenario on {args.set.name} ({len(rows)} prompts, checked on the {args.on})")
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}\n")
     print("| translator | as asked | refused | wrong (accepted) | s / prompt (translate) |")
     print("|---|---:|---:|---:|---:|")

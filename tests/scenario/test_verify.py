@@ -4,7 +4,7 @@ the offline translator refusing rather than returning a scenario that is not wha
 import numpy as np
 import pytest
 
-from dreamdrive.scenario.offline import translate_offline
+from dreamdrive.scenario.offline import _with_settings, translate_offline
 from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.scenario.translate import TranslationError
 from dreamdrive.scenario.verify import account, disagreements, stated
@@ -52,11 +52,50 @@ def test_the_same_script_agrees_with_the_prompt_it_shows():
 
 
 def test_the_offline_translator_refuses_what_no_candidate_shows():
-    prompt = "In heavy rain, a silver car cuts across into our lane from the right"
-    with pytest.raises(TranslationError, match="colour: the prompt asks for silver"):
+    prompt = "a car dawdles in the next lane"
+    with pytest.raises(TranslationError, match="behaviour: the scenario has cut in, which the prompt does not ask"):
         translate_offline(prompt)
-    # without the verifier, retrieval answers with a neighbour's white car: not what was asked
-    assert "color='white'" in translate_offline(prompt, verify=False)
+    # without the verifier, retrieval answers with a neighbour's cut-in: not what was asked
+    assert ".cut_in(" in translate_offline(prompt, verify=False)
+
+
+def test_a_neighbour_brings_none_of_its_own_settings():
+    neighbour = "ego(speed=10)\ncar = vehicle('truck', lane='left', ahead=6, speed=12, color='red')\ncar.cut_in()\n"
+    neighbour += "set_weather('rain')\nset_time_of_day('night')\nsave()\n"
+    assert _with_settings(neighbour, "a white lorry barges in at dusk") == (
+        "ego(speed=10)\ncar = vehicle('truck', lane='left', ahead=6, speed=12, color='white')\ncar.cut_in()\n"
+        "set_time_of_day('dusk')\nsave()\n"
+    )
+    plain = _with_settings(neighbour, "a lorry barges in")
+    assert "color=" not in plain and "set_weather" not in plain and "set_time" not in plain
+
+
+@pytest.mark.parametrize(
+    "prompt,shown",
+    [
+        ("a sedan swings in front of us out of the right lane", ("cut_in", "right")),
+        ("left-lane car cuts over into our lane just ahead", ("cut_in", "left")),
+        ("a car comes towards us in the other lane", ("oncoming", None)),
+        ("a bus ahead pulls out to the left", ("change_lane", "left")),
+        ("a kid chasing a ball runs into the road", ("dash_out", "right")),
+        ("we get overtaken by a bus in the rain", ("overtake", "left")),
+        ("we stop at a red light", "stop"),
+        ("our car comes to a halt", "stop"),
+    ],
+)
+def test_plain_words_the_parser_places(prompt, shown):
+    slots = account(run_scenario_script(translate_offline(prompt)))
+    assert shown in (slots.ego if isinstance(shown, str) else slots.behaviours), slots
+
+
+@pytest.mark.parametrize("prompt", ["just driving on an empty road", "a rainy dusk drive with nobody around",
+                                    "cruising at 50 km/h, no other traffic"])  # fmt: skip
+def test_an_empty_road_is_the_ego_alone(prompt):
+    result = run_scenario_script(translate_offline(prompt))
+    assert not result.actors
+    assert disagreements("an empty road", run_scenario_script(CUT_IN_LEFT))[0].startswith("behaviour")
+    assert any(p.startswith("empty road") for p in disagreements("an empty road", run_scenario_script(
+        CUT_IN_LEFT.replace("car.cut_in(at=1.0)", "car.keep_speed()"))))  # fmt: skip
 
 
 def test_the_ego_as_subject_and_a_crossing_the_cameras_see():

@@ -403,7 +403,7 @@ class Pedestrian(Actor):
 
     def cross(self, at: float = 0.0, speed: float = 1.4) -> Pedestrian:
         """Cross the road to the far sidewalk at `speed` m/s, starting at `at` seconds."""
-        far = _sidewalk_y("left" if self.y0 < 0 else "right")
+        far = sidewalk_y("left" if self.y0 < 0 else "right")
         self.walks.append((_number(at, "at", 0, MAX_DURATION), far, _number(speed, "speed", 0.3, 7.0)))
         return self
 
@@ -416,7 +416,8 @@ class Pedestrian(Actor):
         return self
 
 
-def _sidewalk_y(side: str) -> float:
+def sidewalk_y(side: str) -> float:
+    """The lateral position (road frame, metres, left positive) of the sidewalk on `side`."""
     return (-1.5 * LANE_WIDTH - 1.5) if side == "right" else ((ONCOMING_LANES[-1] + 0.5) * LANE_WIDTH + 1.5)
 
 
@@ -480,12 +481,12 @@ def side_road_vehicle(
     return actor
 
 
-def parked_vehicle(kind: str = "car", side: str = "right", ahead: float = 20.0) -> Actor:
+def parked_vehicle(kind: str = "car", side: str = "right", ahead: float = 20.0, color: str | None = None) -> Actor:
     """A vehicle parked at the curb on `side` ('right', or 'left' across the road), `ahead` metres on."""
     if side not in ("right", "left"):
         raise ScenarioError(f"side must be 'right' or 'left', got {side!r}.")
     lane = -1 if side == "right" else ONCOMING_LANES[-1]
-    actor = vehicle(kind, lane, ahead, 0.0)
+    actor = vehicle(kind, lane, ahead, 0.0, color)
     actor.y0 += -0.5 if side == "right" else 0.5
     actor.parked = True
     return actor
@@ -496,7 +497,7 @@ def pedestrian(side: str = "right", ahead: float = 20.0, speed: float = 0.0) -> 
     if side not in ("right", "left"):
         raise ScenarioError(f"side must be 'right' or 'left', got {side!r}.")
     actor = Pedestrian("pedestrian", _number(ahead, "ahead", -200, 200), 0, _number(speed, "speed", 0, 3.0))
-    actor.y0 = _sidewalk_y(side)
+    actor.y0 = sidewalk_y(side)
     return _add(actor)
 
 

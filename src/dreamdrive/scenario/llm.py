@@ -100,7 +100,7 @@ egoline ::= "me = "? "ego(speed=" num ")\n"
 junction ::= "junction(ahead=" num ")\n"
 body ::= (actor | move | setting) "\n"
 actor ::= name " = " ( "vehicle(" kind ", lane=" lane ", ahead=" snum (", speed=" num)? (", color=" color)? ")"
-                    | "parked_vehicle(" kind ", side=" side ", ahead=" snum ")"
+                    | "parked_vehicle(" kind ", side=" side ", ahead=" snum (", color=" color)? ")"
                     | "pedestrian(side=" side ", ahead=" snum ")"
                     | "cyclist(ahead=" snum ", speed=" num (", motor=" ("True" | "False"))? ")"
                     | "side_road_vehicle(" kind ", side=" side ", distance=" num (", speed=" num)?

@@ -20,6 +20,7 @@ from dreamdrive.scenario.sandbox import ScriptRejected, run_scenario_script
 from dreamdrive.scenario.translate import (
     BEHAVIOURS,
     CLASS_WORDS,
+    COLORS,
     TIME_WORDS,
     WEATHER_WORDS,
     TranslationError,
@@ -137,16 +138,22 @@ def _recognised_markers(prompt: str) -> list[tuple[str, ...]]:
 
 
 def _with_settings(script: str, prompt: str) -> str:
-    """`script` with the weather and time of day that `prompt` names, if it names any."""
+    """`script` (a retrieved neighbour's) with the weather, time of day and colour that `prompt` names in place of
+    the neighbour's: the prompt's weather and time or none (clear, by day), and the one colour it names on the
+    script's one vehicle."""
     text = prompt.lower()
     weather = next((value for word, value in WEATHER_WORDS.items() if re.search(rf"\b{word}\b", text)), None)
     time_of_day = next((value for word, value in TIME_WORDS.items() if re.search(rf"\b{word}\b", text)), None)
-    lines = [
-        line
-        for line in script.strip().splitlines()
-        if not (weather and line.startswith("set_weather(")) and not (time_of_day and line.startswith("set_time"))
-    ]
+    # the neighbour's weather and time of day are not asked for: the prompt's own, or clear and by day
+    lines = [line for line in script.strip().splitlines() if not line.startswith(("set_weather(", "set_time"))]
     extra = ([f"set_weather({weather!r})"] if weather else []) + (
         [f"set_time_of_day({time_of_day!r})"] if time_of_day else []
     )
+    colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
+    lines = [re.sub(r",\s*color=['\"]\w+['\"]", "", line) for line in lines]  # a neighbour's colours are not asked for
+    movers = [k for k, line in enumerate(lines) if re.search(r"\b(side_road_)?vehicle\(", line)]
+    plain = len(movers) == 1 and re.fullmatch(r"\s*\w+\s*=\s*(side_road_)?vehicle\([^()]*\)\s*", lines[movers[0]])
+    if len(colors) == 1 and plain and "color=" not in lines[movers[0]]:
+        # the one vehicle takes the one colour the prompt names ("a white lorry ...")
+        lines[movers[0]] = re.sub(r"\)(\s*)$", f", color={colors.pop()!r})\\1", lines[movers[0]])
     return "\n".join(lines[:-1] + extra + lines[-1:]) + "\n"

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from dreamdrive.core.errors import DreamdriveError
+from dreamdrive.scenario.library import TOP_SPEED, sidewalk_y
 
 WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "several": 3, "some": 2}
 CLASS_WORDS = {
@@ -26,6 +27,12 @@ CLASS_WORDS = {
     "cyclists": "bicycle", "biker": "bicycle", "pedestrian": "pedestrian", "pedestrians": "pedestrian",
     "person": "pedestrian", "people": "pedestrian", "man": "pedestrian", "woman": "pedestrian",
     "child": "pedestrian", "kid": "pedestrian", "walker": "pedestrian", "jaywalker": "pedestrian",
+    "jogger": "pedestrian", "runner": "pedestrian", "boy": "pedestrian", "girl": "pedestrian",
+    "schoolchild": "pedestrian", "children": "pedestrian", "kids": "pedestrian", "men": "pedestrian",
+    "women": "pedestrian", "persons": "pedestrian", "joggers": "pedestrian", "minivan": "car", "coupe": "car",
+    "jeep": "car", "limousine": "car", "convertible": "car", "vans": "car", "suvs": "car", "taxis": "car",
+    "hgv": "truck", "semi": "truck", "tipper": "truck", "minibus": "bus", "moped": "motorcycle",
+    "motorbikes": "motorcycle", "motorcyclists": "motorcycle", "scooters": "motorcycle", "bikes": "bicycle",
 }  # fmt: skip
 PHRASE_CLASSES = {
     "construction vehicle": "construction_vehicle",
@@ -45,45 +52,71 @@ COLORS = ("white", "black", "grey", "gray", "silver", "red", "blue", "green", "y
 BEHAVIOURS = [
     (
         r"\bmerges? (in |into traffic |onto the road )?(from|out of) (a|the) side (road|street)\b"
-        r"|\bpulls? out (of|from) (a|the) side (road|street)\b|\bjoins? (the|our) road from (a|the) side\b",
+        r"|\bpulls? out (of|from) (a|the) side (road|street)\b|\bjoins? (the|our) road from\b"
+        r"|\b(from|out of) (a|the) (left |right )?side (road|street)\b",
         "merge",
     ),
     (
         r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in\b|\bmerges? in\b|\bsqueezes? in\b|\bslices? in"
         r"|\bveers? in|\bpulls? in (front|ahead)\b"
-        r"|\b(veers?|swerves?|swings?|darts?)( suddenly| abruptly| sharply)? into (our|my|the ego's|the) lane\b",
+        r"|\b(veers?|swerves?|swings?|darts?)( suddenly| abruptly| sharply)? into (our|my|the ego's|the) lane\b"
+        r"|\bcuts? (us|me) off\b|\bcutting (us|me) off\b"
+        r"|\b(swing|swerv|dart|div|jump|slip|slid|mov|pull|cut|merg|squeez|veer|com|chang|switch|shift|nos|barg"
+        r"|forc|wobbl|drift|weav|creep|edg|sneak|nip|duck|lurch|steer|muscl|pop)[a-z]*\b(\s+[\w-]+){0,5}?\s+"
+        r"(in front of (us|me|the ego)|into (our|my|the ego's) (lane|path)|into ours|across our bow)\b",
         "cut_in",
     ),
     (
         r"\bdash(es)? out\b|\bdarts? out\b|\bruns? out\b|\bjumps? out\b|\bsuddenly (runs|steps|walks) into\b|\bdash\b"
-        r"|\bbolts?\b",
+        r"|\bbolts?\b|\b(darts?|sprints?|runs?|rushes?|races?|leaps?|jumps?|bursts?|steps?|dashes)( out)?"
+        r" (into|across|onto|in front of)\b|\brushes? out\b|\bsteps? out\b",
         "dash_out",
     ),
-    (r"\bjaywalk|\bcross(es|ing)?\b|\bwalks? across\b", "cross"),
+    (
+        r"\bjaywalk|\bcross(es|ing)?\b|\bsteps? off the (kerb|curb)\b"
+        r"|\b(walks?|goes|go|strolls?|hurr(y|ies)|wanders?) (over|across)\b",
+        "cross",
+    ),
     (r"\bu[- ]?turns?\b|\bturns? (a)?round\b|\bturning (a)?round\b|\bturns? back\b", "u_turn"),
-    (r"\bturns? left\b|\bturning left\b|\bleft turn\b|\bhangs? a left\b|\bmakes? a left\b", "turn_left"),
-    (r"\bturns? right\b|\bturning right\b|\bright turn\b|\bhangs? a right\b|\bmakes? a right\b", "turn_right"),
-    (r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b|\b(zips?|speeds?|races?) past\b", "overtake"),
+    (r"\bturns? left\b|\bturning left\b|\bleft turn\b|\b(hangs?|makes?|takes?) a left\b", "turn_left"),
+    (r"\bturns? right\b|\bturning right\b|\bright turn\b|\b(hangs?|makes?|takes?) a right\b", "turn_right"),
+    (
+        r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b"
+        r"|\b(zips?|zooms?|speeds?|races?|blows?|flies|shoots?|whizz(es)?|goes|gets?) past (us|me|the ego)\b",
+        "overtake",
+    ),
     (
         r"\bhard brak|\bbrakes? (hard|suddenly|abruptly|sharply)|\bslams? on the brakes|\bemergency (stop|brak)"
         r"|\bsudden(ly)? (stop|brak)|\bstops? (suddenly|abruptly)|\bbrakes\b|\bbraking\b|\bscreech"
-        r"|\b(to a|comes to a) (halt|stop)\b|\bhalts?\b",
+        r"|\b(to a|comes to a) (halt|stop)\b|\bhalts?\b|\b(jams?|stamps?|stands?|hits?) on the brakes?\b",
         "hard_brake",
     ),
-    (r"\bchanges? lanes?\b|\bchanging lanes?\b|\blane change\b|\bswitch(es)? lanes?\b", "change_lane"),
+    (
+        r"\bchanges? lanes?\b|\bchanging lanes?\b|\blane change\b|\bswitch(es)? lanes?\b"
+        r"|\b(moves?|switch(es)?|shifts?|pulls?|goes|changes?|slides?|steers?|heads?)( over| out| across)?"
+        r" (in)?to the (left|right)( lane)?\b|\bpulls? out to the (left|right)\b",
+        "change_lane",
+    ),
     (
         r"\bbroken[- ]down\b|\bstalled\b|\bstopped\b|\bstops?\b|\bstationary\b|\bstanding still\b"
-        r"|\bblocks? (the|our) lane\b",
+        r"|\bblocks? (the|our) lane\b|\bstands? still\b|\bsits? (in|ahead)\b|\bblock(s|ing)?\b|\bstuck\b"
+        r"|\bstandstill\b|\bimmobile\b|\bnot moving\b|\bstands? (in|ahead)\b",
         "stopped",
     ),
     (r"\bparked\b", "parked"),
-    (r"\boncoming\b|\bopposite direction\b|\bcoming towards?\b|\bapproaching\b|\bhead-?on\b", "oncoming"),
-    (r"\bfollow(s|ing)?\b|\btailgat|\bbehind us\b", "follow"),
+    (
+        r"\boncoming\b|\bopposite direction\b|\bcom(es|ing) towards?\b|\bapproach(es|ing)\b|\bhead-?on\b"
+        r"|\b((comes?|coming|goes|going|drives?|driving|heads?|heading) )?the other way\b|\bopposite lane\b"
+        r"|\bother direction\b|\bcounterflow\b|\b(our|my) way\b"
+        r"|\b((heading|heads?|coming|comes?|driving|drives?|moving|moves?|riding|rides?) )?towards (us|me)\b",
+        "oncoming",
+    ),
+    (r"\bfollow(s|ing)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b", "follow"),
     (r"\baccelerat|\bspeeds? up\b", "accelerate"),
     (r"\bslows? down\b|\bdecelerat", "slow_down"),
     (r"\bwalk(s|ing)?\b|\bstroll", "walk"),
     (r"\bstand(s|ing)?\b|\bwait(s|ing)?\b", "stand"),
-    (r"\bdriv(es|ing)\b|\brid(es|ing)\b|\bin front\b|\bmoving\b|\btravel", "drive"),
+    (r"\bdriv(e|es|ing)\b|\brid(es|ing)\b|\bin front\b|\bmoving\b|\btravel|\bcruis", "drive"),
 ]
 WEATHER_WORDS = {
     "rain": "rain",
@@ -125,6 +158,24 @@ EGO_LANE_CHANGE = (
     r"(?:\w+\s+){0,1}?(?:changes?|changing|switch(?:es)?|moves?|pulls?|shifts?|slides?|goes|go|merges?)\b"
     r"(?:(?!\bturn).)*?\b(?P<side>left|right)\b|^ego lane change to the (?P<to>left|right)\b"
 )
+# The ego as a clause's subject, and the ego stopping: "we stop at the lights", "the ego vehicle comes to a halt".
+SUBJECT = r"(?:\bwe\b|\bi\b|\bour (?:car|vehicle)\b|\bmy (?:car|vehicle)\b|\bthe ego(?: car| vehicle)?\b|\bego\b)"
+EGO_STOP = re.compile(
+    SUBJECT + r"\W+(?:\w+\W+){0,2}?(?:stop|stops|halt|halts|wait|waits|come to a (?:stop|halt)|comes to a (?:stop|halt)"
+    r"|pull up|pulls up|brake to a stop|brakes to a stop)\b"
+)
+# A road with nobody else on it: "an empty road", "no other traffic", "nobody around".
+EMPTY = (
+    r"\bno (?:other )?(?:traffic|cars|vehicles|one|road users|other cars|other vehicles)(?: else)?(?: around)?\b"
+    r"|\bnobody(?: else)?(?: around)?\b|\bno-one(?: else)?(?: around)?\b|\bempty\b|\bdeserted\b|\balone\b"
+    r"|\bnothing(?: else)?(?: is)? (?:happening|going on)\b"
+    r"|\bon (?:our|my) own\b"
+)
+# The ego's own speed said of the ego: "we are doing 70 km/h", "while I drive at 50 mph".
+EGO_SPEED = SUBJECT + (
+    r"\s+(?:are\s+|am\s+|is\s+)?(?:doing|driving|going|travelling|traveling|cruising|moving|drive"
+    r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?\s+\d+(?:\.\d+)?\s*(?:km/h|kmh|kph|mph|m/s)"
+)
 # Words that carry no scenario meaning of their own.
 FILLER = set(
     """
@@ -135,6 +186,13 @@ ahead front behind side left right meters metres meter metre m km/h kmh mph m/s 
 after before about around near close far next other another same abruptly sudden makes make does do lead
 leading between traffic into onto out up down across over our there's here sides way sidewalk sidewalks
 pavement curb kerb roadside shoulder edge intersection junction crossroads corner lights
+sharply sharp thick dense old young elderly little small big large performs perform doing done past guy someone
+somebody driver drivers get gets getting got crosswalk zebra closely tight tightly dangerously aggressively
+aggressive reckless careless impatient speeding unexpectedly without warning warning sudden there's it's
+dead hard quick rapid rapidly hurriedly also here some be been has have had having now briefly let lets allow
+allows just chasing chases ball football along show generate create render simulate need want please
+give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
+phone quiet happening calm peaceful
 """.split()
 )
 
@@ -156,6 +214,7 @@ class Clause:
     speed: float | None = None  # m/s
     words: list[str] = field(default_factory=list)
     then: list[str] = field(default_factory=list)  # behaviours that follow ("... and then brakes hard")
+    told: bool = True  # whether the clause said what the actor does (else it drives, or a pedestrian stands)
 
 
 def _speed(text: str) -> tuple[float | None, str]:
@@ -180,6 +239,10 @@ def _distance(text: str) -> tuple[float | None, str]:
 
 def split_clauses(prompt: str) -> list[str]:
     text = prompt.lower().strip()
+    text = re.sub(r"\b(left|right)-hand\b", r"\1", text)
+    text = re.sub(r"(^|[.,;!?]\s*|\b(?:and|then) )(?=(?:change|switch|move|pull|merge|turn|take|make|stop)\b)",
+                  r"\1we ", text)  # fmt: skip
+    text = re.sub(r"\b(left|right)-(lane|side)\b", r"\1 \2", text)
     text = re.sub(r"[!?;]", ".", text)
     parts = re.split(r"\.\s*|,\s*(?:and\s+|then\s+|while\s+)?|\s+(?:and then|then|while|and|as|when)\s+", text)
     return [p.strip(" ,.") for p in parts if p and p.strip(" ,.")]
@@ -199,6 +262,19 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
         settings["crash"] = True  # the ego drives on regardless, so the crash asked for happens
     for part in split_clauses(prompt):
         part = re.sub(crash, " ", part)
+        if doing := re.search(EGO_SPEED, part):  # "while we are doing 70 km/h"
+            settings["ego_speed"] = _speed(doing.group(0))[0]
+            part = part[: doing.start()] + " " + part[doing.end() :]
+        if re.search(EMPTY, part):
+            settings["empty"] = True  # no actor but the ego, unless other clauses add some
+            part = re.sub(EMPTY, " ", part)
+        stop = EGO_STOP.search(part)
+        if stop and not any(re.search(rf"\b{word}\b", part[: stop.start()]) for word in CLASS_WORDS):
+            settings["ego_stop"] = True  # "we stop at the lights"; "we stop to let a child cross" goes on
+            _ego_settings(part, settings)
+            part = part[stop.end() :]
+            if not any(re.search(rf"\b{word}\b", part) for word in CLASS_WORDS):
+                continue
         turn = next((name for pattern, name in BEHAVIOURS if name in TURNS and re.search(pattern, part)), None)
         if (
             turn
@@ -248,7 +324,13 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
                 count = WORD_NUMBERS[word]
             if word.isdigit() and int(word) <= 5:
                 count = int(word)
-        behaviour = next((name for pattern, name in BEHAVIOURS if re.search(pattern, rest)), None)
+        behaviour = clause_behaviour(rest, kind)
+        if kind is None and not clauses and behaviour is None and speed is not None:
+            ego_clause = True  # "drive at 40 km/h"
+        if kind is not None and kind != "pedestrian" and behaviour == "stand":
+            behaviour = "stopped"  # "a car waits in our lane"
+        if kind is None and behaviour == "drive" and not re.search(r"\b(in front|ahead|another|other)\b", rest):
+            ego_clause = True  # "just cruising at 50 km/h": the ego's own driving
         if ego_clause and kind is None:
             if speed is not None:
                 settings["ego_speed"] = speed
@@ -258,6 +340,17 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             clauses[-1].ahead = distance if distance is not None else clauses[-1].ahead
             clauses[-1].speed = speed if speed is not None else clauses[-1].speed
             unplaced += [w for w in words if w not in FILLER and w not in WORD_NUMBERS and not w.isdigit()]
+            continue
+        if kind is None and clauses and not clauses[-1].told and behaviour not in (None, "drive", "walk", "stand"):
+            # "black sedan, cut-in", "a pedestrian steps off the kerb and crosses": the previous actor's behaviour
+            previous = clauses[-1]
+            previous.behaviour, previous.told = behaviour, True
+            if previous.kind == "pedestrian" and behaviour == "cut_in":
+                previous.behaviour = "dash_out"
+            previous.side = previous.side or _side_of(rest)
+            continue
+        if kind is None and clauses and behaviour is None and not words_left(words) and _side_of(rest):
+            clauses[-1].side = clauses[-1].side or _side_of(rest)  # "..., left": the previous actor's side
             continue
         if (
             kind is None
@@ -273,8 +366,7 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
                 unplaced += leftovers
                 continue
             kind = "pedestrian" if behaviour in ("dash_out", "cross", "walk", "stand") else "car"
-        sided = re.sub(r"\bright (in front|ahead|behind|next|there|away)\b", " ", rest)  # "right" as in "just"
-        side = "left" if re.search(r"\bleft\b", sided) else ("right" if re.search(r"\bright\b", sided) else None)
+        side = _side_of(rest)
         if distance is None and re.search(r"\bbehind\b", rest) and behaviour != "dash_out":
             distance = -15.0
         clause = Clause(
@@ -286,6 +378,7 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             distance,
             speed,
             words,
+            told=behaviour not in (None, "drive"),
         )
         known = set(CLASS_WORDS) | set(COLORS) | set(WORD_NUMBERS) | FILLER | set(WEATHER_WORDS) | set(TIME_WORDS)
         leftovers = [w for w in words if w not in known and not w.isdigit() and w not in _behaviour_words(rest)]
@@ -314,6 +407,28 @@ def _ego_settings(part: str, settings: dict) -> None:
             settings[key] = value
 
 
+def clause_behaviour(clause: str, kind: str | None = None) -> str | None:
+    """The behaviour a clause names (the first of BEHAVIOURS to match), for an actor of class `kind`: a person who
+    "darts in front of us" dashes out."""
+    behaviour = next((name for pattern, name in BEHAVIOURS if re.search(pattern, clause)), None)
+    return "dash_out" if kind == "pedestrian" and behaviour == "cut_in" else behaviour
+
+
+def clause_class(clause: str) -> str | None:
+    """The first actor class a clause names."""
+    return next((CLASS_WORDS[w] for w in re.findall(r"[a-z\-']+", clause) if w in CLASS_WORDS), None)
+
+
+def _side_of(text: str) -> str | None:
+    sided = re.sub(r"\bright (in front|ahead|behind|next|there|away)\b", " ", text)  # "right" as in "just"
+    return "left" if re.search(r"\bleft\b", sided) else ("right" if re.search(r"\bright\b", sided) else None)
+
+
+def words_left(words: list[str]) -> list[str]:
+    """The words of a clause that carry meaning of their own."""
+    return [w for w in words if w not in FILLER and w not in WORD_NUMBERS and not w.isdigit()]
+
+
 def _behaviour_words(clause: str) -> set[str]:
     """The whole words that behaviour phrases in the clause touch ("overtak" covers "overtakes")."""
     covered: set[str] = set()
@@ -331,11 +446,13 @@ def _behaviour_words(clause: str) -> set[str]:
 def to_script(clauses: list[Clause], settings: dict) -> str:
     """The scenario script for parsed clauses (deterministic: same clauses, same text)."""
     reactive = ", reactive=False" if settings.get("crash") else ""
-    ego_turn, ego_lane = settings.get("ego_turn"), settings.get("ego_lane")
-    named = "me = " if ego_turn or ego_lane else ""
+    ego_turn, ego_lane, ego_stop = settings.get("ego_turn"), settings.get("ego_lane"), settings.get("ego_stop")
+    named = "me = " if ego_turn or ego_lane or ego_stop else ""
     lines = [f"{named}ego(speed={settings.get('ego_speed', 10.0):.2f}{reactive})"]
     if ego_lane:
         lines.append(f"me.change_lane({ego_lane!r}, at=1.0)")
+    if ego_stop and not ego_turn:
+        lines.append("me.stop(at=1.0)")
     turners = [c for c in clauses if c.behaviour in TURNS or c.behaviour == "merge"]
     if ego_turn or turners:  # the junction lies beyond every turning actor's start
         furthest = max([12.0 * (c.count - 1) + (c.ahead or 12.0) for c in turners if c.behaviour != "merge"] + [0.0])
@@ -344,12 +461,13 @@ def to_script(clauses: list[Clause], settings: dict) -> str:
         lines.append(f"me.{ego_turn}()")
     if "duration" in settings:
         lines.append(f"set_duration({settings['duration']:.1f})")
-    elif ego_turn or turners:
-        lines.append("set_duration(12.0)")  # long enough to drive through the junction
+    elif ego_turn or turners or any(c.kind == "pedestrian" and c.side == "left" and c.behaviour == "cross"
+                                    for c in clauses):  # fmt: skip
+        lines.append("set_duration(12.0)")  # long enough to drive through the junction, or to cross from the left
     for n, clause in enumerate(clauses):
         for k in range(clause.count):
             name = f"{clause.kind.split('_')[0]}{n + 1}_{k + 1}"
-            lines += _actor_lines(clause, name, k, settings.get("ego_speed", 10.0))
+            lines += _actor_lines(clause, name, k, settings.get("ego_speed", 10.0), bool(ego_stop))
             for step, follow_up in enumerate(clause.then):
                 at = 4.0 + 2.0 * step + k
                 lines.append(FOLLOW_UPS[follow_up].format(name=name, at=at))
@@ -361,23 +479,32 @@ def to_script(clauses: list[Clause], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[str]:
+def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops: bool = False) -> list[str]:
     spacing = 12.0 * k
     color = f", color={clause.color!r}" if clause.color and clause.kind not in ("pedestrian", "bicycle") else ""
     speed = clause.speed
     b = clause.behaviour
     if clause.kind == "work_zone":
-        return [f"{name} = work_zone(ahead={(clause.ahead or 45.0) + spacing:.1f}, lane={clause.side or 'right'!r})"]
+        ahead, lane = (clause.ahead or 45.0) + spacing, clause.side or "right"
+        lines = [f"{name} = work_zone(ahead={ahead:.1f}, lane={lane!r})"]
+        if any(CLASS_WORDS.get(w) == "construction_vehicle" for w in clause.words):  # "roadworks with a digger"
+            digger = f"digger{name} = vehicle('construction_vehicle', lane={lane!r}, ahead={ahead + 30.0:.1f}, speed=0)"
+            lines.append(digger)  # at the closure's far end, beyond its barriers
+        return lines
     if clause.kind == "pedestrian":
         side = clause.side or "right"
         ahead = (clause.ahead or 30.0) + spacing * 0.3
+        farther = abs(sidewalk_y(side)) - abs(sidewalk_y("right"))  # the left sidewalk is across the road
         if b == "dash_out" and clause.ahead is None:
-            # timed so the person reaches the ego's lane about 14 m ahead of it (the dash takes about 2 s)
-            ahead = ego_speed * (1.0 + k + 2.0) + 14.0
+            # timed so the person reaches the ego's lane about 14 m ahead of it (the dash takes about 2 s from
+            # the right, at 3 m/s)
+            ahead = ego_speed * (1.0 + k + 2.0 + farther / 3.0) + 14.0
         if b == "cross" and clause.ahead is None:
             # a crossing the cameras see: the person reaches the ego's lane (6.75 m from the curb at 1.4 m/s,
-            # about 4.8 s) about 14 m ahead of the ego, not after it has passed
-            ahead = ego_speed * (0.5 + k + 4.8) + 14.0
+            # about 4.8 s, from the right) about 14 m ahead of the ego, not after it has passed
+            ahead = ego_speed * (0.5 + k + 4.8 + farther / 1.4) + 14.0
+            if ego_stops:  # in front of the ego, which stops from 1 s on
+                ahead = 3.0 * ego_speed + 8.0 + 2.0 * k
         if b == "dash_out":
             return [
                 f"cover{name} = parked_vehicle('car', side={side!r}, ahead={ahead - 3:.1f})",
@@ -389,7 +516,8 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
         if b == "walk":
             return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})", f"{name}.walk(speed=1.4)"]
         return [f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})", f"{name}.stand()"]
-    if clause.kind == "bicycle" or (clause.kind == "motorcycle" and b in ("drive", None) and clause.side != "left"):
+    riding = b in ("drive", "walk", "stand", None)  # a rider who just rides: at the right edge of the road
+    if (clause.kind == "bicycle" and riding) or (clause.kind == "motorcycle" and riding and clause.side != "left"):
         motor = clause.kind == "motorcycle"
         default = 12.0 if motor else 5.0
         return [
@@ -416,13 +544,19 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
         side = clause.side or "left"
         return [
             f"{name} = vehicle({kind!r}, lane={side!r}, ahead={(clause.ahead or 6.0) + spacing:.1f}, "
-            f"speed={speed or 12.0:.2f}{color})",
+            f"speed={speed or min(ego_speed + 2.0, TOP_SPEED[kind]):.2f}{color})",
             f"{name}.cut_in(at={1.0 + 2 * k:.1f})",
+        ]
+    if b == "overtake" and clause.side == "right":  # passes us in the lane on our right, faster than us
+        return [
+            f"{name} = vehicle({kind!r}, lane='right', ahead={(clause.ahead or -15.0) - spacing:.1f}, "
+            f"speed={speed or min(ego_speed + 6.0, TOP_SPEED[kind]):.2f}{color})",
+            f"{name}.keep_speed()",
         ]
     if b == "overtake":
         return [
             f"{name} = vehicle({kind!r}, lane='ego', ahead={(clause.ahead or -15.0) - spacing:.1f}, "
-            f"speed={speed or 13.0:.2f}{color})",
+            f"speed={speed or min(13.0, TOP_SPEED[kind]):.2f}{color})",
             f"{name}.overtake(at={0.5 + 2 * k:.1f})",
         ]
     if b == "hard_brake":
@@ -443,7 +577,7 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float) -> list[st
         if b == "parked":
             return [
                 f"{name} = parked_vehicle({kind!r}, side={clause.side or 'right'!r}, "
-                f"ahead={(clause.ahead or 30.0) + spacing:.1f})"
+                f"ahead={(clause.ahead or 30.0) + spacing:.1f}{color})"
             ]
         return [
             f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, ahead={(clause.ahead or 45.0) + spacing:.1f}, "

@@ -19,18 +19,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dreamdrive.scenario.translate import (
-    BEHAVIOURS,
     CLASS_WORDS,
     COLORS,
+    EGO_STOP,
+    EMPTY,
     PHRASE_CLASSES,
+    SUBJECT,
     TIME_WORDS,
     WEATHER_WORDS,
+    clause_behaviour,
+    clause_class,
     split_clauses,
 )
 from dreamdrive.scenario.types import ScriptResult
 
 LANE = 3.5
-SUBJECT = r"(?:\bwe\b|\bi\b|\bour (?:car|vehicle)\b|\bmy (?:car|vehicle)\b|\bthe ego(?: car| vehicle)?\b|\bego\b)"
 EGO_LANE = re.compile(
     SUBJECT + r"(?:\W+\w+){0,3}?\W+(?:change|changes|changing|switch|switches|move|moves|pull|pulls|shift|shifts"
     r"|slide|slides|go|goes|merge|merges)\b[^.]*?\b(left|right)\b|\bego lane change to the (left|right)\b"
@@ -39,7 +42,6 @@ EGO_TURN = re.compile(
     SUBJECT + r"(?:\W+\w+){0,2}?\W+(?:turns?|swings?|veers?|go|goes|heads?|take a|takes a|make a|makes a|hang a"
     r"|hangs a)\s+(left|right)\b"
 )
-EGO_STOP = re.compile(SUBJECT + r"\W+(?:\w+\W+){0,2}?(?:stop|stops|halt|halts|wait|waits|come to a|comes to a)\b")
 # Beyond the parser's words: what people also say of weather, time of day and riders.
 MORE_WEATHER = {"downpour": "rain", "stormy": "rain", "showers": "rain", "thunderstorm": "rain", "pouring": "rain"}
 MORE_TIMES = {"sundown": "dusk", "nightfall": "dusk", "sunrise": "dusk"}
@@ -59,6 +61,23 @@ SIDE_WORDS = {
 }
 
 
+# Behaviours a scenario must not show unless the prompt asks for them (or for one that shows them too: a
+# cut-in is a lane change, an overtake pulls out and cuts back in, a dash-out is a crossing behind a parked car).
+SALIENT = {"cut_in", "oncoming", "overtake", "cross", "dash_out", "merge", "turn_left", "turn_right", "u_turn",
+           "hard_brake", "change_lane"}  # fmt: skip
+IMPLIED = {
+    "cut_in": {"change_lane"},
+    "change_lane": {"cut_in"},
+    "overtake": {"change_lane", "cut_in"},
+    "dash_out": {"cross", "parked"},
+    "cross": {"dash_out"},
+    "merge": {"turn_left", "turn_right", "change_lane", "cut_in"},
+    "turn_left": {"change_lane"},
+    "turn_right": {"change_lane"},
+    "u_turn": {"turn_left", "turn_right", "oncoming", "change_lane"},
+}
+
+
 @dataclass
 class Slots:
     """What a prompt states, or what a scenario shows."""
@@ -70,6 +89,7 @@ class Slots:
     classes: set[str] = field(default_factory=set)
     colors: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
+    empty: bool = False  # the prompt asks for a road with nobody else on it
 
 
 def _ego_clause(clause: str) -> bool:
@@ -90,16 +110,20 @@ def stated(prompt: str) -> Slots:
     weathers, times = {**WEATHER_WORDS, **MORE_WEATHER}, {**TIME_WORDS, **MORE_TIMES}
     slots.weather = next((v for w, v in weathers.items() if re.search(rf"\b{w}\b", text)), None)
     slots.time_of_day = next((v for w, v in times.items() if re.search(rf"\b{w}\b", text)), None)
+    slots.empty = bool(re.search(EMPTY, text))
     for clause in split_clauses(prompt):
+        clause = re.sub(EMPTY, " ", clause)
         if _ego_clause(clause):
             if m := EGO_TURN.search(clause):
                 slots.ego.add(f"turn:{m.group(1)}")
-            elif m := EGO_LANE.search(clause):
+                continue
+            if m := EGO_LANE.search(clause):
                 slots.ego.add(f"lane:{m.group(1) or m.group(2)}")
-            elif EGO_STOP.search(clause):
+                continue
+            if EGO_STOP.search(clause):
                 slots.ego.add("stop")
-            continue
-        behaviour = next((name for pattern, name in BEHAVIOURS if re.search(pattern, clause)), None)
+                continue  # else the ego is the object: "we get overtaken by a bus"
+        behaviour = clause_behaviour(clause, clause_class(clause))
         if behaviour in CHECKED:
             side = None
             if behaviour in SIDE_WORDS and (m := re.search(SIDE_WORDS[behaviour], clause)):
@@ -111,6 +135,7 @@ def stated(prompt: str) -> Slots:
     for word, value in {**CLASS_WORDS, **MORE_CLASSES}.items():
         if value != "car" and re.search(rf"\b{word}\b", text):
             slots.classes.add(value)
+    text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)  # signals, not colours
     slots.colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
     for m in re.finditer(r"\b(two|three|four|five|[2-5])\s+([a-z]+)(?:\s+([a-z]+))?", text):
         for word in m.groups()[1:]:  # "two pedestrians", "three white cars"
@@ -177,8 +202,9 @@ def account(result: ScriptResult) -> Slots:
             shows.append(("hard_brake", None))
         if actor.state == "parked":
             shows.append(("parked", _side(rows[0, 1])))
-        if gap[0] < 0 < gap[-1] and np.cos(rows[-1, 2]) > 0.5:
-            shows.append(("overtake", _side(lateral[int(np.flatnonzero(gap >= 0)[0])])))
+        passing = int(np.argmax(gap >= 0))  # beside the ego in another lane, not through it (a tailgater)
+        if gap[0] < 0 < gap[-1] and np.cos(rows[-1, 2]) > 0.5 and abs(lateral[passing]) > LANE / 2:
+            shows.append(("overtake", _side(lateral[passing])))
         if rows[-1, 0] < rows[0, 0] - 5 and np.cos(rows[0, 2]) < -0.5:
             shows.append(("oncoming", None))
         if gap[0] < 0 and (np.abs(lateral) < LANE / 2).all():  # behind in the ego's lane (one that closes in
@@ -215,6 +241,13 @@ def disagreements(prompt: str, result: ScriptResult) -> list[str]:
         elif side and side not in sides:
             problems.append(f"side: the prompt asks for {_words(behaviour)} on the {side}, the scenario has it on "
                             f"the {sides[0]}")  # fmt: skip
+    asked = {b for b, _ in want.behaviours}
+    allowed = asked.union(*(IMPLIED.get(b, set()) for b in asked))
+    for behaviour in sorted({b for b, _ in got.behaviours if b in SALIENT} - allowed):
+        problems.append(f"behaviour: the scenario has {_words(behaviour)}, which the prompt does not ask for")
+    if want.empty and not want.classes and got.classes:
+        problems.append(f"empty road: the prompt asks for no other traffic, the scenario has "
+                        f"{', '.join(sorted(k.replace('_', ' ') for k in got.classes))}")  # fmt: skip
     for kind in sorted(want.classes - got.classes):
         problems.append(f"class: the prompt names a {kind.replace('_', ' ')}, the scenario has none")
     moving = {k for k in got.classes if k not in ("car", "pedestrian")} - want.classes  # "someone", "a jogger"
