@@ -33,6 +33,10 @@ CLASS_WORDS = {
     "jeep": "car", "limousine": "car", "convertible": "car", "vans": "car", "suvs": "car", "taxis": "car",
     "hgv": "truck", "semi": "truck", "tipper": "truck", "minibus": "bus", "moped": "motorcycle",
     "motorbikes": "motorcycle", "motorcyclists": "motorcycle", "scooters": "motorcycle", "bikes": "bicycle",
+    "bicyclist": "bicycle", "bicyclists": "bicycle", "lorries": "truck", "coaches": "bus", "lady": "pedestrian",
+    "ladies": "pedestrian", "student": "pedestrian", "students": "pedestrian", "pensioner": "pedestrian",
+    "girls": "pedestrian", "boys": "pedestrian", "teenager": "pedestrian", "toddler": "pedestrian",
+    "schoolchildren": "pedestrian", "crowd": "pedestrian", "passer-by": "pedestrian", "mother": "pedestrian",
 }  # fmt: skip
 PHRASE_CLASSES = {
     "construction vehicle": "construction_vehicle",
@@ -53,7 +57,8 @@ BEHAVIOURS = [
     (
         r"\bmerges? (in |into traffic |onto the road )?(from|out of) (a|the) side (road|street)\b"
         r"|\bpulls? out (of|from) (a|the) side (road|street)\b|\bjoins? (the|our) road from\b"
-        r"|\b(from|out of) (a|the) (left |right )?side (road|street)\b",
+        r"|\b(\w+ )?(out )?(from|out of) (a|the) (left |right )?side (road|street)\b"
+        r"|\b(pulls?|comes?|emerges?) out of (a|the) junction\b",
         "merge",
     ),
     (
@@ -74,12 +79,21 @@ BEHAVIOURS = [
     ),
     (
         r"\bjaywalk|\bcross(es|ing)?\b|\bsteps? off the (kerb|curb)\b"
-        r"|\b(walks?|goes|go|strolls?|hurr(y|ies)|wanders?) (over|across)\b",
+        r"|\b(walks?|goes|go|strolls?|hurr(y|ies)|wanders?) (over|across)\b|\bmakes? (his|her|their|its) way across\b",
         "cross",
     ),
+    (r"\boncoming\b|\bthe opposite (direction|lane|way)\b|\bhead-?on\b|\bother side of the road\b", "oncoming"),
     (r"\bu[- ]?turns?\b|\bturns? (a)?round\b|\bturning (a)?round\b|\bturns? back\b", "u_turn"),
-    (r"\bturns? left\b|\bturning left\b|\bleft turn\b|\b(hangs?|makes?|takes?) a left\b", "turn_left"),
-    (r"\bturns? right\b|\bturning right\b|\bright turn\b|\b(hangs?|makes?|takes?) a right\b", "turn_right"),
+    (
+        r"\bturns? left\b|\bturning left\b|\bleft turn\b|\b(hangs?|makes?|takes?) a left\b"
+        r"|\btakes? the (next |first )?left\b|\b(goes|go|heads?|bears?) left (at|into|onto)\b",
+        "turn_left",
+    ),
+    (
+        r"\bturns? right\b|\bturning right\b|\bright turn\b|\b(hangs?|makes?|takes?) a right\b"
+        r"|\btakes? the (next |first )?right\b|\b(goes|go|heads?|bears?) right (at|into|onto)\b",
+        "turn_right",
+    ),
     (
         r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b"
         r"|\b(zips?|zooms?|speeds?|races?|blows?|flies|shoots?|whizz(es)?|goes|gets?) past (us|me|the ego)\b",
@@ -88,30 +102,38 @@ BEHAVIOURS = [
     (
         r"\bhard brak|\bbrakes? (hard|suddenly|abruptly|sharply)|\bslams? on the brakes|\bemergency (stop|brak)"
         r"|\bsudden(ly)? (stop|brak)|\bstops? (suddenly|abruptly)|\bbrakes\b|\bbraking\b|\bscreech"
-        r"|\b(to a|comes to a) (halt|stop)\b|\bhalts?\b|\b(jams?|stamps?|stands?|hits?) on the brakes?\b",
+        r"|\b(to a|comes to a) (halt|stop)\b|\bhalts?\b|\b(jams?|stamps?|stands?|hits?) on the brakes?\b"
+        r"|\bstops? short\b|\bpanic[- ]brak|\bbrakes? (heavily|violently|sharply)\b|\bheavy braking\b",
         "hard_brake",
     ),
     (
         r"\bchanges? lanes?\b|\bchanging lanes?\b|\blane change\b|\bswitch(es)? lanes?\b"
-        r"|\b(moves?|switch(es)?|shifts?|pulls?|goes|changes?|slides?|steers?|heads?)( over| out| across)?"
+        r"|\b(moves?|switch(es)?|shifts?|pulls?|goes|changes?|slides?|steers?|heads?|drifts?|veers?|wanders?|swings?"
+        r"|merges?)( over| out| across)?"
         r" (in)?to the (left|right)( lane)?\b|\bpulls? out to the (left|right)\b",
         "change_lane",
     ),
     (
         r"\bbroken[- ]down\b|\bstalled\b|\bstopped\b|\bstops?\b|\bstationary\b|\bstanding still\b"
         r"|\bblocks? (the|our) lane\b|\bstands? still\b|\bsits? (in|ahead)\b|\bblock(s|ing)?\b|\bstuck\b"
-        r"|\bstandstill\b|\bimmobile\b|\bnot moving\b|\bstands? (in|ahead)\b",
+        r"|\bstandstill\b|\bimmobile\b|\bnot moving\b|\bstands? (in|ahead)\b|\babandoned\b|\bdisabled\b"
+        r"|\bmotionless\b|\bsits?\b|\bhalted\b|\bstanding (in|ahead)\b",
         "stopped",
     ),
     (r"\bparked\b", "parked"),
     (
-        r"\boncoming\b|\bopposite direction\b|\bcom(es|ing) towards?\b|\bapproach(es|ing)\b|\bhead-?on\b"
+        r"\bcom(es|ing) towards?\b|\bapproach(es|ing)\b|\b(coming|comes|driving|drives|going|goes|travelling|heading"
+        r"|heads) (in|from) the opposite direction\b"
         r"|\b((comes?|coming|goes|going|drives?|driving|heads?|heading) )?the other way\b|\bopposite lane\b"
         r"|\bother direction\b|\bcounterflow\b|\b(our|my) way\b"
         r"|\b((heading|heads?|coming|comes?|driving|drives?|moving|moves?|riding|rides?) )?towards (us|me)\b",
         "oncoming",
     ),
-    (r"\bfollow(s|ing)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b", "follow"),
+    (
+        r"\bfollow(s|ing)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b|\btrails?\b"
+        r"|\btrailing\b",
+        "follow",
+    ),
     (r"\baccelerat|\bspeeds? up\b", "accelerate"),
     (r"\bslows? down\b|\bdecelerat", "slow_down"),
     (r"\bwalk(s|ing)?\b|\bstroll", "walk"),
@@ -134,6 +156,11 @@ WEATHER_WORDS = {
     "clear": "clear",
     "sunny": "clear",
     "dry": "clear",
+    "downpour": "rain",
+    "stormy": "rain",
+    "showers": "rain",
+    "thunderstorm": "rain",
+    "pouring": "rain",
 }
 TIME_WORDS = {
     "night": "night",
@@ -151,11 +178,14 @@ TIME_WORDS = {
     "noon": "day",
     "afternoon": "day",
     "daylight": "day",
+    "sundown": "dusk",
+    "nightfall": "dusk",
+    "sunrise": "dusk",
 }
 # The ego as the subject of a lane change: "we move over to the left lane", "the ego vehicle changes to the right".
 EGO_LANE_CHANGE = (
     r"^(?:\w+\s+){0,2}?(?P<subject>we|i|our car|our vehicle|my car|the ego car|the ego vehicle|the ego|ego)\s+"
-    r"(?:\w+\s+){0,1}?(?:changes?|changing|switch(?:es)?|moves?|pulls?|shifts?|slides?|goes|go|merges?)\b"
+    r"(?:\w+\s+){0,3}?(?:changes?|changing|switch(?:es)?|moves?|moving|pulls?|shifts?|slides?|goes|go|merges?)\b"
     r"(?:(?!\bturn).)*?\b(?P<side>left|right)\b|^ego lane change to the (?P<to>left|right)\b"
 )
 # The ego as a clause's subject, and the ego stopping: "we stop at the lights", "the ego vehicle comes to a halt".
@@ -192,7 +222,8 @@ aggressive reckless careless impatient speeding unexpectedly without warning war
 dead hard quick rapid rapidly hurriedly also here some be been has have had having now briefly let lets allow
 allows just chasing chases ball football along show generate create render simulate need want please
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
-phone quiet happening calm peaceful
+phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
+encounters see sees spot spots ordinary normal regular typical usual
 """.split()
 )
 

@@ -21,6 +21,7 @@ import numpy as np
 from dreamdrive.scenario.translate import (
     CLASS_WORDS,
     COLORS,
+    EGO_LANE_CHANGE,
     EGO_STOP,
     EMPTY,
     PHRASE_CLASSES,
@@ -34,18 +35,11 @@ from dreamdrive.scenario.translate import (
 from dreamdrive.scenario.types import ScriptResult
 
 LANE = 3.5
-EGO_LANE = re.compile(
-    SUBJECT + r"(?:\W+\w+){0,3}?\W+(?:change|changes|changing|switch|switches|move|moves|pull|pulls|shift|shifts"
-    r"|slide|slides|go|goes|merge|merges)\b[^.]*?\b(left|right)\b|\bego lane change to the (left|right)\b"
-)
 EGO_TURN = re.compile(
     SUBJECT + r"(?:\W+\w+){0,2}?\W+(?:turns?|swings?|veers?|go|goes|heads?|take a|takes a|make a|makes a|hang a"
-    r"|hangs a)\s+(left|right)\b"
+    r"|hangs a|take the|takes the|take the next|takes the next|take the first|takes the first)\s+(left|right)\b"
+    r"(?! lane)"
 )
-# Beyond the parser's words: what people also say of weather, time of day and riders.
-MORE_WEATHER = {"downpour": "rain", "stormy": "rain", "showers": "rain", "thunderstorm": "rain", "pouring": "rain"}
-MORE_TIMES = {"sundown": "dusk", "nightfall": "dusk", "sunrise": "dusk"}
-MORE_CLASSES = {"bicyclist": "bicycle", "bicyclists": "bicycle", "lorries": "truck", "coaches": "bus"}
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
 # The behaviours the verifier checks, by the parser vocabulary's names; sides as the prompt says them.
 CHECKED = {"cut_in", "dash_out", "cross", "u_turn", "turn_left", "turn_right", "overtake", "hard_brake", "change_lane",
@@ -107,7 +101,7 @@ def stated(prompt: str) -> Slots:
     """The slots a prompt states plainly (see the module's docstring)."""
     text = prompt.lower()
     slots = Slots()
-    weathers, times = {**WEATHER_WORDS, **MORE_WEATHER}, {**TIME_WORDS, **MORE_TIMES}
+    weathers, times = WEATHER_WORDS, TIME_WORDS
     slots.weather = next((v for w, v in weathers.items() if re.search(rf"\b{w}\b", text)), None)
     slots.time_of_day = next((v for w, v in times.items() if re.search(rf"\b{w}\b", text)), None)
     slots.empty = bool(re.search(EMPTY, text))
@@ -117,8 +111,8 @@ def stated(prompt: str) -> Slots:
             if m := EGO_TURN.search(clause):
                 slots.ego.add(f"turn:{m.group(1)}")
                 continue
-            if m := EGO_LANE.search(clause):
-                slots.ego.add(f"lane:{m.group(1) or m.group(2)}")
+            if m := re.search(EGO_LANE_CHANGE, clause):
+                slots.ego.add(f"lane:{m.group('side') or m.group('to')}")
                 continue
             if EGO_STOP.search(clause):
                 slots.ego.add("stop")
@@ -132,14 +126,14 @@ def stated(prompt: str) -> Slots:
     for phrase, value in PHRASE_CLASSES.items():
         if phrase in text and value != "work_zone":
             slots.classes.add(value)
-    for word, value in {**CLASS_WORDS, **MORE_CLASSES}.items():
+    for word, value in CLASS_WORDS.items():
         if value != "car" and re.search(rf"\b{word}\b", text):
             slots.classes.add(value)
     text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)  # signals, not colours
     slots.colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
     for m in re.finditer(r"\b(two|three|four|five|[2-5])\s+([a-z]+)(?:\s+([a-z]+))?", text):
         for word in m.groups()[1:]:  # "two pedestrians", "three white cars"
-            kind = {**CLASS_WORDS, **MORE_CLASSES}.get(word or "")
+            kind = CLASS_WORDS.get(word or "")
             if kind and (kind != "car" or word in ("cars", "vehicles")):
                 slots.counts[kind] = NUMBERS[m.group(1)]
                 break
