@@ -81,6 +81,14 @@ def test_a_neighbour_brings_none_of_its_own_settings():
         ("we get overtaken by a bus in the rain", ("overtake", "left")),
         ("we stop at a red light", "stop"),
         ("our car comes to a halt", "stop"),
+        ("we are cut off by a van from the right", ("cut_in", "right")),
+        ("we're overtaken by a cyclist", ("overtake", "left")),
+        ("we're turning left at the intersection", "turn:left"),
+        ("turn right at the crossroads", "turn:right"),
+        ("I take the next right", "turn:right"),
+        ("an oncoming van passes us at night", ("oncoming", None)),
+        ("a car emerges from a side road on the right", ("merge", "right")),
+        ("a pair of kids cross the street", ("cross", "right")),
     ],
 )
 def test_plain_words_the_parser_places(prompt, shown):

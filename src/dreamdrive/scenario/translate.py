@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from dreamdrive.core.errors import DreamdriveError
 from dreamdrive.scenario.library import TOP_SPEED, sidewalk_y
 
-WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "several": 3, "some": 2}
+WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "several": 3, "some": 2,
+                "pair": 2, "couple": 2}  # fmt: skip
 CLASS_WORDS = {
     "car": "car", "cars": "car", "sedan": "car", "suv": "car", "van": "car", "taxi": "car", "vehicle": "car",
     "vehicles": "car", "hatchback": "car", "truck": "truck", "trucks": "truck", "lorry": "truck", "pickup": "truck",
@@ -65,7 +66,7 @@ BEHAVIOURS = [
         r"\b(cuts?|cutting) in\b|\bcut-?in\b|\bswerves? in\b|\bmerges? in\b|\bsqueezes? in\b|\bslices? in"
         r"|\bveers? in|\bpulls? in (front|ahead)\b"
         r"|\b(veers?|swerves?|swings?|darts?)( suddenly| abruptly| sharply)? into (our|my|the ego's|the) lane\b"
-        r"|\bcuts? (us|me) off\b|\bcutting (us|me) off\b"
+        r"|\bcuts? (us|me) off\b|\bcutting (us|me) off\b|\bcut off by\b"
         r"|\b(swing|swerv|dart|div|jump|slip|slid|mov|pull|cut|merg|squeez|veer|com|chang|switch|shift|nos|barg"
         r"|forc|wobbl|drift|weav|creep|edg|sneak|nip|duck|lurch|steer|muscl|pop)[a-z]*\b(\s+[\w-]+){0,5}?\s+"
         r"(in front of (us|me|the ego)|into (our|my|the ego's) (lane|path)|into ours|across our bow)\b",
@@ -223,7 +224,7 @@ dead hard quick rapid rapidly hurriedly also here some be been has have had havi
 allows just chasing chases ball football along show generate create render simulate need want please
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
 phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
-encounters see sees spot spots ordinary normal regular typical usual
+encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which
 """.split()
 )
 
@@ -268,8 +269,16 @@ def _distance(text: str) -> tuple[float | None, str]:
     return value, text[: match.start()] + text[match.end() :]
 
 
+CONTRACTIONS = {r"\bwe're\b": "we are", r"\bi'm\b": "i am", r"\bit's\b": "it is", r"\bthere's\b": "there is",
+                r"\bthat's\b": "that is", r"\bwe've\b": "we have", r"\bwe'll\b": "we will",
+                r"\b([a-z]+)'s (\w+ing|being|parked|stopped|stationary)\b": r"\1 is \2"}  # fmt: skip
+
+
 def split_clauses(prompt: str) -> list[str]:
     text = prompt.lower().strip()
+    text = re.sub(r"[\u2018\u2019]", "'", text)
+    for short, long in CONTRACTIONS.items():  # "we're overtaken", "a van's following us"
+        text = re.sub(short, long, text)
     text = re.sub(r"\b(left|right)-hand\b", r"\1", text)
     text = re.sub(r"(^|[.,;!?]\s*|\b(?:and|then) )(?=(?:change|switch|move|pull|merge|turn|take|make|stop)\b)",
                   r"\1we ", text)  # fmt: skip

@@ -36,11 +36,12 @@ from dreamdrive.scenario.types import ScriptResult
 
 LANE = 3.5
 EGO_TURN = re.compile(
-    SUBJECT + r"(?:\W+\w+){0,2}?\W+(?:turns?|swings?|veers?|go|goes|heads?|take a|takes a|make a|makes a|hang a"
-    r"|hangs a|take the|takes the|take the next|takes the next|take the first|takes the first)\s+(left|right)\b"
+    SUBJECT + r"(?:\W+\w+){0,2}?\W+(?:turns?|turning|swings?|veers?|go|goes|going|heads?|heading|take a|takes a"
+    r"|make a|makes a|hang a|hangs a|take the|takes the|take the next|takes the next|take the first"
+    r"|takes the first)\s+(left|right)\b"
     r"(?! lane)"
 )
-NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5, "pair": 2, "couple": 2}
 # The behaviours the verifier checks, by the parser vocabulary's names; sides as the prompt says them.
 CHECKED = {"cut_in", "dash_out", "cross", "u_turn", "turn_left", "turn_right", "overtake", "hard_brake", "change_lane",
            "parked", "oncoming", "follow", "merge"}  # fmt: skip
@@ -131,7 +132,7 @@ def stated(prompt: str) -> Slots:
             slots.classes.add(value)
     text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)  # signals, not colours
     slots.colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
-    for m in re.finditer(r"\b(two|three|four|five|[2-5])\s+([a-z]+)(?:\s+([a-z]+))?", text):
+    for m in re.finditer(rf"\b({'|'.join(NUMBERS)})\s+([a-z]+)(?:\s+([a-z]+))?", text):
         for word in m.groups()[1:]:  # "two pedestrians", "three white cars"
             kind = CLASS_WORDS.get(word or "")
             if kind and (kind != "car" or word in ("cars", "vehicles")):
