@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from dreamdrive.pipelines.scenario import from_prompt, write_outputs
+from dreamdrive.scenario.translate import TranslationError
 from tests.helpers import tree_digest
 
 
@@ -29,6 +30,12 @@ def test_collisions_are_repaired_and_reported():
     assert not [line for line in scenario.report if not line.startswith(("moved", "lowered", "removed"))]
     assert any(line.startswith("lowered car-1's speed") for line in scenario.report)
     assert not any(line.startswith("removed") for line in scenario.report)
+
+
+def test_a_repair_that_breaks_what_was_asked_is_refused():
+    # the truck's cut-in runs through the dashing pedestrian; moved ahead until it clears, it no longer cuts in
+    with pytest.raises(TranslationError, match="the repair .* leaves the scenario not what the prompt asks.*cut in"):
+        from_prompt("a truck cuts in from the right and a pedestrian dashes out")
 
 
 @pytest.mark.slow

@@ -217,8 +217,13 @@ def _drivable(town: Town):
 def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
     """Move actors that collide further along their road (5 m at a time), or drop them; report what changed.
 
-    A prompt that asks for a crash keeps its collisions, and the report says so.
+    A prompt that asks for a crash keeps its collisions, and the report says so. A repair that leaves the scenario
+    no longer showing what the prompt asks (`verify.disagreements`: a cut-in moved out of reach, a crossing actor
+    removed) is refused with what it broke, rather than returned as a scenario that is not what was asked.
     """
+    from dreamdrive.scenario.translate import TranslationError
+    from dreamdrive.scenario.verify import disagreements
+
     result = scenario.result
     scenario.crash_requested = any(word in scenario.prompt.lower() for word in CRASH_WORDS)
     problems = check(result, town, scenario.frame)
@@ -228,6 +233,7 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
         ]
         return scenario
     report = []
+    before = set(disagreements(scenario.prompt, result)) if any(p.kind == "overlap" for p in problems) else set()
     for _ in range(12):
         overlapping = [p for p in problems if p.kind == "overlap"]
         if not overlapping:
@@ -253,6 +259,12 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
             report.append(f"moved {mover} 5 m {'further ahead' if direction > 0 else 'further back'}: {first}")
         problems = check(result, town, scenario.frame)
     scenario.report = report + [str(p) for p in problems]
+    broken = [p for p in disagreements(scenario.prompt, result) if p not in before] if report else []
+    if broken:
+        raise TranslationError(
+            f"the actors collide, and the repair ({'; '.join(report)}) leaves the scenario not what the prompt asks "
+            f"({'; '.join(broken)}); ask for fewer actors at once, or give their distances."
+        )
     return scenario
 
 
