@@ -156,7 +156,9 @@ def scenario_make(
     out: Path = typer.Option(..., help="output folder"),
     translator: str = typer.Option(
         "offline",
-        help="offline, or openai (an OpenAI-compatible endpoint: DREAMDRIVE_LLM_BASE_URL, DREAMDRIVE_LLM_MODEL)",
+        help="offline; tuned (offline with the shipped fine-tuned SmolLM2 between parser and retrieval; needs "
+        "llama-cpp-python); llama; or openai (an OpenAI-compatible endpoint: DREAMDRIVE_LLM_BASE_URL, "
+        "DREAMDRIVE_LLM_MODEL)",
     ),
     seed: int = typer.Option(0, help="random seed (roadside scenery, asset choice)"),
     render: bool = typer.Option(True, help="render the six cameras with the procedural renderer"),
@@ -979,7 +981,7 @@ def generate(
     seed: int = typer.Option(0, help="seed of the scenario (scenery, map) and of the video's noise"),
     steps: int = typer.Option(30, min=1, help="Euler steps of the video model"),
     cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
-    translator: str = typer.Option("offline", help="offline, openai or llama"),
+    translator: str = typer.Option("offline", help="offline, tuned, openai or llama"),
     video: str = typer.Option("model", help=VIDEO_HELP),
     overwrite: bool = typer.Option(False, help="replace a different dataset in OUT/dataset"),
 ) -> None:
@@ -1022,7 +1024,7 @@ def synth(
     seed: int = typer.Option(0, help="seed of every item (insertion jobs: unless the job names its own)"),
     steps: int = typer.Option(30, min=1, help="Euler steps of the video model"),
     cfg: float = typer.Option(2.0, help="classifier-free guidance scale"),
-    translator: str = typer.Option("offline", help="offline, openai or llama"),
+    translator: str = typer.Option("offline", help="offline, tuned, openai or llama"),
     video: str = typer.Option("model", help=VIDEO_HELP),
 ) -> None:
     """Synthesise many prompts (or insertion jobs) as Ray tasks and merge them into one nuScenes-format dataset

@@ -76,3 +76,21 @@ def test_an_adapter_of_other_layers_or_a_folder_without_one_is_refused(tmp_path)
     with pytest.raises(DreamdriveError, match="self_attn.q_proj, which this export does not map"):
         export_gguf_adapter(adapter, tmp_path / "out" / "lora.gguf")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_writes_what_a_prompt_asks(llama):
+    import json
+
+    from dreamdrive.scenario.sandbox import run_scenario_script
+    from dreamdrive.scenario.tuned import SHIPPED, TunedTranslator
+    from dreamdrive.scenario.verify import account
+
+    settings = json.loads((SHIPPED / "adapter_config.json").read_text())
+    assert not settings["base_model_name_or_path"].startswith("/")  # no path of the training machine
+    translator = TunedTranslator()
+    script = translator.translate("a lorry swerves into our lane from the left")
+    slots = account(run_scenario_script(script))
+    assert ("cut_in", "left") in slots.behaviours and slots.classes == {"truck"}, script
+    assert translator.translate("a lorry swerves into our lane from the left") == script  # greedy: the same script
+    assert translator.script("a giraffe crosses the road") == "refuse()\n"

