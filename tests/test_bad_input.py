@@ -140,7 +140,7 @@ CASES = [
     Case("scenario on an unknown map", lambda t, r: ["scenario", "a car cuts in", "--out", t / "out", "--map", "atlantis"], "atlantis"),
     Case("scenario with an empty prompt", lambda t, r: ["scenario", "", "--out", t / "out"], "prompt"),
     Case("scenario with a prompt it cannot place", lambda t, r: ["scenario", "zorp blick fravle", "--out", t / "out"], "zorp"),
-    Case("scenario whose only scripts contradict the prompt", lambda t, r: ["scenario", "In heavy rain, a silver car cuts across into our lane from the right", "--out", t / "out", "--no-render"], "silver"),
+    Case("scenario whose only scripts contradict the prompt", lambda t, r: ["scenario", "a car dawdles in the next lane", "--out", t / "out", "--no-render"], "cut in"),
     Case("scenario with a huge prompt", lambda t, r: ["scenario", "a car cuts in " * 2000, "--out", t / "out"], "prompt"),
     Case("hdmap train with malformed towns", lambda t, r: ["hdmap", "train", "--out", t / "out", "--towns", "a-b"], "--towns"),
     Case("hdmap train with an unknown preset", lambda t, r: ["hdmap", "train", "--out", t / "out", "--preset", "huge"], "huge"),

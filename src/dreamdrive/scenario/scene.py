@@ -28,7 +28,9 @@ from dreamdrive.core.hdmap import HDMap, Lane
 from dreamdrive.core.paths import footprints, footprints_apart
 from dreamdrive.scenario import library
 from dreamdrive.scenario.junction import junction_town
+from dreamdrive.scenario.translate import TranslationError
 from dreamdrive.scenario.types import Actor, Problem, RigidFrame, RoadFrame, ScriptResult, Trajectory
+from dreamdrive.scenario.verify import disagreements
 from dreamdrive.viz.draw import CLASS_COLORS, EGO_TRAJECTORY_COLOR, draw_trajectories
 from dreamdrive.world.town import SIDEWALK_WIDTH, Road, StaticObject, Town, offset
 
@@ -221,8 +223,6 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
     no longer showing what the prompt asks (`verify.disagreements`: a cut-in moved out of reach, a crossing actor
     removed) is refused with what it broke, rather than returned as a scenario that is not what was asked.
     """
-    from dreamdrive.scenario.translate import TranslationError
-    from dreamdrive.scenario.verify import disagreements
 
     result = scenario.result
     scenario.crash_requested = any(word in scenario.prompt.lower() for word in CRASH_WORDS)
