@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,10 @@ from dreamdrive.nusc.writer import encode_jpeg, write_dataset
 from dreamdrive.pipelines.hdmap import generated_map, load_generator
 from dreamdrive.scenario.library import MAX_DURATION
 from dreamdrive.scenario.llm import LlamaTranslator, OpenAITranslator
-from dreamdrive.scenario.offline import translate_offline
+from dreamdrive.scenario.offline import translate_offline, tuned_translator
 from dreamdrive.scenario.placement import place_on_map
 from dreamdrive.scenario.sandbox import run_scenario_script
 from dreamdrive.scenario.scene import Scenario, scenario_road, to_clip, trajectory_raster, validate_and_repair
-from dreamdrive.scenario.tuned import TunedTranslator
 from dreamdrive.scenario.types import Actor, RigidFrame
 from dreamdrive.viz.pictures import bev_plot, save_png, write_video
 from dreamdrive.world.assets import PAINT, Asset, builtin_assets
@@ -77,17 +75,12 @@ def translate(prompt: str, translator: str = "offline") -> str:
     if translator == "offline":
         return translate_offline(prompt)
     if translator == "tuned":  # the shipped tuned model between the parser and retrieval, behind the verifier
-        return translate_offline(prompt, tuned=_tuned())
+        return translate_offline(prompt, tuned=tuned_translator(required=True))
     if translator == "openai":
         return OpenAITranslator().translate(prompt)
     if translator == "llama":
         return LlamaTranslator().translate(prompt)
     raise DreamdriveError(f"translator {translator!r} must be one of {', '.join(TRANSLATORS)}.")
-
-
-@lru_cache(maxsize=1)
-def _tuned() -> TunedTranslator:
-    return TunedTranslator()
 
 
 def from_prompt(

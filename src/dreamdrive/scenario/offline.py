@@ -20,21 +20,26 @@ from dreamdrive.scenario.sandbox import ScriptRejected, run_scenario_script
 from dreamdrive.scenario.translate import (
     BEHAVIOURS,
     CLASS_WORDS,
-    COLORS,
-    TIME_WORDS,
-    WEATHER_WORDS,
     TranslationError,
     parse_script,
 )
 from dreamdrive.scenario.tuned import SHIPPED, TunedTranslator
-from dreamdrive.scenario.verify import disagreements
+from dreamdrive.scenario.verify import disagreements, stated
 
 CANDIDATES = 5  # retrieved pairs the verifier tries, nearest first
 
 
+def tuned_translator(required: bool = False):
+    """The shipped tuned translator (`scenario.tuned`), made once; None where llama-cpp-python or the adapter is
+    missing, or (`required`) TranslationError saying what to install."""
+    model = _shipped_tuned()
+    if model is None and required:
+        TunedTranslator()  # raises, naming what is missing
+    return model
+
+
 @lru_cache(maxsize=1)
-def tuned_translator():
-    """The shipped tuned translator (`scenario.tuned`), or None where llama-cpp-python or the adapter is missing."""
+def _shipped_tuned():
     if importlib.util.find_spec("llama_cpp") is None or not (SHIPPED / "adapter_model.safetensors").is_file():
         return None
     return TunedTranslator()
@@ -141,15 +146,13 @@ def _with_settings(script: str, prompt: str) -> str:
     """`script` (a retrieved neighbour's) with the weather, time of day and colour that `prompt` names in place of
     the neighbour's: the prompt's weather and time or none (clear, by day), and the one colour it names on the
     script's one vehicle."""
-    text = prompt.lower()
-    weather = next((value for word, value in WEATHER_WORDS.items() if re.search(rf"\b{word}\b", text)), None)
-    time_of_day = next((value for word, value in TIME_WORDS.items() if re.search(rf"\b{word}\b", text)), None)
+    asked = stated(prompt)
+    weather, time_of_day, colors = asked.weather, asked.time_of_day, set(asked.colors)
     # the neighbour's weather and time of day are not asked for: the prompt's own, or clear and by day
     lines = [line for line in script.strip().splitlines() if not line.startswith(("set_weather(", "set_time"))]
     extra = ([f"set_weather({weather!r})"] if weather else []) + (
         [f"set_time_of_day({time_of_day!r})"] if time_of_day else []
     )
-    colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
     lines = [re.sub(r",\s*color=['\"]\w+['\"]", "", line) for line in lines]  # a neighbour's colours are not asked for
     movers = [k for k, line in enumerate(lines) if re.search(r"\b(side_road_)?vehicle\(", line)]
     plain = len(movers) == 1 and re.fullmatch(r"\s*\w+\s*=\s*(side_road_)?vehicle\([^()]*\)\s*", lines[movers[0]])

@@ -223,7 +223,6 @@ def validate_and_repair(scenario: Scenario, town: Town) -> Scenario:
     no longer showing what the prompt asks (`verify.disagreements`: a cut-in moved out of reach, a crossing actor
     removed) is refused with what it broke, rather than returned as a scenario that is not what was asked.
     """
-
     result = scenario.result
     scenario.crash_requested = any(word in scenario.prompt.lower() for word in CRASH_WORDS)
     problems = check(result, town, scenario.frame)

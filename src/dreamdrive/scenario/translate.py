@@ -219,7 +219,7 @@ leading between traffic into onto out up down across over our there's here sides
 pavement curb kerb roadside shoulder edge intersection junction crossroads corner lights
 sharply sharp thick dense old young elderly little small big large performs perform doing done past guy someone
 somebody driver drivers get gets getting got crosswalk zebra closely tight tightly dangerously aggressively
-aggressive reckless careless impatient speeding unexpectedly without warning warning sudden there's it's
+aggressive reckless careless impatient speeding unexpectedly without warning sudden there's it's
 dead hard quick rapid rapidly hurriedly also here some be been has have had having now briefly let lets allow
 allows just chasing chases ball football along show generate create render simulate need want please
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
@@ -379,18 +379,16 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             # "..., 30 m ahead" or "..., at 50 km/h": more about the previous actor
             clauses[-1].ahead = distance if distance is not None else clauses[-1].ahead
             clauses[-1].speed = speed if speed is not None else clauses[-1].speed
-            unplaced += [w for w in words if w not in FILLER and w not in WORD_NUMBERS and not w.isdigit()]
+            unplaced += words_left(words)
             continue
         if kind is None and clauses and not clauses[-1].told and behaviour not in (None, "drive", "walk", "stand"):
             # "black sedan, cut-in", "a pedestrian steps off the kerb and crosses": the previous actor's behaviour
             previous = clauses[-1]
-            previous.behaviour, previous.told = behaviour, True
-            if previous.kind == "pedestrian" and behaviour == "cut_in":
-                previous.behaviour = "dash_out"
+            previous.behaviour, previous.told = clause_behaviour(rest, previous.kind), True
             previous.side = previous.side or _side_of(rest)
             continue
-        if kind is None and clauses and behaviour is None and not words_left(words) and _side_of(rest):
-            clauses[-1].side = clauses[-1].side or _side_of(rest)  # "..., left": the previous actor's side
+        if kind is None and clauses and behaviour is None and not words_left(words) and (side := _side_of(rest)):
+            clauses[-1].side = clauses[-1].side or side  # "..., left": the previous actor's side
             continue
         if (
             kind is None
@@ -402,8 +400,7 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             continue
         if kind is None:
             if behaviour is None:
-                leftovers = [w for w in words if w not in FILLER and w not in WORD_NUMBERS and not w.isdigit()]
-                unplaced += leftovers
+                unplaced += words_left(words)
                 continue
             kind = "pedestrian" if behaviour in ("dash_out", "cross", "walk", "stand") else "car"
         side = _side_of(rest)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +101,6 @@ def package_adapter(run: str | Path, out: str | Path) -> Path:
     (scratch / "adapter_config.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
     (scratch / "config.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     os.replace(scratch, out)
     return out
