@@ -89,6 +89,11 @@ def test_a_neighbour_brings_none_of_its_own_settings():
         ("an oncoming van passes us at night", ("oncoming", None)),
         ("a car emerges from a side road on the right", ("merge", "right")),
         ("a pair of kids cross the street", ("cross", "right")),
+        ("a pedestrian walks across from right to left", ("cross", "right")),
+        ("at 20 m/s we change lanes to the left", "lane:left"),
+        ("someone jumps out into the road right in front of the car", ("dash_out", "right")),
+        ("an 18-wheeler overtakes us on the left", ("overtake", "left")),
+        ("what if a child suddenly runs out in front of us?", ("dash_out", "right")),
     ],
 )
 def test_plain_words_the_parser_places(prompt, shown):

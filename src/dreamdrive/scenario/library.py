@@ -62,7 +62,7 @@ BRAKE = {
     "trailer": 5.0,
     "construction_vehicle": 5.0,
     "motorcycle": 8.0,
-    "bicycle": 4.0,
+    "bicycle": 5.0,
     "pedestrian": 4.0,
 }
 LATERAL = 2.5

@@ -43,6 +43,13 @@ PHRASE_CLASSES = {
     "construction vehicle": "construction_vehicle",
     "delivery van": "car",
     "box truck": "truck",
+    "18-wheeler": "truck",
+    "eighteen-wheeler": "truck",
+    "semi-truck": "truck",
+    "tractor-trailer": "truck",
+    "police car": "car",
+    "patrol car": "car",
+    "cop car": "car",
     "work zone": "work_zone",
     "road works": "work_zone",
     "roadworks": "work_zone",
@@ -73,7 +80,8 @@ BEHAVIOURS = [
         "cut_in",
     ),
     (
-        r"\bdash(es)? out\b|\bdarts? out\b|\bruns? out\b|\bjumps? out\b|\bsuddenly (runs|steps|walks) into\b|\bdash\b"
+        r"\bdash(es)? out\b|\bdarts? out\b|\b(runs?|running) out\b|\bjumps? out\b"
+        r"|\bsuddenly (runs|steps|walks) into\b|\bdash\b"
         r"|\bbolts?\b|\b(darts?|sprints?|runs?|rushes?|races?|leaps?|jumps?|bursts?|steps?|dashes)( out)?"
         r" (into|across|onto|in front of)\b|\brushes? out\b|\bsteps? out\b",
         "dash_out",
@@ -185,7 +193,7 @@ TIME_WORDS = {
 }
 # The ego as the subject of a lane change: "we move over to the left lane", "the ego vehicle changes to the right".
 EGO_LANE_CHANGE = (
-    r"^(?:\w+\s+){0,2}?(?P<subject>we|i|our car|our vehicle|my car|the ego car|the ego vehicle|the ego|ego)\s+"
+    r"^(?:\S+\s+){0,3}?(?P<subject>we|i|our car|our vehicle|my car|the ego car|the ego vehicle|the ego|ego)\s+"
     r"(?:\w+\s+){0,3}?(?:changes?|changing|switch(?:es)?|moves?|moving|pulls?|shifts?|slides?|goes|go|merges?)\b"
     r"(?:(?!\bturn).)*?\b(?P<side>left|right)\b|^ego lane change to the (?P<to>left|right)\b"
 )
@@ -207,6 +215,9 @@ EGO_SPEED = SUBJECT + (
     r"\s+(?:are\s+|am\s+|is\s+)?(?:doing|driving|going|travelling|traveling|cruising|moving|drive"
     r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?\s+\d+(?:\.\d+)?\s*(?:km/h|kmh|kph|mph|m/s)"
 )
+# The least speed an emergency stop starts from when the prompt gives none (m/s): slower, a hard brake is over
+# within one key-frame interval and the dataset's boxes do not show it.
+HARD_BRAKE_FROM = 8.0
 # Words that carry no scenario meaning of their own.
 FILLER = set(
     """
@@ -224,7 +235,8 @@ dead hard quick rapid rapidly hurriedly also here some be been has have had havi
 allows just chasing chases ball football along show generate create render simulate need want please
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
 phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
-encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which
+encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which both all alongside
+what if imagine suppose speed looking
 """.split()
 )
 
@@ -280,6 +292,8 @@ def split_clauses(prompt: str) -> list[str]:
     for short, long in CONTRACTIONS.items():  # "we're overtaken", "a van's following us"
         text = re.sub(short, long, text)
     text = re.sub(r"\b(left|right)-hand\b", r"\1", text)
+    ours = r"\b(in front of|ahead of) (?:the|our|my) (?:car|vehicle)\b(?!\s+(?:ahead|in front|behind))"
+    text = re.sub(ours, r"\1 us", text)  # "jumps out in front of the car": the ego's car
     text = re.sub(r"(^|[.,;!?]\s*|\b(?:and|then) )(?=(?:change|switch|move|pull|merge|turn|take|make|stop)\b)",
                   r"\1we ", text)  # fmt: skip
     text = re.sub(r"\b(left|right)-(lane|side)\b", r"\1 \2", text)
@@ -448,6 +462,8 @@ def clause_behaviour(clause: str, kind: str | None = None) -> str | None:
     """The behaviour a clause names (the first of BEHAVIOURS to match), for an actor of class `kind`: a person who
     "darts in front of us" dashes out."""
     behaviour = next((name for pattern, name in BEHAVIOURS if re.search(pattern, clause)), None)
+    if behaviour == "cut_in" and kind is None and re.search(r"\b(jump|leap|run|ran|sprint|dash|step|walk)", clause):
+        return "dash_out"  # "someone jumps out in front of us": on foot
     return "dash_out" if kind == "pedestrian" and behaviour == "cut_in" else behaviour
 
 
@@ -457,6 +473,8 @@ def clause_class(clause: str) -> str | None:
 
 
 def _side_of(text: str) -> str | None:
+    if across := re.search(r"\bfrom (?:the )?(left|right) to (?:the )?(?:left|right)\b", text):
+        return across.group(1)  # "walks across from right to left": the side it starts on
     sided = re.sub(r"\bright (in front|ahead|behind|next|there|away)\b", " ", text)  # "right" as in "just"
     return "left" if re.search(r"\bleft\b", sided) else ("right" if re.search(r"\bright\b", sided) else None)
 
@@ -596,7 +614,8 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops:
             f"speed={speed or min(13.0, TOP_SPEED[kind]):.2f}{color})",
             f"{name}.overtake(at={0.5 + 2 * k:.1f})",
         ]
-    if b == "hard_brake":
+    if b == "hard_brake":  # from at least HARD_BRAKE_FROM unless told: a stop from a crawl is over between key frames
+        speed = speed if speed is not None else (None if ego_speed >= HARD_BRAKE_FROM else HARD_BRAKE_FROM)
         return [
             f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, ahead={(clause.ahead or 25.0) + spacing:.1f}"
             f"{_speed_arg(speed)}{color})",

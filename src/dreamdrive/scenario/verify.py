@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dreamdrive.core.conventions import KEYFRAME_HZ
 from dreamdrive.scenario.translate import (
     CLASS_WORDS,
     COLORS,
@@ -48,8 +49,8 @@ CHECKED = {"cut_in", "dash_out", "cross", "u_turn", "turn_left", "turn_right", "
 SIDE_WORDS = {
     "cut_in": r"\bfrom (?:the|our) (left|right)\b|\b(left|right)(?:-hand)? lane\b|\bon the (left|right)\b",
     "merge": r"\bfrom (?:the|a) (left|right)\b|\bon the (left|right)\b|\b(left|right) side\b",
-    "cross": r"\bfrom the (left|right)\b",
-    "dash_out": r"\bfrom the (left|right)\b",
+    "cross": r"\bfrom (?:the )?(left|right)\b",
+    "dash_out": r"\bfrom (?:the )?(left|right)\b",
     "overtake": r"\bon (?:the|our) (left|right)\b",
     "change_lane": r"\bto the (left|right)\b|\binto the (left|right) lane\b|\bto (left|right)\b",
     "parked": r"\bon the (left|right)\b",
@@ -152,6 +153,17 @@ def _lane_changes(y: np.ndarray) -> list[str]:
     return [_side(step) for step in steps[steps != 0]]
 
 
+def _keyframe_speeds(rows: np.ndarray, hz: int) -> np.ndarray:
+    """Speeds on the key frames as a written dataset gives them: displacement between the neighbouring key frames
+    over their time (the devkit's annotation velocity), so a stop too short to span key frames is smoothed away."""
+    step = max(hz // KEYFRAME_HZ, 1)
+    keys = rows[::step, :2]
+    last = len(keys) - 1
+    before, after = np.maximum(np.arange(len(keys)) - 1, 0), np.minimum(np.arange(len(keys)) + 1, last)
+    span = np.maximum(after - before, 1) * step / hz
+    return np.linalg.norm(keys[after] - keys[before], axis=1) / span
+
+
 def _turned(rows: np.ndarray) -> float:
     """Degrees the heading turns from the first row to the last (positive: left)."""
     return float(np.degrees(np.unwrap(rows[:, 2])[-1] - rows[0, 2]))
@@ -193,7 +205,8 @@ def account(result: ScriptResult) -> Slots:
         for k in entered:  # from a neighbouring lane into the ego's, ahead of it and close
             if 0 < gap[k] < 30 and (lanes[k : k + hz] == 0).all():
                 shows.append(("cut_in", _side(lateral[k - 1])))
-        if rows[0, 3] > 1 and rows[-1, 3] < 0.1 and (-np.diff(rows[:, 3]) * hz).max() > 4:
+        keys = _keyframe_speeds(rows, hz)  # a hard brake that the dataset's key frames show, to a stop
+        if rows[0, 3] > 1 and keys[-1] < 0.1 and len(keys) > 1 and (-np.diff(keys) * KEYFRAME_HZ).max() > 4:
             shows.append(("hard_brake", None))
         if actor.state == "parked":
             shows.append(("parked", _side(rows[0, 1])))
