@@ -94,6 +94,9 @@ def test_a_neighbour_brings_none_of_its_own_settings():
         ("someone jumps out into the road right in front of the car", ("dash_out", "right")),
         ("an 18-wheeler overtakes us on the left", ("overtake", "left")),
         ("what if a child suddenly runs out in front of us?", ("dash_out", "right")),
+        ("a motorcycle weaves past us on the left", ("overtake", "left")),
+        ("a child runs after a ball into the street", ("dash_out", "right")),
+        ("a pedestrian appears suddenly from between parked cars", ("dash_out", "right")),
     ],
 )
 def test_plain_words_the_parser_places(prompt, shown):
@@ -118,3 +121,10 @@ def test_the_ego_as_subject_and_a_crossing_the_cameras_see():
     ego, person = np.asarray(result.ego.rows), np.asarray(result.actors[0].trajectory.rows)
     inside = np.flatnonzero(np.abs(person[:, 1] - ego[:, 1]) < 1.75)
     assert len(inside) and person[inside[0], 0] - ego[inside[0], 0] > 5  # in the ego's lane, ahead of it
+
+
+def test_a_rider_is_the_two_wheeler_and_a_named_cover_is_placed():
+    slots = account(run_scenario_script(translate_offline("a woman on a motorbike follows us")))
+    assert slots.classes == {"motorcycle"} and stated("a man on a bicycle rides ahead").classes == {"bicycle"}
+    script = translate_offline("a teenager darts out from behind a bus on the right")
+    assert "parked_vehicle('bus', side='right'" in script and ".dash_out(" in script

@@ -38,11 +38,15 @@ CLASS_WORDS = {
     "ladies": "pedestrian", "student": "pedestrian", "students": "pedestrian", "pensioner": "pedestrian",
     "girls": "pedestrian", "boys": "pedestrian", "teenager": "pedestrian", "toddler": "pedestrian",
     "schoolchildren": "pedestrian", "crowd": "pedestrian", "passer-by": "pedestrian", "mother": "pedestrian",
+    "e-bike": "bicycle", "e-bikes": "bicycle", "ebike": "bicycle", "pushbike": "bicycle",
 }  # fmt: skip
 PHRASE_CLASSES = {
     "construction vehicle": "construction_vehicle",
     "delivery van": "car",
     "box truck": "truck",
+    "dog walker": "pedestrian",
+    "mountain bike": "bicycle",
+    "racing bike": "bicycle",
     "18-wheeler": "truck",
     "eighteen-wheeler": "truck",
     "semi-truck": "truck",
@@ -81,6 +85,8 @@ BEHAVIOURS = [
     ),
     (
         r"\bdash(es)? out\b|\bdarts? out\b|\b(runs?|running) out\b|\bjumps? out\b"
+        r"|\b(runs?|running|chases?|chasing|goes|go) after (a|an|the|his|her|their) [a-z]+ (into|onto|across)\b"
+        r"|\b(appears?|emerges?|pops? out)( suddenly)? from (between|behind)\b|\bhurr(y|ies|ying) (into|onto)\b"
         r"|\bsuddenly (runs|steps|walks) into\b|\bdash\b"
         r"|\bbolts?\b|\b(darts?|sprints?|runs?|rushes?|races?|leaps?|jumps?|bursts?|steps?|dashes)( out)?"
         r" (into|across|onto|in front of)\b|\brushes? out\b|\bsteps? out\b",
@@ -105,7 +111,8 @@ BEHAVIOURS = [
     ),
     (
         r"\bovertak|\bpass(es|ing)? (us|the ego|me)\b|\bgoes around\b"
-        r"|\b(zips?|zooms?|speeds?|races?|blows?|flies|shoots?|whizz(es)?|goes|gets?) past (us|me|the ego)\b",
+        r"|\b(zips?|zooms?|speeds?|races?|blows?|flies|shoots?|whizz(es)?|goes|gets?|weaves?|slips?|filters?"
+        r"|squeezes?|nips?) past (us|me|the ego)\b",
         "overtake",
     ),
     (
@@ -147,7 +154,7 @@ BEHAVIOURS = [
     (r"\bslows? down\b|\bdecelerat", "slow_down"),
     (r"\bwalk(s|ing)?\b|\bstroll", "walk"),
     (r"\bstand(s|ing)?\b|\bwait(s|ing)?\b", "stand"),
-    (r"\bdriv(e|es|ing)\b|\brid(es|ing)\b|\bin front\b|\bmoving\b|\btravel|\bcruis", "drive"),
+    (r"\bdriv(e|es|ing)\b|\brid(e|es|ing)\b|\bpedal|\bin front\b|\bmoving\b|\btravel|\bcruis", "drive"),
 ]
 WEATHER_WORDS = {
     "rain": "rain",
@@ -236,7 +243,7 @@ allows just chasing chases ball football along show generate create render simul
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
 phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
 encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which both all alongside
-what if imagine suppose speed looking
+what if imagine suppose speed looking rider riders courier delivery
 """.split()
 )
 
@@ -286,8 +293,22 @@ CONTRACTIONS = {r"\bwe're\b": "we are", r"\bi'm\b": "i am", r"\bit's\b": "it is"
                 r"\b([a-z]+)'s (\w+ing|being|parked|stopped|stationary)\b": r"\1 is \2"}  # fmt: skip
 
 
+# A person on a bicycle or motorcycle is the rider's vehicle: "a man on a bike" is a cyclist, "a courier on a
+# moped" a motorcycle.
+RIDER = (
+    r"\b(?:[a-z]+ )?(?:man|woman|guy|boy|girl|kid|child|person|rider|courier|teenager|someone|lady|men|women|people)"
+    r" on (?:a|an|the|his|her|their) (?=(?:[a-z-]+ )?(?:bicycles?|bikes?|e-bikes?|motorcycles?|motorbikes?|mopeds?"
+    r"|scooters?)\b)"
+)
+
+
+def riders(text: str) -> str:
+    """`text` with each person on a two-wheeler named by the two-wheeler ("a man on a bike" -> "a bike")."""
+    return re.sub(RIDER, "", text)
+
+
 def split_clauses(prompt: str) -> list[str]:
-    text = prompt.lower().strip()
+    text = riders(prompt.lower().strip())
     text = re.sub(r"[\u2018\u2019]", "'", text)
     for short, long in CONTRACTIONS.items():  # "we're overtaken", "a van's following us"
         text = re.sub(short, long, text)
@@ -561,8 +582,12 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops:
             if ego_stops:  # in front of the ego, which stops from 1 s on
                 ahead = 3.0 * ego_speed + 8.0 + 2.0 * k
         if b == "dash_out":
+            behind = r"\b(?:behind|between) (?:a|an|the|two)? ?(?:parked |stopped )?([a-z]+)"
+            named = re.search(behind, " ".join(clause.words))  # "from behind a parked bus": what hides the person
+            cover = CLASS_WORDS.get(named.group(1) if named else "", "car")
+            cover = cover if cover in ("car", "truck", "bus", "trailer", "construction_vehicle") else "car"
             return [
-                f"cover{name} = parked_vehicle('car', side={side!r}, ahead={ahead - 3:.1f})",
+                f"cover{name} = parked_vehicle({cover!r}, side={side!r}, ahead={ahead - 3:.1f})",
                 f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})",
                 f"{name}.dash_out(at={1.0 + k:.1f})",
             ]

@@ -31,6 +31,7 @@ from dreamdrive.scenario.translate import (
     WEATHER_WORDS,
     clause_behaviour,
     clause_class,
+    riders,
     split_clauses,
 )
 from dreamdrive.scenario.types import ScriptResult
@@ -101,7 +102,7 @@ def _ego_clause(clause: str) -> bool:
 
 def stated(prompt: str) -> Slots:
     """The slots a prompt states plainly (see the module's docstring)."""
-    text = prompt.lower()
+    text = riders(prompt.lower())
     slots = Slots()
     weathers, times = WEATHER_WORDS, TIME_WORDS
     slots.weather = next((v for w, v in weathers.items() if re.search(rf"\b{w}\b", text)), None)
