@@ -128,3 +128,13 @@ def test_a_rider_is_the_two_wheeler_and_a_named_cover_is_placed():
     assert slots.classes == {"motorcycle"} and stated("a man on a bicycle rides ahead").classes == {"bicycle"}
     script = translate_offline("a teenager darts out from behind a bus on the right")
     assert "parked_vehicle('bus', side='right'" in script and ".dash_out(" in script
+
+
+def test_the_class_and_colour_bind_to_who_does_the_behaviour():
+    script = CUT_IN_LEFT.replace("'truck'", "'car'").replace(
+        "save()", "other = parked_vehicle('truck', side='right', ahead=40, color='red')\nsave()"
+    )
+    problems = disagreements("a red truck cuts in from the left", run_scenario_script(script))
+    assert [p for p in problems if p.startswith("who: the prompt has a red cut in")]
+    assert [p for p in problems if p.startswith("who: the prompt has a truck cut in")]
+    assert not disagreements("a truck cuts in from the left", run_scenario_script(CUT_IN_LEFT))

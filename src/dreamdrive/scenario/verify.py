@@ -87,6 +87,7 @@ class Slots:
     colors: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
     empty: bool = False  # the prompt asks for a road with nobody else on it
+    doers: set[tuple[str, str]] = field(default_factory=set)  # (behaviour, class or colour of who does it)
 
 
 def _ego_clause(clause: str) -> bool:
@@ -126,6 +127,12 @@ def stated(prompt: str) -> Slots:
             if behaviour in SIDE_WORDS and (m := re.search(SIDE_WORDS[behaviour], clause)):
                 side = next(g for g in m.groups() if g)
             slots.behaviours.append((behaviour, side))
+            kind = clause_class(clause)  # "a red truck cuts in": the truck, and the red one, is who cuts in
+            if kind not in (None, "car", "pedestrian"):
+                slots.doers.add((behaviour, kind))
+            color = next((c for c in COLORS if re.search(rf"\b{c}\b", clause)), None)
+            if color and not re.search(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", clause):
+                slots.doers.add((behaviour, "grey" if color == "gray" else color))
     for phrase, value in PHRASE_CLASSES.items():
         if phrase in text and value != "work_zone":
             slots.classes.add(value)
@@ -200,6 +207,7 @@ def account(result: ScriptResult) -> Slots:
                 if np.abs(np.diff(rows[:, 1])).max() * hz > 2.5:
                     shows.append(("dash_out", _side(lateral[0])))
             slots.behaviours += shows
+            slots.doers.update((b, who) for b, _ in shows for who in (kind, actor.color) if who)
             continue
         lanes = np.round(lateral / LANE)
         entered = np.flatnonzero((lanes[1:] == 0) & (np.abs(lanes[:-1]) == 1)) + 1
@@ -228,6 +236,7 @@ def account(result: ScriptResult) -> Slots:
         if abs(turned) > 150:
             shows.append(("u_turn", None))
         slots.behaviours += shows
+        slots.doers.update((b, who) for b, _ in shows for who in (kind, actor.color) if who)
     return slots
 
 
@@ -250,6 +259,11 @@ def disagreements(prompt: str, result: ScriptResult) -> list[str]:
         elif side and side not in sides:
             problems.append(f"side: the prompt asks for {_words(behaviour)} on the {side}, the scenario has it on "
                             f"the {sides[0]}")  # fmt: skip
+    for behaviour, who in sorted(want.doers):
+        done = {w for b, w in got.doers if b == behaviour or (behaviour == "cross" and b == "dash_out")}
+        if done and who not in done:
+            problems.append(f"who: the prompt has a {who.replace('_', ' ')} {_words(behaviour)}, the scenario has "
+                            f"it done by {', '.join(sorted(w.replace('_', ' ') for w in done))}")  # fmt: skip
     asked = {b for b, _ in want.behaviours}
     allowed = asked.union(*(IMPLIED.get(b, set()) for b in asked))
     for behaviour in sorted({b for b, _ in got.behaviours if b in SALIENT} - allowed):
