@@ -138,3 +138,19 @@ def test_the_class_and_colour_bind_to_who_does_the_behaviour():
     assert [p for p in problems if p.startswith("who: the prompt has a red cut in")]
     assert [p for p in problems if p.startswith("who: the prompt has a truck cut in")]
     assert not disagreements("a truck cuts in from the left", run_scenario_script(CUT_IN_LEFT))
+
+
+def test_the_cover_a_person_dashes_out_from_is_not_the_person():
+    script = translate_offline("someone steps out from between two parked vans")
+    assert script.count("pedestrian(") == 1 and "parked_vehicle('car'" in script and ".dash_out(" in script
+    script = translate_offline("a child runs out from behind a parked red bus")
+    assert "parked_vehicle('bus', side='right', ahead=41.0, color='red')" in script
+    assert not disagreements("a child runs out from behind a parked red bus", run_scenario_script(script))
+
+
+def test_a_cut_in_that_leaves_again_is_not_a_cut_in_as_asked():
+    leaves = CUT_IN_LEFT.replace("save()", "car.change_lane('left', at=4.0)\nsave()")
+    problems = disagreements("a truck changes into our lane from the left", run_scenario_script(leaves))
+    assert problems == ["behaviour: the scenario has a lane change to the left besides the cut-in, which the prompt "
+                        "does not ask for"]  # fmt: skip
+    assert not disagreements("a truck changes into our lane from the left", run_scenario_script(CUT_IN_LEFT))

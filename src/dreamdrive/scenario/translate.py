@@ -52,6 +52,12 @@ PHRASE_CLASSES = {
     "semi-truck": "truck",
     "tractor-trailer": "truck",
     "police car": "car",
+    "fire truck": "truck",
+    "fire engine": "truck",
+    "dump truck": "truck",
+    "tow truck": "truck",
+    "garbage truck": "truck",
+    "bin lorry": "truck",
     "patrol car": "car",
     "cop car": "car",
     "work zone": "work_zone",
@@ -86,10 +92,12 @@ BEHAVIOURS = [
     (
         r"\bdash(es)? out\b|\bdarts? out\b|\b(runs?|running) out\b|\bjumps? out\b"
         r"|\b(runs?|running|chases?|chasing|goes|go) after (a|an|the|his|her|their) [a-z]+ (into|onto|across)\b"
+        r"|\b(chases?|chasing) (a|an|the|his|her|their) [a-z]+ (out )?(into|onto|across)\b"
         r"|\b(appears?|emerges?|pops? out)( suddenly)? from (between|behind)\b|\bhurr(y|ies|ying) (into|onto)\b"
         r"|\bsuddenly (runs|steps|walks) into\b|\bdash\b"
         r"|\bbolts?\b|\b(darts?|sprints?|runs?|rushes?|races?|leaps?|jumps?|bursts?|steps?|dashes)( out)?"
-        r" (into|across|onto|in front of)\b|\brushes? out\b|\bsteps? out\b",
+        r" (into|across|onto|in front of)\b|\brushes? out\b|\bsteps? out\b"
+        r"|\b(walks?|wanders?|comes?) out (from )?(behind|between)\b",
         "dash_out",
     ),
     (
@@ -146,8 +154,8 @@ BEHAVIOURS = [
         "oncoming",
     ),
     (
-        r"\bfollow(s|ing)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b|\btrails?\b"
-        r"|\btrailing\b",
+        r"\bfollow(s|ing|ed)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b|\btrails?\b"
+        r"|\btrailing\b|\bsticks? to (our|my) (rear )?bumper\b|\bon (our|my) (rear )?bumper\b",
         "follow",
     ),
     (r"\baccelerat|\bspeeds? up\b", "accelerate"),
@@ -222,6 +230,13 @@ EGO_SPEED = SUBJECT + (
     r"\s+(?:are\s+|am\s+|is\s+)?(?:doing|driving|going|travelling|traveling|cruising|moving|drive"
     r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?\s+\d+(?:\.\d+)?\s*(?:km/h|kmh|kph|mph|m/s)"
 )
+# What a person dashes out from behind: "behind a parked bus", "between two parked vans".
+COVER_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle")
+COVER = (
+    r"\b(?:behind|between) (?:[a-z]+ ){0,3}?("
+    + "|".join(sorted((w for w, k in CLASS_WORDS.items() if k in COVER_CLASSES), key=len, reverse=True))
+    + r")\b"
+)
 # The least speed an emergency stop starts from when the prompt gives none (m/s): slower, a hard brake is over
 # within one key-frame interval and the dataset's boxes do not show it.
 HARD_BRAKE_FROM = 8.0
@@ -239,7 +254,7 @@ sharply sharp thick dense old young elderly little small big large performs perf
 somebody driver drivers get gets getting got crosswalk zebra closely tight tightly dangerously aggressively
 aggressive reckless careless impatient speeding unexpectedly without warning sudden there's it's
 dead hard quick rapid rapidly hurriedly also here some be been has have had having now briefly let lets allow
-allows just chasing chases ball football along show generate create render simulate need want please
+allows just chasing chases ball football pace keeps keep along show generate create render simulate need want please
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
 phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
 encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which both all alongside
@@ -390,7 +405,10 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
         words = re.findall(r"[a-z\-']+|\d+", rest)
         count = 1
         color = None
-        for word in words:
+        # the vehicle a person dashes out from behind is the cover, not the actor: its class, colour and count
+        # ("steps out from between two parked vans") are not the person's
+        actor_part = re.sub(COVER, " ", rest) if clause_behaviour(rest) == "dash_out" else rest
+        for word in re.findall(r"[a-z\-']+|\d+", actor_part):
             if kind is None and word in CLASS_WORDS:
                 kind = CLASS_WORDS[word]
             if word in COLORS:
@@ -582,12 +600,12 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops:
             if ego_stops:  # in front of the ego, which stops from 1 s on
                 ahead = 3.0 * ego_speed + 8.0 + 2.0 * k
         if b == "dash_out":
-            behind = r"\b(?:behind|between) (?:a|an|the|two)? ?(?:parked |stopped )?([a-z]+)"
-            named = re.search(behind, " ".join(clause.words))  # "from behind a parked bus": what hides the person
-            cover = CLASS_WORDS.get(named.group(1) if named else "", "car")
-            cover = cover if cover in ("car", "truck", "bus", "trailer", "construction_vehicle") else "car"
+            named = re.search(COVER, " ".join(clause.words))  # "from behind a parked bus": what hides the person
+            cover = CLASS_WORDS[named.group(1)] if named else "car"
+            tint = next((c for c in COLORS if named and re.search(rf"\b{c}\b", named.group(0))), None)
+            tint = f", color={('grey' if tint == 'gray' else tint)!r}" if tint else ""
             return [
-                f"cover{name} = parked_vehicle({cover!r}, side={side!r}, ahead={ahead - 3:.1f})",
+                f"cover{name} = parked_vehicle({cover!r}, side={side!r}, ahead={ahead - 3:.1f}{tint})",
                 f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})",
                 f"{name}.dash_out(at={1.0 + k:.1f})",
             ]

@@ -22,6 +22,7 @@ from dreamdrive.core.conventions import KEYFRAME_HZ
 from dreamdrive.scenario.translate import (
     CLASS_WORDS,
     COLORS,
+    COVER,
     EGO_LANE_CHANGE,
     EGO_STOP,
     EMPTY,
@@ -127,20 +128,18 @@ def stated(prompt: str) -> Slots:
             if behaviour in SIDE_WORDS and (m := re.search(SIDE_WORDS[behaviour], clause)):
                 side = next(g for g in m.groups() if g)
             slots.behaviours.append((behaviour, side))
-            kind = clause_class(clause)  # "a red truck cuts in": the truck, and the red one, is who cuts in
+            doer = re.sub(COVER, " ", clause) if behaviour == "dash_out" else clause  # not the parked red bus
+            kind = clause_class(doer)  # "a red truck cuts in": the truck, and the red one, is who cuts in
             if kind not in (None, "car", "pedestrian"):
                 slots.doers.add((behaviour, kind))
-            color = next((c for c in COLORS if re.search(rf"\b{c}\b", clause)), None)
-            if color and not re.search(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", clause):
-                slots.doers.add((behaviour, "grey" if color == "gray" else color))
+            slots.doers.update((behaviour, color) for color in _colours(doer)[:1])
     for phrase, value in PHRASE_CLASSES.items():
         if phrase in text and value != "work_zone":
             slots.classes.add(value)
     for word, value in CLASS_WORDS.items():
         if value != "car" and re.search(rf"\b{word}\b", text):
             slots.classes.add(value)
-    text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)  # signals, not colours
-    slots.colors = {"grey" if c == "gray" else c for c in COLORS if re.search(rf"\b{c}\b", text)}
+    slots.colors = set(_colours(text))
     for m in re.finditer(rf"\b({'|'.join(NUMBERS)})\s+([a-z]+)(?:\s+([a-z]+))?", text):
         for word in m.groups()[1:]:  # "two pedestrians", "three white cars"
             kind = CLASS_WORDS.get(word or "")
@@ -148,6 +147,13 @@ def stated(prompt: str) -> Slots:
                 slots.counts[kind] = NUMBERS[m.group(1)]
                 break
     return slots
+
+
+def _colours(text: str) -> list[str]:
+    """The colours `text` names, in the order it names them ("gray" as "grey"; traffic lights are not colours)."""
+    text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)
+    named = sorted((m.start(), c) for c in COLORS for m in re.finditer(rf"\b{c}\b", text))
+    return list(dict.fromkeys("grey" if c == "gray" else c for _, c in named))
 
 
 def _side(y: float) -> str:
@@ -268,6 +274,12 @@ def disagreements(prompt: str, result: ScriptResult) -> list[str]:
     allowed = asked.union(*(IMPLIED.get(b, set()) for b in asked))
     for behaviour in sorted({b for b, _ in got.behaviours if b in SALIENT} - allowed):
         problems.append(f"behaviour: the scenario has {_words(behaviour)}, which the prompt does not ask for")
+    if "cut_in" in asked and not asked & {"change_lane", "overtake", "merge", "turn_left", "turn_right", "u_turn"}:
+        # the one lane change a cut-in allows is the one into the ego's lane, away from the side it comes from
+        into = {"right" if side == "left" else "left" for b, side in got.behaviours if b == "cut_in"}
+        for side in sorted({s for b, s in got.behaviours if b == "change_lane"} - into):
+            problems.append(f"behaviour: the scenario has a lane change to the {side} besides the cut-in, which "
+                            "the prompt does not ask for")  # fmt: skip
     if want.empty and not want.classes and got.classes:
         problems.append(f"empty road: the prompt asks for no other traffic, the scenario has "
                         f"{', '.join(sorted(k.replace('_', ' ') for k in got.classes))}")  # fmt: skip
