@@ -15,7 +15,7 @@ demo: $(STAMP)
 
 test: $(STAMP) $(VENV)/.llama
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_nusc_io.py

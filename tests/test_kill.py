@@ -31,7 +31,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-KILLS = int(os.environ.get("DREAMDRIVE_KILLS", "5"))
+KILLS = int(os.environ.get("DREAMDRIVE_KILLS", "3"))
 STRAY = re.compile(r"^\..*\.(tmp|tmp\.png|staging|old|partial\.mp4)$|^\.dreamdrive-(staging|new|replaced|swap\.json)$")
 TINY_DETECTOR = ["--image-size", "64x32", "--bev-cells", "16", "--width", "8", "--batch-size", "4"]
 
