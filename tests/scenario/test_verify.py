@@ -154,3 +154,24 @@ def test_a_cut_in_that_leaves_again_is_not_a_cut_in_as_asked():
     assert problems == ["behaviour: the scenario has a lane change to the left besides the cut-in, which the prompt "
                         "does not ask for"]  # fmt: skip
     assert not disagreements("a truck changes into our lane from the left", run_scenario_script(CUT_IN_LEFT))
+
+
+def test_followed_by_is_a_vehicle_behind_us_only_when_we_are_followed():
+    assert "vehicle('car', lane='ego', ahead=-14.0, color='black')" in translate_offline(
+        "we are being followed by a black car"
+    )
+    with pytest.raises(TranslationError):  # a bus after the truck, not one behind us
+        translate_offline("a truck cuts in from the left, followed by a bus")
+
+
+def test_the_egos_stated_speed_is_a_slot_and_a_shade_is_not_a_time_of_day():
+    slow = "ego(speed=10)\nbike = vehicle('motorcycle', lane='ego', ahead=-15, speed=13)\nbike.overtake(at=0.5)\nsave()\n"
+    prompt = "at a speed of 15 m/s we are overtaken by a motorcycle"
+    assert stated(prompt).ego_speed == 15.0
+    assert disagreements(prompt, run_scenario_script(slow))[0].startswith("ego speed: the prompt asks for 15.0 m/s")
+    script = translate_offline(prompt)
+    assert script.startswith("ego(speed=15.00)") and not disagreements(prompt, run_scenario_script(script))
+    assert translate_offline("going 72 km per hour").startswith("ego(speed=20.00)")
+    assert translate_offline("we drive at 30 mph").startswith("ego(speed=13.41)")
+    dark = translate_offline("a dark blue car cuts in from the right")
+    assert "color='blue'" in dark and "set_time_of_day" not in dark

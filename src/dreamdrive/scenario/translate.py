@@ -38,7 +38,8 @@ CLASS_WORDS = {
     "ladies": "pedestrian", "student": "pedestrian", "students": "pedestrian", "pensioner": "pedestrian",
     "girls": "pedestrian", "boys": "pedestrian", "teenager": "pedestrian", "toddler": "pedestrian",
     "schoolchildren": "pedestrian", "crowd": "pedestrian", "passer-by": "pedestrian", "mother": "pedestrian",
-    "e-bike": "bicycle", "e-bikes": "bicycle", "ebike": "bicycle", "pushbike": "bicycle",
+    "e-bike": "bicycle", "e-bikes": "bicycle", "ebike": "bicycle", "pushbike": "bicycle", "tanker": "truck",
+    "campervan": "car",
 }  # fmt: skip
 PHRASE_CLASSES = {
     "construction vehicle": "construction_vehicle",
@@ -52,6 +53,9 @@ PHRASE_CLASSES = {
     "semi-truck": "truck",
     "tractor-trailer": "truck",
     "police car": "car",
+    "camper van": "car",
+    "cement mixer": "truck",
+    "concrete mixer": "truck",
     "fire truck": "truck",
     "fire engine": "truck",
     "dump truck": "truck",
@@ -154,7 +158,8 @@ BEHAVIOURS = [
         "oncoming",
     ),
     (
-        r"\bfollow(s|ing|ed)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b|\btrails?\b"
+        r"\bfollow(s|ing)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b|\btrails?\b"
+        r"|\b(we|i|the ego|our car)\b[\w' ]{0,20}\bfollowed by\b"  # not "a truck cuts in, followed by a bus"
         r"|\btrailing\b|\bsticks? to (our|my) (rear )?bumper\b|\bon (our|my) (rear )?bumper\b",
         "follow",
     ),
@@ -225,10 +230,12 @@ EMPTY = (
     r"|\bnothing(?: else)?(?: is)? (?:happening|going on)\b"
     r"|\bon (?:our|my) own\b"
 )
-# The ego's own speed said of the ego: "we are doing 70 km/h", "while I drive at 50 mph".
-EGO_SPEED = SUBJECT + (
-    r"\s+(?:are\s+|am\s+|is\s+)?(?:doing|driving|going|travelling|traveling|cruising|moving|drive"
-    r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?\s+\d+(?:\.\d+)?\s*(?:km/h|kmh|kph|mph|m/s)"
+SPEED_UNITS = r"km/h|kmh|kph|kmph|mph|m/s|km an hour|km per hour|kilometres per hour|kilometers per hour|miles per hour"
+# The ego's own speed said of the ego: "we are doing 70 km/h", "while I drive at 50 mph", "at 15 m/s we ...".
+EGO_SPEED = (
+    SUBJECT + r"\s+(?:are\s+|am\s+|is\s+)?(?:doing|driving|going|travelling|traveling|cruising|moving|drive"
+    r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?\s+\d+(?:\.\d+)?\s*(?:" + SPEED_UNITS + r")\b"
+    r"|^(?:at|doing|going)(?: a speed of)? \d+(?:\.\d+)?\s*(?:" + SPEED_UNITS + r")\b,?\s*(?=" + SUBJECT + ")"
 )
 # What a person dashes out from behind: "behind a parked bus", "between two parked vans".
 COVER_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle")
@@ -254,7 +261,7 @@ sharply sharp thick dense old young elderly little small big large performs perf
 somebody driver drivers get gets getting got crosswalk zebra closely tight tightly dangerously aggressively
 aggressive reckless careless impatient speeding unexpectedly without warning sudden there's it's
 dead hard quick rapid rapidly hurriedly also here some be been has have had having now briefly let lets allow
-allows just chasing chases ball football pace keeps keep along show generate create render simulate need want please
+allows just chasing chases ball football going along show generate create render simulate need want please
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
 phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
 encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which both all alongside
@@ -283,13 +290,13 @@ class Clause:
     told: bool = True  # whether the clause said what the actor does (else it drives, or a pedestrian stands)
 
 
-def _speed(text: str) -> tuple[float | None, str]:
+def stated_speed(text: str) -> tuple[float | None, str]:
     """The first speed in `text` in m/s, and the text without it."""
-    match = re.search(r"(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph|m/s)", text)
+    match = re.search(rf"(\d+(?:\.\d+)?)\s*({SPEED_UNITS})\b", text)
     if not match:
         return None, text
     value, unit = float(match.group(1)), match.group(2)
-    factor = {"km/h": 1 / 3.6, "kmh": 1 / 3.6, "kph": 1 / 3.6, "mph": 0.44704, "m/s": 1.0}[unit]
+    factor = 0.44704 if unit.startswith("m") and unit != "m/s" else 1.0 if unit == "m/s" else 1 / 3.6
     return value * factor, text[: match.start()] + text[match.end() :]
 
 
@@ -318,7 +325,9 @@ RIDER = (
 
 
 def riders(text: str) -> str:
-    """`text` with each person on a two-wheeler named by the two-wheeler ("a man on a bike" -> "a bike")."""
+    """`text` with each person on a two-wheeler named by the two-wheeler ("a man on a bike" -> "a bike"), and
+    without the shade of a colour ("a dark blue car" is blue, and not by night)."""
+    text = re.sub(rf"\b(?:dark|light|bright|pale|deep|metallic)[ -](?=(?:{'|'.join(COLORS)})\b)", "", text)
     return re.sub(RIDER, "", text)
 
 
@@ -353,8 +362,8 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
     for part in split_clauses(prompt):
         part = re.sub(crash, " ", part)
         if doing := re.search(EGO_SPEED, part):  # "while we are doing 70 km/h"
-            settings["ego_speed"] = _speed(doing.group(0))[0]
-            part = part[: doing.start()] + " " + part[doing.end() :]
+            settings["ego_speed"] = stated_speed(doing.group(0))[0]
+            part = (part[: doing.start()] + " " + part[doing.end() :]).strip()
         if re.search(EMPTY, part):
             settings["empty"] = True  # no actor but the ego, unless other clauses add some
             part = re.sub(EMPTY, " ", part)
@@ -381,7 +390,7 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             _ego_settings(part, settings)
             continue
         ego_clause = re.search(r"\b(we|ego|i|our car|the ego car)\b.*\b(driv|going|travel|at)\b", part)
-        speed, rest = _speed(part)
+        speed, rest = stated_speed(part)
         distance, rest = _distance(rest)
         for word, value in WEATHER_WORDS.items():
             if re.search(rf"\b{word}\b", rest):
@@ -488,7 +497,7 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
 
 def _ego_settings(part: str, settings: dict) -> None:
     """The speed, weather and time of day of a clause about the ego's own manoeuvre ("... on a rainy night")."""
-    speed, _ = _speed(part)
+    speed, _ = stated_speed(part)
     if speed is not None:
         settings["ego_speed"] = speed
     for words, key in ((WEATHER_WORDS, "weather"), (TIME_WORDS, "time_of_day")):
@@ -654,7 +663,7 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops:
     if b == "overtake":
         return [
             f"{name} = vehicle({kind!r}, lane='ego', ahead={(clause.ahead or -15.0) - spacing:.1f}, "
-            f"speed={speed or min(13.0, TOP_SPEED[kind]):.2f}{color})",
+            f"speed={speed or min(ego_speed + 3.0, TOP_SPEED[kind]):.2f}{color})",
             f"{name}.overtake(at={0.5 + 2 * k:.1f})",
         ]
     if b == "hard_brake":  # from at least HARD_BRAKE_FROM unless told: a stop from a crawl is over between key frames

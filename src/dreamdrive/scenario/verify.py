@@ -24,6 +24,7 @@ from dreamdrive.scenario.translate import (
     COLORS,
     COVER,
     EGO_LANE_CHANGE,
+    EGO_SPEED,
     EGO_STOP,
     EMPTY,
     PHRASE_CLASSES,
@@ -34,6 +35,7 @@ from dreamdrive.scenario.translate import (
     clause_class,
     riders,
     split_clauses,
+    stated_speed,
 )
 from dreamdrive.scenario.types import ScriptResult
 
@@ -89,6 +91,7 @@ class Slots:
     counts: dict[str, int] = field(default_factory=dict)
     empty: bool = False  # the prompt asks for a road with nobody else on it
     doers: set[tuple[str, str]] = field(default_factory=set)  # (behaviour, class or colour of who does it)
+    ego_speed: float | None = None  # m/s, at the start
 
 
 def _ego_clause(clause: str) -> bool:
@@ -112,6 +115,8 @@ def stated(prompt: str) -> Slots:
     slots.empty = bool(re.search(EMPTY, text))
     for clause in split_clauses(prompt):
         clause = re.sub(EMPTY, " ", clause)
+        if doing := re.search(EGO_SPEED, clause):  # "while we are doing 70 km/h", "at 15 m/s we ..."
+            slots.ego_speed = stated_speed(doing.group(0))[0]
         if _ego_clause(clause):
             if m := EGO_TURN.search(clause):
                 slots.ego.add(f"turn:{m.group(1)}")
@@ -188,7 +193,7 @@ def account(result: ScriptResult) -> Slots:
     manoeuvres, classes, colours, counts, weather and time of day."""
     ego = np.asarray(result.ego.rows, dtype=float)
     hz = result.hz
-    slots = Slots(weather=result.weather, time_of_day=result.time_of_day)
+    slots = Slots(weather=result.weather, time_of_day=result.time_of_day, ego_speed=float(ego[0, 3]))
     if abs(_turned(ego)) < 45:
         slots.ego.update(f"lane:{side}" for side in _lane_changes(ego[:, 1]))
     elif abs(_turned(ego)) < 135:
@@ -254,6 +259,9 @@ def disagreements(prompt: str, result: ScriptResult) -> list[str]:
         asked, shown = getattr(want, slot) or default, getattr(got, slot)
         if asked != shown:
             problems.append(f"{slot.replace('_', ' ')}: the prompt asks for {asked}, the scenario has {shown}")
+    if want.ego_speed is not None and abs(want.ego_speed - got.ego_speed) > 0.05 * want.ego_speed + 0.1:
+        problems.append(f"ego speed: the prompt asks for {want.ego_speed:.1f} m/s, the scenario starts the ego at "
+                        f"{got.ego_speed:.1f} m/s")  # fmt: skip
     for manoeuvre in sorted(want.ego - got.ego):
         problems.append(f"ego: the prompt has the ego {_ego_words(manoeuvre)}, the scenario does not")
     for manoeuvre in sorted((got.ego - want.ego) - {"stop"}):
