@@ -43,19 +43,23 @@ class Job:
     weights: bool = False  # compare model weights (training) rather than every byte (datasets)
     derived: set[str] | None = None  # files (glob patterns) of timings, paths or tables of compared weights: compared
     # only to exist
+    threads: int | None = None  # CPU threads (OMP/MKL); None: the machine's default
 
 
 def command(args: list) -> list[str]:
     return [sys.executable, "-m", "dreamdrive.cli", *map(str, args)]
 
 
-def launch(args: list, log: Path) -> subprocess.Popen:
+def launch(args: list, log: Path, threads: int | None = None) -> subprocess.Popen:
+    env = os.environ.copy()
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with log.open("ab") as handle:  # a file, not a pipe: a full pipe would stall the job
-        return subprocess.Popen(command(args), stdout=handle, stderr=handle, env=os.environ.copy())
+        return subprocess.Popen(command(args), stdout=handle, stderr=handle, env=env)
 
 
-def finish(args: list, log: Path) -> None:
-    process = launch(args, log)
+def finish(args: list, log: Path, threads: int | None = None) -> None:
+    process = launch(args, log, threads)
     assert process.wait() == 0, log.read_text(errors="replace")[-3000:]
 
 
@@ -71,10 +75,10 @@ def stray(root: Path) -> list[str]:
     return [str(p.relative_to(root)) for p in root.rglob("*") if STRAY.match(p.name)]
 
 
-def reference_run(args: list, out: Path, log: Path) -> tuple[float, float]:
+def reference_run(args: list, out: Path, log: Path, threads: int | None = None) -> tuple[float, float]:
     """Run to the end; the seconds until `out` first appears and until the end."""
     start = time.perf_counter()
-    process = launch(args, log)
+    process = launch(args, log, threads)
     first = None
     while process.poll() is None:
         if first is None and out.exists():
@@ -85,10 +89,10 @@ def reference_run(args: list, out: Path, log: Path) -> tuple[float, float]:
     return first if first is not None else end, end
 
 
-def kill_at(args: list, moment: float, log: Path) -> float | None:
+def kill_at(args: list, moment: float, log: Path, threads: int | None = None) -> float | None:
     """Start the job and SIGKILL it `moment` seconds later; None if it was still running then, else the seconds
     it took to end by itself."""
-    process = launch(args, log)
+    process = launch(args, log, threads)
     start = time.perf_counter()
     while process.poll() is None and time.perf_counter() - start < moment:
         time.sleep(0.005)
@@ -165,7 +169,8 @@ JOBS = [
                                                            "--batch-size", "1", "--save-every", "2"],
         weights=True),  # fmt: skip
     Job("detector training", lambda inputs, out: ["detect", "train", "--data", inputs["world"], "--out", out,
-                                                  "--epochs", "3", *TINY_DETECTOR], weights=True),  # fmt: skip
+                                                  "--epochs", "3", *TINY_DETECTOR],
+        weights=True, threads=1),  # fmt: skip
     Job("autoencoder training", lambda inputs, out: ["vae", "train", "--data", inputs["world"], "--out", out,
                                                      "--steps", "12", "--batch-size", "4", "--save-every", "3"],
         weights=True),  # fmt: skip
@@ -184,7 +189,7 @@ JOBS = [
     Job("iso-epoch experiment", lambda inputs, out: ["experiment", "iso-epoch", "--real", inputs["world"],
                                                      "--synthetic", f"naive={inputs['insert']}", "--epochs", "1",
                                                      "--seeds", "2", "--out", out, *TINY_DETECTOR],
-        weights=True, derived={"results.json", "results.md", "results.png"}),
+        weights=True, derived={"results.json", "results.md", "results.png"}, threads=1),
 ]
 # fmt: on
 
@@ -213,7 +218,7 @@ def inputs(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("job", JOBS, ids=[j.name for j in JOBS])
 def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs, tmp_path):
     reference, log = tmp_path / "reference", tmp_path / "log.txt"
-    first, end = reference_run(job.args(inputs, reference), reference, log)
+    first, end = reference_run(job.args(inputs, reference), reference, log, job.threads)
     assert not stray(reference), stray(reference)
     rng = random.Random(job.name)
     hits = 0
@@ -222,7 +227,7 @@ def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs
         args = job.args(inputs, out)
         share = 0.9 * (k + rng.random()) / KILLS  # of the span from the first output to the end, clear of the end
         for _ in range(4):
-            took = kill_at(args, first + share * (end - first), log)
+            took = kill_at(args, first + share * (end - first), log, job.threads)
             if took is None:
                 hits += 1
                 break
@@ -231,8 +236,8 @@ def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs
             shutil.rmtree(out)
             first, end = first * took / end * 0.9, took * 0.9
         moment = first + share * (end - first)
-        kill_at(args, moment, log)  # killed again as far into the rerun, which skips what the first run did
-        finish(args, log)
+        kill_at(args, moment, log, job.threads)  # killed again as far into the rerun, which skips what the first did
+        finish(args, log, job.threads)
         assert not stray(out), stray(out)
         if job.weights:
             same_weights(reference, out)
@@ -240,6 +245,6 @@ def test_a_job_killed_at_random_moments_ends_as_an_uninterrupted_run(job, inputs
             same_bytes(reference, out, job.derived or set())
     assert hits >= KILLS - 1, f"only {hits} of {KILLS} kills hit the running job"  # one may come late on a busy machine
     before = {name: p.stat().st_mtime_ns for name, p in files(out).items()}
-    finish(job.args(inputs, out), log)  # a finished job, rerun, changes nothing
+    finish(job.args(inputs, out), log, job.threads)  # a finished job, rerun, changes nothing
     after = {name: p.stat().st_mtime_ns for name, p in files(out).items()}
     assert before == after, sorted(k for k in after if before.get(k) != after[k])[:10]
