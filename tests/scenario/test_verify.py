@@ -165,7 +165,8 @@ def test_followed_by_is_a_vehicle_behind_us_only_when_we_are_followed():
 
 
 def test_the_egos_stated_speed_is_a_slot_and_a_shade_is_not_a_time_of_day():
-    slow = "ego(speed=10)\nbike = vehicle('motorcycle', lane='ego', ahead=-15, speed=13)\nbike.overtake(at=0.5)\nsave()\n"
+    slow = "ego(speed=10)\nbike = vehicle('motorcycle', lane='ego', ahead=-15, speed=13)\nbike.overtake(at=0.5)\n"
+    slow += "save()\n"
     prompt = "at a speed of 15 m/s we are overtaken by a motorcycle"
     assert stated(prompt).ego_speed == 15.0
     assert disagreements(prompt, run_scenario_script(slow))[0].startswith("ego speed: the prompt asks for 15.0 m/s")
@@ -175,3 +176,11 @@ def test_the_egos_stated_speed_is_a_slot_and_a_shade_is_not_a_time_of_day():
     assert translate_offline("we drive at 30 mph").startswith("ego(speed=13.41)")
     dark = translate_offline("a dark blue car cuts in from the right")
     assert "color='blue'" in dark and "set_time_of_day" not in dark
+    assert translate_offline("our car is doing approximately 60 km/h").startswith("ego(speed=16.67)")
+    assert "set_time_of_day" not in translate_offline("a dark car follows us")
+
+
+def test_a_follower_that_then_overtakes_is_one_actor_overtaking():
+    script = translate_offline("a truck follows us and then overtakes")
+    assert script.count("vehicle(") == 1 and "vehicle('truck', lane='ego', ahead=-15.0" in script
+    assert ".overtake(" in script

@@ -145,7 +145,7 @@ BEHAVIOURS = [
         r"\bbroken[- ]down\b|\bstalled\b|\bstopped\b|\bstops?\b|\bstationary\b|\bstanding still\b"
         r"|\bblocks? (the|our) lane\b|\bstands? still\b|\bsits? (in|ahead)\b|\bblock(s|ing)?\b|\bstuck\b"
         r"|\bstandstill\b|\bimmobile\b|\bnot moving\b|\bstands? (in|ahead)\b|\babandoned\b|\bdisabled\b"
-        r"|\bmotionless\b|\bsits?\b|\bhalted\b|\bstanding (in|ahead)\b",
+        r"|\bmotionless\b|\bsits?\b(?! on (our|my) (tail|bumper))|\bhalted\b|\bstanding (in|ahead)\b",
         "stopped",
     ),
     (r"\bparked\b", "parked"),
@@ -160,7 +160,8 @@ BEHAVIOURS = [
     (
         r"\bfollow(s|ing)?\b|\btailgat|\bbehind (us|me)\b|\btails?\b|\btailing\b|\bon our tail\b|\btrails?\b"
         r"|\b(we|i|the ego|our car)\b[\w' ]{0,20}\bfollowed by\b"  # not "a truck cuts in, followed by a bus"
-        r"|\btrailing\b|\bsticks? to (our|my) (rear )?bumper\b|\bon (our|my) (rear )?bumper\b",
+        r"|\btrailing\b|\bsticks? to (our|my) (rear )?bumper\b|\bon (our|my) (rear )?bumper\b"
+        r"|\b(sits?|sitting|stays?|staying) on (our|my) (tail|bumper)\b",
         "follow",
     ),
     (r"\baccelerat|\bspeeds? up\b", "accelerate"),
@@ -231,11 +232,18 @@ EMPTY = (
     r"|\bon (?:our|my) own\b"
 )
 SPEED_UNITS = r"km/h|kmh|kph|kmph|mph|m/s|km an hour|km per hour|kilometres per hour|kilometers per hour|miles per hour"
+ABOUT = r"(?:\s+(?:about|around|roughly|approximately|approx|nearly|almost|a steady|a constant|some))?"
 # The ego's own speed said of the ego: "we are doing 70 km/h", "while I drive at 50 mph", "at 15 m/s we ...".
+SPEED = ABOUT + r"\s+\d+(?:\.\d+)?\s*(?:" + SPEED_UNITS + r")\b"  # " about 50 km/h"
 EGO_SPEED = (
     SUBJECT + r"\s+(?:are\s+|am\s+|is\s+)?(?:doing|driving|going|travelling|traveling|cruising|moving|drive"
-    r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?\s+\d+(?:\.\d+)?\s*(?:" + SPEED_UNITS + r")\b"
-    r"|^(?:at|doing|going)(?: a speed of)? \d+(?:\.\d+)?\s*(?:" + SPEED_UNITS + r")\b,?\s*(?=" + SUBJECT + ")"
+    r"|drives|go|goes|travel|travels|cruise|cruises)?(?:\s+at)?"
+    + SPEED
+    + r"|^(?:at|doing|going)(?: a speed of)?"
+    + SPEED
+    + r",?\s*(?="
+    + SUBJECT
+    + ")"
 )
 # What a person dashes out from behind: "behind a parked bus", "between two parked vans".
 COVER_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle")
@@ -265,6 +273,7 @@ allows just chasing chases ball football going along show generate create render
 give produce where signalling signaling indicating indicator pram stroller pushchair buggy umbrella bag backpack
 phone quiet happening calm peaceful hazards hazard warning foot group his her their meet meets encounter
 encounters see sees spot spots ordinary normal regular typical usual articulated being nowhere which both all alongside
+approximately roughly approx steady constant
 what if imagine suppose speed looking rider riders courier delivery
 """.split()
 )
@@ -326,8 +335,9 @@ RIDER = (
 
 def riders(text: str) -> str:
     """`text` with each person on a two-wheeler named by the two-wheeler ("a man on a bike" -> "a bike"), and
-    without the shade of a colour ("a dark blue car" is blue, and not by night)."""
+    without the shade of a colour ("a dark blue car" is blue, and "a dark car" is not by night)."""
     text = re.sub(rf"\b(?:dark|light|bright|pale|deep|metallic)[ -](?=(?:{'|'.join(COLORS)})\b)", "", text)
+    text = re.sub(rf"\bdark (?=(?:{'|'.join(CLASS_WORDS)})\b)", "", text)  # "a dark car": its paint, not the night
     return re.sub(RIDER, "", text)
 
 
@@ -451,6 +461,10 @@ def parse(prompt: str) -> tuple[list[Clause], dict]:
             continue
         if kind is None and clauses and behaviour is None and not words_left(words) and (side := _side_of(rest)):
             clauses[-1].side = clauses[-1].side or side  # "..., left": the previous actor's side
+            continue
+        if kind is None and clauses and clauses[-1].behaviour == "follow" and behaviour == "overtake":
+            clauses[-1].behaviour = "overtake"  # "a truck follows us and then overtakes": the follower passes
+            clauses[-1].side = _side_of(rest) or clauses[-1].side
             continue
         if (
             kind is None
@@ -669,8 +683,10 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops:
     if b == "hard_brake":  # from at least HARD_BRAKE_FROM unless told: a stop from a crawl is over between key frames
         speed = speed if speed is not None else (None if ego_speed >= HARD_BRAKE_FROM else HARD_BRAKE_FROM)
         return [
-            f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, ahead={(clause.ahead or 25.0) + spacing:.1f}"
-            f"{_speed_arg(speed)}{color})",
+            # 2.5 s ahead of the ego at least: closer, the ego's car-following brakes from the start, below the
+            # speed the prompt gives it
+            f"{name} = vehicle({kind!r}, lane={clause.side or 'ego'!r}, "
+            f"ahead={(clause.ahead or max(25.0, 2.5 * ego_speed)) + spacing:.1f}{_speed_arg(speed)}{color})",
             f"{name}.hard_brake(at={2.0 + k:.1f})",
         ]
     if b == "change_lane":

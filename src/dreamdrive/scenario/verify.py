@@ -117,6 +117,7 @@ def stated(prompt: str) -> Slots:
         clause = re.sub(EMPTY, " ", clause)
         if doing := re.search(EGO_SPEED, clause):  # "while we are doing 70 km/h", "at 15 m/s we ..."
             slots.ego_speed = stated_speed(doing.group(0))[0]
+            clause = (clause[: doing.start()] + " " + clause[doing.end() :]).strip()  # as the parser reads on
         if _ego_clause(clause):
             if m := EGO_TURN.search(clause):
                 slots.ego.add(f"turn:{m.group(1)}")
@@ -128,6 +129,8 @@ def stated(prompt: str) -> Slots:
                 slots.ego.add("stop")
                 continue  # else the ego is the object: "we get overtaken by a bus"
         behaviour = clause_behaviour(clause, clause_class(clause))
+        if behaviour == "overtake" and clause_class(clause) is None and slots.behaviours[-1:] == [("follow", None)]:
+            slots.behaviours.pop()  # "a truck follows us and then overtakes": the follower passes, as the parser has it
         if behaviour in CHECKED:
             side = None
             if behaviour in SIDE_WORDS and (m := re.search(SIDE_WORDS[behaviour], clause)):
