@@ -1,7 +1,7 @@
 """The verifier between a prompt and its script: what the prompt states, slot by slot, against what the script did.
 
 `stated` reads the slots a prompt states plainly: weather, time of day, the ego's
-own manoeuvre ("we move over to the left lane"), each actor behaviour with the
+own manoeuvre ("we move over to the left lane") and speed ("at 15 m/s we ..."), each actor behaviour with the
 side it names ("cuts in from the right", "overtakes us on the left"), the
 classes, colours and counts it names. `account` derives the same slots from the
 trajectories the script produced (not from the script's words). `disagreements`
