@@ -231,7 +231,14 @@ EMPTY = (
     r"|\bnothing(?: else)?(?: is)? (?:happening|going on)\b"
     r"|\bon (?:our|my) own\b"
 )
-SPEED_UNITS = r"km/h|kmh|kph|kmph|mph|m/s|km an hour|km per hour|kilometres per hour|kilometers per hour|miles per hour"
+# Speed units and their factors to m/s; SPEED_UNITS matches any of them, the longest first.
+SPEED_FACTORS = {
+    **dict.fromkeys(("km/h", "kmh", "kph", "kmph", "km an hour", "km per hour", "kilometres per hour",
+                     "kilometers per hour"), 1 / 3.6),
+    **dict.fromkeys(("mph", "miles per hour"), 0.44704),
+    "m/s": 1.0,
+}  # fmt: skip
+SPEED_UNITS = "|".join(sorted(SPEED_FACTORS, key=len, reverse=True))
 ABOUT = r"(?:\s+(?:about|around|roughly|approximately|approx|nearly|almost|a steady|a constant|some))?"
 # The ego's own speed said of the ego: "we are doing 70 km/h", "while I drive at 50 mph", "at 15 m/s we ...".
 SPEED = ABOUT + r"\s+\d+(?:\.\d+)?\s*(?:" + SPEED_UNITS + r")\b"  # " about 50 km/h"
@@ -304,9 +311,7 @@ def stated_speed(text: str) -> tuple[float | None, str]:
     match = re.search(rf"(\d+(?:\.\d+)?)\s*({SPEED_UNITS})\b", text)
     if not match:
         return None, text
-    value, unit = float(match.group(1)), match.group(2)
-    factor = 0.44704 if unit.startswith("m") and unit != "m/s" else 1.0 if unit == "m/s" else 1 / 3.6
-    return value * factor, text[: match.start()] + text[match.end() :]
+    return float(match.group(1)) * SPEED_FACTORS[match.group(2)], text[: match.start()] + text[match.end() :]
 
 
 def _distance(text: str) -> tuple[float | None, str]:
@@ -333,16 +338,28 @@ RIDER = (
 )
 
 
-def riders(text: str) -> str:
-    """`text` with each person on a two-wheeler named by the two-wheeler ("a man on a bike" -> "a bike"), and
-    without the shade of a colour ("a dark blue car" is blue, and "a dark car" is not by night)."""
-    text = re.sub(rf"\b(?:dark|light|bright|pale|deep|metallic)[ -](?=(?:{'|'.join(COLORS)})\b)", "", text)
-    text = re.sub(rf"\bdark (?=(?:{'|'.join(CLASS_WORDS)})\b)", "", text)  # "a dark car": its paint, not the night
-    return re.sub(RIDER, "", text)
+# The shade of a colour ("a dark blue car"), and "dark" said of a vehicle's paint ("a dark car"), not the night.
+SHADE = re.compile(
+    rf"\b(?:dark|light|bright|pale|deep|metallic)[ -](?=(?:{'|'.join(COLORS)})\b)"
+    rf"|\bdark (?=(?:{'|'.join(CLASS_WORDS)})\b)"
+)
+
+
+def plain(text: str) -> str:
+    """`text` as the parser and the verifier read it: each person on a two-wheeler named by the two-wheeler ("a
+    man on a bike" -> "a bike"), and no shades ("a dark blue car" is blue; "a dark car" is not by night)."""
+    return re.sub(RIDER, "", SHADE.sub("", text))
+
+
+def colours(text: str) -> list[str]:
+    """The colours `text` names, in the order it names them ("gray" as "grey"; traffic lights are not colours)."""
+    text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)
+    named = sorted((m.start(), c) for c in COLORS for m in re.finditer(rf"\b{c}\b", text))
+    return list(dict.fromkeys("grey" if c == "gray" else c for _, c in named))
 
 
 def split_clauses(prompt: str) -> list[str]:
-    text = riders(prompt.lower().strip())
+    text = plain(prompt.lower().strip())
     text = re.sub(r"[\u2018\u2019]", "'", text)
     for short, long in CONTRACTIONS.items():  # "we're overtaken", "a van's following us"
         text = re.sub(short, long, text)
@@ -625,8 +642,7 @@ def _actor_lines(clause: Clause, name: str, k: int, ego_speed: float, ego_stops:
         if b == "dash_out":
             named = re.search(COVER, " ".join(clause.words))  # "from behind a parked bus": what hides the person
             cover = CLASS_WORDS[named.group(1)] if named else "car"
-            tint = next((c for c in COLORS if named and re.search(rf"\b{c}\b", named.group(0))), None)
-            tint = f", color={('grey' if tint == 'gray' else tint)!r}" if tint else ""
+            tint = "".join(f", color={c!r}" for c in colours(named.group(0) if named else "")[:1])
             return [
                 f"cover{name} = parked_vehicle({cover!r}, side={side!r}, ahead={ahead - 3:.1f}{tint})",
                 f"{name} = pedestrian(side={side!r}, ahead={ahead:.1f})",

@@ -21,7 +21,6 @@ import numpy as np
 from dreamdrive.core.conventions import KEYFRAME_HZ
 from dreamdrive.scenario.translate import (
     CLASS_WORDS,
-    COLORS,
     COVER,
     EGO_LANE_CHANGE,
     EGO_SPEED,
@@ -33,7 +32,8 @@ from dreamdrive.scenario.translate import (
     WEATHER_WORDS,
     clause_behaviour,
     clause_class,
-    riders,
+    colours,
+    plain,
     split_clauses,
     stated_speed,
 )
@@ -107,7 +107,7 @@ def _ego_clause(clause: str) -> bool:
 
 def stated(prompt: str) -> Slots:
     """The slots a prompt states plainly (see the module's docstring)."""
-    text = riders(prompt.lower())
+    text = plain(prompt.lower())
     slots = Slots()
     weathers, times = WEATHER_WORDS, TIME_WORDS
     slots.weather = next((v for w, v in weathers.items() if re.search(rf"\b{w}\b", text)), None)
@@ -140,14 +140,14 @@ def stated(prompt: str) -> Slots:
             kind = clause_class(doer)  # "a red truck cuts in": the truck, and the red one, is who cuts in
             if kind not in (None, "car", "pedestrian"):
                 slots.doers.add((behaviour, kind))
-            slots.doers.update((behaviour, color) for color in _colours(doer)[:1])
+            slots.doers.update((behaviour, color) for color in colours(doer)[:1])
     for phrase, value in PHRASE_CLASSES.items():
         if phrase in text and value != "work_zone":
             slots.classes.add(value)
     for word, value in CLASS_WORDS.items():
         if value != "car" and re.search(rf"\b{word}\b", text):
             slots.classes.add(value)
-    slots.colors = set(_colours(text))
+    slots.colors = set(colours(text))
     for m in re.finditer(rf"\b({'|'.join(NUMBERS)})\s+([a-z]+)(?:\s+([a-z]+))?", text):
         for word in m.groups()[1:]:  # "two pedestrians", "three white cars"
             kind = CLASS_WORDS.get(word or "")
@@ -155,13 +155,6 @@ def stated(prompt: str) -> Slots:
                 slots.counts[kind] = NUMBERS[m.group(1)]
                 break
     return slots
-
-
-def _colours(text: str) -> list[str]:
-    """The colours `text` names, in the order it names them ("gray" as "grey"; traffic lights are not colours)."""
-    text = re.sub(r"\b(?:red|green|amber|yellow) (?:traffic )?lights?\b", "lights", text)
-    named = sorted((m.start(), c) for c in COLORS for m in re.finditer(rf"\b{c}\b", text))
-    return list(dict.fromkeys("grey" if c == "gray" else c for _, c in named))
 
 
 def _side(y: float) -> str:
