@@ -188,7 +188,8 @@ JOBS = [
     # (the merged index's fingerprint keys where its scenes were read from: OUT/items)
     Job("iso-epoch experiment", lambda inputs, out: ["experiment", "iso-epoch", "--real", inputs["world"],
                                                      "--synthetic", f"naive={inputs['insert']}", "--epochs", "1",
-                                                     "--seeds", "2", "--out", out, *TINY_DETECTOR],
+                                                     "--seeds", "2", "--out", out, "--workers", "2",
+                                                     *TINY_DETECTOR],
         weights=True, derived={"results.json", "results.md", "results.png"}, threads=1),
 ]
 # fmt: on

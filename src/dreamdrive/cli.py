@@ -548,6 +548,9 @@ def experiment_iso_epoch(
         [], help="NAME=DATAROOT[:SPLIT] of a held-out set every run is scored on too (repeat for several)"
     ),
     tracking: bool = typer.Option(False, help="also track on the detections and score AMOTA"),
+    workers: int = typer.Option(
+        1, min=1, help="runs trained at once, each in its own process with its share of the cores"
+    ),
 ) -> None:
     """Train real-only and real+synthetic detectors for the same epochs over seeds; score each on the real
     validation split and on held-out sets; write results.json/.md/.png."""
@@ -574,7 +577,8 @@ def experiment_iso_epoch(
     config = TrainConfig(batch_size=batch_size, learning_rate=learning_rate)
     detector = _detector_config(image_size, bev_cells, width)
     iso_epoch(real, named, out, schedules, seeds, epoch_unit, config, detector,
-              progress=lambda n: console.print(f"run {n}"), held_out=held_out, tracking=tracking)  # fmt: skip
+              progress=lambda n: console.print(f"run {n}"), held_out=held_out, tracking=tracking,
+              workers=workers)  # fmt: skip
     console.print((out / "results.md").read_text())
     console.print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
 

@@ -1,5 +1,5 @@
 """A tiny iso-epoch experiment: two seeds, a baseline and two synthetic mixes at 1x and 2x, killed and resumed;
-and a held-out set with tracking added to a finished experiment."""
+a held-out set with tracking added to a finished experiment; and runs in parallel workers."""
 
 import json
 import os
@@ -124,3 +124,22 @@ def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training
     assert (run / "model" / "config.json").is_file() and (out / "results.json").read_bytes() == before
     bad = subprocess.run(base + ["--val", "corner"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--val takes NAME=DATAROOT" in bad.stderr + bad.stdout
+
+
+def test_runs_in_parallel_workers_equal_the_same_runs_one_by_one(tiny_world, synthetic, tmp_path):
+    """Two workers of one thread each give the bytes of a one-worker experiment run with one thread: a run's
+    weights depend on its seed and thread count, not on the process that trained it."""
+    mix = f"naiveA={synthetic['naiveA']}"
+    base = [sys.executable, "-m", "dreamdrive.cli", "experiment", "iso-epoch", "--real", str(tiny_world),
+            "--synthetic", mix, "--epochs", "1", "--seeds", "2", *TINY]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    serial = subprocess.run([*base, "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env)
+    assert serial.returncode == 0, serial.stderr
+    parallel = subprocess.run([*base, "--out", str(tmp_path / "two"), "--workers", "2"], capture_output=True,
+                              text=True, env={**env, "OMP_NUM_THREADS": "2"})  # fmt: skip
+    assert parallel.returncode == 0, parallel.stderr
+    assert parallel.stdout.count(" done") == 4  # each run reported as its worker finished it
+    assert (tmp_path / "one" / "results.json").read_bytes() == (tmp_path / "two" / "results.json").read_bytes()
+    for model in (tmp_path / "one" / "runs").glob("*/model/model.safetensors"):
+        twin = tmp_path / "two" / model.relative_to(tmp_path / "one")
+        assert model.read_bytes() == twin.read_bytes()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from dreamdrive.perception.data import DetectorConfig, Mix
 from dreamdrive.perception.predict import predict, split_refs, write_results
 from dreamdrive.perception.track import track_results
 from dreamdrive.perception.train import TrainConfig, epoch_size, load_model, run_steps, train
+from dreamdrive.processes import process_pool, threads_per_worker
 from dreamdrive.train.checkpoint import CONFIG_NAME, MODEL_DIR
 
 COLUMNS = ("mAP", "mATE", "mAOE", "mAVE", "NDS")
@@ -72,16 +74,23 @@ def iso_epoch(
     progress: Callable[[str], None] | None = None,
     held_out: dict[str, tuple[str | Path, str | None]] | None = None,
     tracking: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Train and evaluate every (mix, schedule, seed); write results.json, results.md and results.png.
 
     Every run is scored on the real dataset's validation split ("val") and on each `held_out` set, NAME ->
     (dataroot, split or None for its validation split), e.g. a held-out split of corner cases; with `tracking`,
-    also the tracker's AMOTA on each (`perception.track`, the devkit's tracking metrics)."""
+    also the tracker's AMOTA on each (`perception.track`, the devkit's tracking metrics).
+
+    With `workers` > 1, the runs train and are scored in that many processes at once, each with its share of
+    this process's threads (`threads_per_worker`). A run's weights depend on its thread count, not on the
+    process that ran it: 2 workers of a 2-thread process equal 1 worker of a 1-thread process."""
 
     out = Path(out)
     if "real" in synthetic:
         raise DreamdriveError("'real' names the baseline; give the synthetic datasets other names.")
+    if workers < 1:
+        raise DreamdriveError(f"workers must be at least 1, got {workers}.")
     if seeds < 1 or not epochs:
         raise DreamdriveError("give at least one seed and one schedule.")
     if "val" in (held_out or {}):
@@ -94,30 +103,44 @@ def iso_epoch(
         mixes[name] = Mix([(str(real), default_split(real, "train")), (str(root), default_split(root, "train"))])
     scorer = Scorer(sets, tracking)
     clear_scratch(out)  # a killed run's partial results files; one experiment process writes here
-    rows = []
+    plan = []  # (name, schedule, seed, mix name, mix, folder, training config), in the order the table lists them
     for schedule in epochs:
         for seed in range(seeds):
             for mix_name, mix in mixes.items():
                 name = run_name(mix_name, schedule, seed)
-                folder = out / "runs" / name
-                if not scorer.done(folder):
-                    if progress is not None:
-                        progress(name)
-                    if not (folder / MODEL_DIR / CONFIG_NAME).is_file():  # train()'s own mark of a finished run
-                        config = replace(train_config, epochs=schedule * epoch_unit, seed=seed)
-                        train(mix, folder, config, detector)
-                run = json.loads((folder / "run.json").read_text())
-                rows.append(
-                    {
-                        "mix": mix_name,
-                        "schedule": schedule,
-                        "epochs": schedule * epoch_unit,
-                        "seed": seed,
-                        "samples_per_epoch": epoch_size(run["samples"], run["ratios"]),
-                        "steps": run_steps(run),
-                        **scorer.scores(folder),
-                    }
-                )
+                config = replace(train_config, epochs=schedule * epoch_unit, seed=seed)
+                plan.append((name, schedule, seed, mix_name, mix, out / "runs" / name, config))
+    pending = [entry for entry in plan if not scorer.done(entry[5])]
+    if workers > 1 and len(pending) > 1:
+        threads = threads_per_worker(workers)
+        with process_pool(min(workers, len(pending))) as pool:
+            futures = {pool.submit(run_in_worker, mix, folder, config, detector, sets, tracking, threads): name
+                       for name, _, _, _, mix, folder, config in pending}  # fmt: skip
+            for future in as_completed(futures):
+                future.result()
+                if progress is not None:
+                    progress(f"{futures[future]} done")
+    else:
+        for name, _, _, _, mix, folder, config in pending:
+            if progress is not None:
+                progress(name)
+            if not (folder / MODEL_DIR / CONFIG_NAME).is_file():  # train()'s own mark of a finished run
+                train(mix, folder, config, detector)
+            scorer.scores(folder)
+    rows = []
+    for _, schedule, seed, mix_name, _, folder, _ in plan:
+        run = json.loads((folder / "run.json").read_text())
+        rows.append(
+            {
+                "mix": mix_name,
+                "schedule": schedule,
+                "epochs": schedule * epoch_unit,
+                "seed": seed,
+                "samples_per_epoch": epoch_size(run["samples"], run["ratios"]),
+                "steps": run_steps(run),
+                **scorer.scores(folder),
+            }
+        )
     names = list(mixes)
     summary = {key: summarise(rows, names, key, scorer.columns) for key in sets}
     result = {"real": str(real), "synthetic": {k: str(v) for k, v in synthetic.items()},
@@ -131,6 +154,16 @@ def iso_epoch(
     plot(summary, names, out / "results.png", scorer.columns)
     atomic_write(out / "results.json", text)  # last: its presence marks the outputs complete
     return result
+
+
+def run_in_worker(mix, folder, config, detector, sets, tracking, threads) -> None:
+    """One run in a worker process: trained unless finished, then scored on every set."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if not (folder / MODEL_DIR / CONFIG_NAME).is_file():
+        train(mix, folder, config, detector)
+    Scorer(sets, tracking).scores(folder)
 
 
 class Scorer:

@@ -184,11 +184,11 @@ class WorldBuilder:
     def _build_in_processes(self, pending: list[int], progress) -> None:
         """Scenes in parallel processes, each with a single-threaded rasterizer: the per-frame Python and
         vertex work is serial within a process, so processes use the cores better than raster threads do."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_die_with_parent) as pool:
+        from dreamdrive.processes import process_pool
+
+        with process_pool(self.workers) as pool:
             writing = str(self.writer.dataroot)  # the dataroot, or beside it while replacing another dataset there
             futures = [pool.submit(_write_scene_in_worker, writing, self.config, k) for k in pending]
             done = as_completed(futures)
@@ -292,17 +292,6 @@ def _write_scene_in_worker(dataroot: str, config: WorldConfig, k: int) -> None:
     finally:
         if builder._renderer is not None:
             builder._renderer.release()
-
-
-def _die_with_parent() -> None:
-    """A worker's initializer: on Linux, be killed when the building process dies, even by SIGKILL, so that a
-    killed build leaves no orphan workers behind (elsewhere this does nothing)."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _serial_blas():
