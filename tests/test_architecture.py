@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Layers from the bottom up; a module may import its own layer and the layers below it.
 LAYERS = [
-    {"core", "files"},
+    {"core", "files", "processes"},
     {"nusc", "viz"},
     {"world"},
     {"scenario"},

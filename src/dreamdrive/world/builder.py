@@ -32,6 +32,7 @@ from dreamdrive.core.geometry import Transform
 from dreamdrive.nusc.dense import dense_path, dense_visibility, pack_dense, write_packed
 from dreamdrive.nusc.schema import DEFAULT_EGO_T_LIDAR, DEFAULT_VERSION, SIDECAR_DIR
 from dreamdrive.nusc.writer import DatasetWriter, WriteOptions, encode_jpeg
+from dreamdrive.processes import process_pool
 from dreamdrive.world.assets import Asset, builtin_assets
 from dreamdrive.world.geometry import SEMANTIC, SEMANTIC_NAMES, mesh_soup
 from dreamdrive.world.render import (
@@ -185,8 +186,6 @@ class WorldBuilder:
         """Scenes in parallel processes, each with a single-threaded rasterizer: the per-frame Python and
         vertex work is serial within a process, so processes use the cores better than raster threads do."""
         from concurrent.futures import as_completed
-
-        from dreamdrive.processes import process_pool
 
         with process_pool(self.workers) as pool:
             writing = str(self.writer.dataroot)  # the dataroot, or beside it while replacing another dataset there
