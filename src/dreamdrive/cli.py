@@ -551,6 +551,9 @@ def experiment_iso_epoch(
     workers: int = typer.Option(
         1, min=1, help="runs trained at once, each in its own process with its share of the cores"
     ),
+    compare: list[str] = typer.Option(
+        [], help="A:B, two mixes (synthetic names or real) to test against each other, paired (repeat for several)"
+    ),
 ) -> None:
     """Train real-only and real+synthetic detectors for the same epochs over seeds; score each on the real
     validation split and on held-out sets; write results.json/.md/.png."""
@@ -574,11 +577,17 @@ def experiment_iso_epoch(
         schedules = [int(v) for v in epochs.split(",")]
     except ValueError as error:
         raise DreamdriveError(f"--epochs takes comma-separated integers such as 1,2,3, got {epochs!r}.") from error
+    pairs = []
+    for item in compare:
+        a, _, b = item.partition(":")
+        if not a or not b:
+            raise DreamdriveError(f"--compare takes A:B, two mix names such as generative:naive, got {item!r}.")
+        pairs.append((a, b))
     config = TrainConfig(batch_size=batch_size, learning_rate=learning_rate)
     detector = _detector_config(image_size, bev_cells, width)
     iso_epoch(real, named, out, schedules, seeds, epoch_unit, config, detector,
               progress=lambda n: console.print(f"run {n}"), held_out=held_out, tracking=tracking,
-              workers=workers)  # fmt: skip
+              workers=workers, compare=pairs)  # fmt: skip
     console.print((out / "results.md").read_text())
     console.print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
 

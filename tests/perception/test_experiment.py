@@ -33,7 +33,8 @@ def synthetic(tiny_world, tmp_path_factory):
 
 
 def iso_epoch_command(tiny_world, synthetic, out):
-    args = ["experiment", "iso-epoch", "--real", tiny_world, "--epochs", "1,2", "--seeds", "2", "--out", out, *TINY]
+    args = ["experiment", "iso-epoch", "--real", tiny_world, "--epochs", "1,2", "--seeds", "2", "--out", out, *TINY,
+            "--compare", "naiveA:naiveB"]  # fmt: skip
     for name, root in synthetic.items():
         args += ["--synthetic", f"{name}={root}"]
     return [sys.executable, "-m", "dreamdrive.cli", *map(str, args)]
@@ -67,10 +68,31 @@ def test_tiny_iso_epoch_resumes_without_retraining_finished_runs(tiny_world, syn
     trained = training_record(out / "runs" / "naiveB-2x-seed1")["steps"]
     assert steps[("naiveB", 2)] == trained  # the steps counted from run.json are the steps the run took
     table = (out / "results.md").read_text()
-    assert table.count("| 1x |") == 3 and table.count("| 2x |") == 3 and "naiveB" in table
+    rows = table.splitlines()
+    assert sum(r.startswith("| 1x |") for r in rows) == 3 and sum(r.startswith("| 2x |") for r in rows) == 3
     assert "±" in table and (out / "results.png").stat().st_size > 5000
     summary = results["summary"]["val"]["2"]["naiveA"]
     assert summary["seeds"] == 2 and summary["NDS_vs_real"]["pairs"] == 2
+    # naiveA against naiveB: the mean of the seeds' differences, per schedule and over all four runs of each
+    nds = {(r["mix"], r["schedule"], r["seed"]): r["scores"]["val"]["NDS"] for r in results["runs"]}
+    compared = results["comparisons"]["val"]["naiveA:naiveB"]
+    differences = [nds[("naiveA", s, seed)] - nds[("naiveB", s, seed)] for s in (1, 2) for seed in (0, 1)]
+    assert compared["2"]["NDS"]["pairs"] == 2 and compared["all"]["NDS"]["pairs"] == 4
+    assert compared["2"]["NDS"]["mean_difference"] == pytest.approx(sum(differences[2:]) / 2)
+    assert compared["all"]["NDS"]["mean_difference"] == pytest.approx(sum(differences) / 4)
+    assert "| naiveA − naiveB | all |" in table
+
+
+def test_the_paired_test_has_the_known_p_value():
+    """Differences 1, 2, 3: t = 2 / (1 / sqrt 3) = sqrt 12 on 2 degrees of freedom, where the two-sided p-value
+    is 1 - t / sqrt(t^2 + 2) = 1 - sqrt(12 / 14)."""
+    from dreamdrive.perception.experiment import paired_test
+
+    result = paired_test([(1.5, 0.5), (2.0, 0.0), (3.25, 0.25)])
+    assert result["mean_difference"] == pytest.approx(2.0) and result["pairs"] == 3
+    assert result["p_value"] == pytest.approx(1 - (12 / 14) ** 0.5, rel=1e-9)
+    assert paired_test([(1.0, 0.0), (2.0, 1.0)])["p_value"] is None  # differences that do not vary: no test
+    assert paired_test([])["mean_difference"] is None
 
 
 def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training_them_again(
@@ -124,6 +146,9 @@ def test_a_held_out_set_and_tracking_added_later_score_the_runs_without_training
     assert (run / "model" / "config.json").is_file() and (out / "results.json").read_bytes() == before
     bad = subprocess.run(base + ["--val", "corner"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--val takes NAME=DATAROOT" in bad.stderr + bad.stdout
+    bad = subprocess.run(base + ["--compare", "naiveA:nothere"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "cannot compare 'naiveA' with 'nothere'" in bad.stderr + bad.stdout
+    assert (out / "results.json").read_bytes() == before  # refused before anything was written
 
 
 def test_runs_in_parallel_workers_equal_the_same_runs_one_by_one(tiny_world, synthetic, tmp_path):

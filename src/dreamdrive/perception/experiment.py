@@ -12,7 +12,8 @@ ceil((real + synthetic) / batch) steps in each (`train.py`). `results.json`
 lists every run with its steps and scores; `results.md` has one table a
 evaluation set in Dream4Drive's form (mean ± standard deviation over seeds, and
 each mix's paired t-test against the baseline over seeds, on NDS, mAP and
-AMOTA); `results.png` plots them against the schedule. A finished run is never
+AMOTA; with `compare`, also paired tests between two mixes, Dream4Drive's
+generative against naive, say); `results.png` plots them against the schedule. A finished run is never
 retrained, a finished evaluation never redone: killed and rerun, the experiment
 picks up where it stopped, and a set added later is scored on the runs there.
 """
@@ -75,6 +76,7 @@ def iso_epoch(
     held_out: dict[str, tuple[str | Path, str | None]] | None = None,
     tracking: bool = False,
     workers: int = 1,
+    compare: list[tuple[str, str]] = (),
 ) -> dict:
     """Train and evaluate every (mix, schedule, seed); write results.json, results.md and results.png.
 
@@ -84,7 +86,9 @@ def iso_epoch(
 
     With `workers` > 1, the runs train and are scored in that many processes at once, each with its share of
     this process's threads (`threads_per_worker`). A run's weights depend on its thread count, not on the
-    process that ran it: 2 workers of a 2-thread process equal 1 worker of a 1-thread process."""
+    process that ran it: 2 workers of a 2-thread process equal 1 worker of a 1-thread process.
+
+    Each pair (A, B) in `compare` adds paired tests of mix A against mix B (`compare_mixes`) to the results."""
 
     out = Path(out)
     if "real" in synthetic:
@@ -101,6 +105,12 @@ def iso_epoch(
     mixes = {"real": Mix([(str(real), default_split(real, "train"))])}
     for name, root in synthetic.items():
         mixes[name] = Mix([(str(real), default_split(real, "train")), (str(root), default_split(root, "train"))])
+    for pair in compare:
+        unknown = [name for name in pair if name not in mixes]
+        if unknown or pair[0] == pair[1]:
+            raise DreamdriveError(
+                f"cannot compare {pair[0]!r} with {pair[1]!r}: give two different mixes of {', '.join(mixes)}."
+            )
     scorer = Scorer(sets, tracking)
     clear_scratch(out)  # a killed run's partial results files; one experiment process writes here
     plan = []  # (name, schedule, seed, mix name, mix, folder, training config), in the order the table lists them
@@ -146,11 +156,14 @@ def iso_epoch(
     result = {"real": str(real), "synthetic": {k: str(v) for k, v in synthetic.items()},
               "sets": {k: [str(root), split] for k, (root, split) in sets.items()}, "val_split": sets["val"][1],
               "epoch_unit": epoch_unit, "runs": rows, "summary": summary}  # fmt: skip
+    if compare:
+        result["comparisons"] = {key: compare_mixes(rows, compare, key, scorer.columns) for key in sets}
     text = json.dumps(result, indent=1).encode()
     done = [out / name for name in ("results.json", "results.md", "results.png")]
     if all(path.is_file() for path in done) and done[0].read_bytes() == text:
         return result  # a finished experiment, rerun, rewrites nothing
-    atomic_write(out / "results.md", markdown(summary, names, epoch_unit, sets, scorer.columns).encode())
+    table = markdown(summary, names, epoch_unit, sets, scorer.columns, result.get("comparisons"))
+    atomic_write(out / "results.md", table.encode())
     plot(summary, names, out / "results.png", scorer.columns)
     atomic_write(out / "results.json", text)  # last: its presence marks the outputs complete
     return result
@@ -235,8 +248,6 @@ class Scorer:
 def summarise(rows: list[dict], mixes: list[str], key: str = "val", columns: tuple[str, ...] = COLUMNS) -> dict:
     """Per schedule and mix, on evaluation set `key`: mean and standard deviation over seeds, and the paired
     t-test against the baseline (on NDS, mAP and AMOTA when scored)."""
-    from scipy import stats
-
     summary: dict = {}
     for schedule in sorted({r["schedule"] for r in rows}):
         summary[str(schedule)] = {}
@@ -252,20 +263,54 @@ def summarise(rows: list[dict], mixes: list[str], key: str = "val", columns: tup
                 }
             if mix != "real":
                 for column in [c for c in TESTED if c in columns]:
-                    paired = [(r["scores"][key][column], base[r["seed"]][column]) for r in runs if r["seed"] in base]
-                    ours, theirs = np.array(paired).T if paired else (np.zeros(0), np.zeros(0))
-                    difference = ours - theirs
-                    p_value = None
-                    if len(paired) > 1 and np.std(difference) > 0:
-                        p_value = float(stats.ttest_rel(ours, theirs).pvalue)
-                    entry[f"{column}_vs_real"] = {"mean_difference": float(difference.mean()) if len(paired) else None,
-                                                  "p_value": p_value, "pairs": len(paired)}  # fmt: skip
+                    pairs = [(r["scores"][key][column], base[r["seed"]][column]) for r in runs if r["seed"] in base]
+                    entry[f"{column}_vs_real"] = paired_test(pairs)
             summary[str(schedule)][mix] = entry
     return summary
 
 
+def paired_test(pairs: list[tuple[float, float]]) -> dict:
+    """Mean difference of (ours, theirs) pairs and the two-sided paired t-test's p-value (None with under two
+    pairs or differences that do not vary)."""
+    from scipy import stats
+
+    ours, theirs = np.array(pairs, dtype=float).T if pairs else (np.zeros(0), np.zeros(0))
+    difference = ours - theirs
+    p_value = None
+    if len(pairs) > 1 and np.std(difference) > 0:
+        p_value = float(stats.ttest_rel(ours, theirs).pvalue)
+    return {"mean_difference": float(difference.mean()) if len(pairs) else None, "p_value": p_value,
+            "pairs": len(pairs)}  # fmt: skip
+
+
+def compare_mixes(
+    rows: list[dict], pairs: list[tuple[str, str]], key: str = "val", columns: tuple[str, ...] = COLUMNS
+) -> dict:
+    """Mix A against mix B on evaluation set `key`, for each (A, B) in `pairs`: per schedule, the paired t-test
+    over seeds; under "all", over every (schedule, seed) both ran, a test of a difference that holds across
+    schedules. On NDS, mAP and AMOTA when scored."""
+    scores = {(r["mix"], r["schedule"], r["seed"]): r["scores"][key] for r in rows}
+    schedules = sorted({r["schedule"] for r in rows})
+    out: dict = {}
+    for a, b in pairs:
+        both = sorted((s, seed) for m, s, seed in scores if m == a and (b, s, seed) in scores)
+        entry: dict = {}
+        for which in [*map(str, schedules), "all"]:
+            runs = [(s, seed) for s, seed in both if which in ("all", str(s))]
+            entry[which] = {column: paired_test([(scores[(a, *run)][column], scores[(b, *run)][column])
+                                                 for run in runs])
+                            for column in TESTED if column in columns}  # fmt: skip
+        out[f"{a}:{b}"] = entry
+    return out
+
+
 def markdown(
-    summary: dict, mixes: list[str], epoch_unit: int, sets: dict[str, tuple[Path, str]], columns: tuple[str, ...]
+    summary: dict,
+    mixes: list[str],
+    epoch_unit: int,
+    sets: dict[str, tuple[Path, str]],
+    columns: tuple[str, ...],
+    comparisons: dict | None = None,
 ) -> str:
     """One table a evaluation set, in Dream4Drive's form."""
     tested = [c for c in TESTED if c in columns]
@@ -305,6 +350,20 @@ def markdown(
                     f"| {schedule}x | {mix} | {steps} | " + " | ".join(cell(entry[c]) for c in columns)
                     + " | " + " | ".join(test(entry.get(f"{c}_vs_real")) for c in tested) + " |"
                 )  # fmt: skip
+        if comparisons:
+            lines += [
+                "",
+                f"Between mixes on {key}: the first mix's figure minus the second's (p: paired t-test over seeds; "
+                "all: over every schedule and seed).",
+                "",
+                "| mixes | epochs | " + " | ".join(f"Δ{c} (p)" for c in tested) + " |",
+                "|---|---|" + "---:|" * len(tested),
+            ]
+            for pair, by_schedule in comparisons[key].items():
+                for which, entry in by_schedule.items():
+                    label = which if which == "all" else f"{which}x"
+                    lines.append(f"| {pair.replace(':', ' − ')} | {label} | "
+                                 + " | ".join(test(entry[c]) for c in tested) + " |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -316,8 +375,8 @@ def plot(summary: dict, mixes: list[str], path: Path, columns: tuple[str, ...] =
     import matplotlib.pyplot as plt
 
     shown = [c for c in TESTED if c in columns]
-    figure, axes = plt.subplots(len(summary), len(shown), figsize=(4.5 * len(shown), 3.5 * len(summary)),
-                                squeeze=False)  # fmt: skip
+    figure, axes = plt.subplots(len(summary), len(shown), figsize=(4.5 * len(shown) + 1.5, 3.5 * len(summary)),
+                                squeeze=False, layout="constrained")  # fmt: skip
     for row, (key, by_schedule) in zip(axes, summary.items()):
         schedules = sorted(int(s) for s in by_schedule)
         for axis, column in zip(row, shown):
@@ -330,8 +389,7 @@ def plot(summary: dict, mixes: list[str], path: Path, columns: tuple[str, ...] =
             axis.set_title(key)
             axis.set_xticks(schedules)
             axis.grid(alpha=0.3)
-    axes[0][0].legend()
-    figure.tight_layout()
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper")  # beside the data, not on it
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")  # a scratch name files.clear_scratch removes
     figure.savefig(tmp, dpi=120)
